@@ -1,0 +1,49 @@
+"""Source activity on the simulated clock, generated set-based one sub-step (<= 1 hour) at a time.
+
+Within a sub-step [t0, t1) every change gets a time in that range, and an existing row is only
+picked if it was not already changed in this sub-step (ModifiedDate < t0), so a row changes at
+most once per sub-step and ModifiedDate always moves forward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from exigo_sync.simulator import customer_events, order_events
+from exigo_sync.simulator.rates import (
+    ACTIVITY_KINDS,
+    ActivityRates,
+    ActivitySummary,
+    lifecycle_params,
+)
+
+__all__ = [
+    "ACTIVITY_KINDS",
+    "ActivityRates",
+    "ActivitySummary",
+    "lifecycle_params",
+    "run_substep",
+]
+
+
+def run_substep(
+    con: duckdb.DuckDBPyConnection,
+    p: dict[str, Any],
+    rates: ActivityRates,
+    summary: ActivitySummary,
+) -> None:
+    """All activity of one sub-step; `p` holds seed, step, t0, span_us and the next free ids
+    (updated in place)."""
+    customer_events.new_customers(con, p, rates, summary)
+    order_events.new_orders(con, p, rates, summary)
+    order_events.progress_orders(con, p, rates, summary)
+    order_events.returns(con, p, rates, summary)
+    order_events.line_edits(con, p, rates, summary)
+    order_events.line_removals(con, p, rates, summary)
+    order_events.payment_deletes(con, p, rates, summary)
+    customer_events.profile_edits(con, p, rates, summary)
+    customer_events.status_changes(con, p, rates, summary)
+    customer_events.account_changes(con, p, rates, summary)
+    customer_events.site_edits(con, p, rates, summary)

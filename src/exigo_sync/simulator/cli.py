@@ -1,0 +1,213 @@
+"""`exigo-sync simulate …`: create, advance, refresh and inspect a simulated sync database."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import duckdb
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from exigo_sync.simulator.activity import ActivityRates
+from exigo_sync.simulator.core import SimulatorError, SyncSimulator
+from exigo_sync.source import QUEUE_TABLES, SourceError
+from exigo_sync.source.dates import parse_source_datetime
+
+# Typer vendors click; its ClickException is what every usage error (unknown option, bad value,
+# missing argument) derives from.
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"Error: {' '.join(message.split())}", err=True)
+    return typer.Exit(code)
+
+
+class _OneLineErrors(TyperGroup):
+    """Bad input gets one line on stderr and a non-zero exit: no usage box, no traceback."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except _ClickException as exc:
+            if _is_help_request(exc):
+                raise
+            raise _fail(_usage_message(exc), getattr(exc, "exit_code", 2)) from None
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except _ClickException as exc:
+            if _is_help_request(exc):
+                raise
+            raise _fail(_usage_message(exc), getattr(exc, "exit_code", 2)) from None
+        except (SimulatorError, SourceError, ValueError, OSError) as exc:
+            raise _fail(str(exc), 1) from None
+        except duckdb.Error as exc:
+            raise _fail(str(exc).strip().splitlines()[0], 1) from None
+
+
+def _is_help_request(exc: Exception) -> bool:
+    # A bare `exigo-sync simulate` (no_args_is_help) raises this to print the help: let it.
+    return type(exc).__name__ == "NoArgsIsHelpError"
+
+
+def _usage_message(exc: Exception) -> str:
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    return f"{message} (try --help)"
+
+
+simulate_app = typer.Typer(
+    cls=_OneLineErrors,
+    help="A simulated Exigo sync database in a DuckDB file (stand-in for the real thing).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+_console = Console()
+
+PathArg = Annotated[Path, typer.Argument(help="The simulator's DuckDB file.")]
+
+
+def _date(value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_source_datetime(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@simulate_app.command()
+def create(
+    path: PathArg,
+    seed: Annotated[int, typer.Option(min=0, help="Same seed, same data.")] = 42,
+    customers: Annotated[int, typer.Option(min=1, help="Base population size.")] = 1000,
+    orders_per_customer: Annotated[float, typer.Option(min=0.0)] = 3.0,
+    clock_start: Annotated[
+        str, typer.Option(help="Source clock after creation (YYYY-MM-DD, M/D/YYYY, ISO).")
+    ] = "2026-01-05",
+    history_days: Annotated[int, typer.Option(min=1, help="Base data spans these days.")] = 30,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Create a sync database with a base population."""
+    start = _date(clock_start)
+    sim = SyncSimulator.create(
+        path,
+        seed=seed,
+        customers=customers,
+        orders_per_customer=orders_per_customer,
+        clock_start=start,
+        history_days=history_days,
+        overwrite=overwrite,
+    )
+    _console.print(f"created {path} (seed {seed}, clock {sim.now():%Y-%m-%d %H:%M:%S})")
+    _print_counts(sim)
+
+
+@simulate_app.command()
+def advance(
+    path: PathArg,
+    hours: Annotated[float, typer.Option(min=0.0, help="Simulated hours to add.")] = 0.0,
+    minutes: Annotated[float, typer.Option(min=0.0, help="Simulated minutes to add.")] = 0.0,
+    rate_scale: Annotated[float, typer.Option(min=0.0, help="Multiply every per-hour rate.")] = 1.0,
+    new_customers: Annotated[float | None, typer.Option(min=0.0)] = None,
+    profile_edits: Annotated[float | None, typer.Option(min=0.0)] = None,
+    status_changes: Annotated[float | None, typer.Option(min=0.0)] = None,
+    new_orders: Annotated[float | None, typer.Option(min=0.0)] = None,
+    returns: Annotated[float | None, typer.Option(min=0.0)] = None,
+    line_edits: Annotated[float | None, typer.Option(min=0.0)] = None,
+    line_removals: Annotated[float | None, typer.Option(min=0.0)] = None,
+    payment_deletes: Annotated[float | None, typer.Option(min=0.0)] = None,
+    account_changes: Annotated[float | None, typer.Option(min=0.0)] = None,
+    site_edits: Annotated[float | None, typer.Option(min=0.0)] = None,
+) -> None:
+    """Generate source activity and move the simulated clock forward. Rates are per hour."""
+    duration = timedelta(hours=hours, minutes=minutes)
+    if duration <= timedelta(0):
+        raise typer.BadParameter("give a positive --hours and/or --minutes")
+    overrides = {
+        "new_customers": new_customers,
+        "profile_edits": profile_edits,
+        "status_changes": status_changes,
+        "new_orders": new_orders,
+        "returns": returns,
+        "line_edits": line_edits,
+        "line_removals": line_removals,
+        "payment_deletes": payment_deletes,
+        "account_changes": account_changes,
+        "site_edits": site_edits,
+    }
+    base = ActivityRates().scaled(rate_scale)
+    rates = ActivityRates(
+        **{
+            **{f.name: getattr(base, f.name) for f in fields(ActivityRates)},
+            **{k: v for k, v in overrides.items() if v is not None},
+        }
+    )
+    sim = SyncSimulator(path)
+    summary = sim.advance(duration, rates)
+    table = Table(
+        title="activity",
+        caption=f"{summary.started_at:%Y-%m-%d %H:%M} → {summary.finished_at:%Y-%m-%d %H:%M}",
+    )
+    table.add_column("kind")
+    table.add_column("count", justify="right")
+    for kind, n in summary.counts.items():
+        table.add_row(kind, f"{n:,}")
+    _console.print(table)
+
+
+@simulate_app.command()
+def refresh(
+    path: PathArg,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Explicit start (exec queue.Refresh 'DATE'); default: vendor rule."),
+    ] = None,
+) -> None:
+    """Run queue.Refresh and print the row count of every queue table."""
+    start = _date(since)
+    result = SyncSimulator(path).refresh(start)
+    table = Table(
+        title="queue.Refresh" + ("" if start is None else f" '{start:%Y-%m-%d %H:%M:%S}'"),
+        caption=f"source clock {result.refresh_started_at:%Y-%m-%d %H:%M:%S}",
+    )
+    table.add_column("queue table")
+    table.add_column("rows", justify="right")
+    for name in QUEUE_TABLES:
+        table.add_row(f"queue.{name}", f"{result.row_counts.get(name, 0):,}")
+    _console.print(table)
+
+
+@simulate_app.command()
+def counts(path: PathArg) -> None:
+    """Row counts of the dbo and queue tables, the clock and the last refresh."""
+    _print_counts(SyncSimulator(path))
+
+
+def _print_counts(sim: SyncSimulator) -> None:
+    dbo = sim.row_counts("dbo")
+    queue = sim.row_counts("queue")
+    last = sim.last_refresh_time()
+    table = Table(
+        title=f"source clock {sim.now():%Y-%m-%d %H:%M:%S}",
+        caption="last queue.Refresh: " + ("never" if last is None else f"{last:%Y-%m-%d %H:%M:%S}"),
+    )
+    table.add_column("table")
+    table.add_column("dbo rows", justify="right")
+    table.add_column("queue rows", justify="right")
+    for name in QUEUE_TABLES:
+        table.add_row(name, f"{dbo[name]:,}", f"{queue[name]:,}")
+    _console.print(table)

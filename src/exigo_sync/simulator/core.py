@@ -1,0 +1,394 @@
+"""`SyncSimulator`: a DuckDB file that behaves like an Exigo sync database."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from exigo_sync.simulator import ddl, pools, population
+from exigo_sync.simulator.activity import (
+    ActivityRates,
+    ActivitySummary,
+    lifecycle_params,
+    run_substep,
+)
+from exigo_sync.simulator.db import connect, quote, scalar, table_columns
+from exigo_sync.simulator.refresh import run_refresh, sim_clock
+from exigo_sync.source import QUEUE_TABLES, RefreshResult
+from exigo_sync.source_schema import LOOKUP_TABLES, REPLICATED_TABLES, Table, duckdb_type
+
+# Activity is generated in sub-steps of at most this length so that a long advance still lets
+# an order move through several statuses (each row changes at most once per sub-step).
+SUBSTEP = timedelta(hours=1)
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Columns the activity generator reads; dropping one would break generation, so
+# drop_source_column refuses them (keys and ModifiedDate are refused anyway).
+_GENERATOR_READS: dict[str, frozenset[str]] = {
+    "Customers": frozenset(
+        {
+            "CustomerStatusID",
+            "CustomerTypeID",
+            "CreatedDate",
+            "FirstName",
+            "MiddleName",
+            "LastName",
+            "NameSuffix",
+            "Company",
+            "Email",
+            "Phone",
+            "MainAddress1",
+            "MainAddress2",
+            "MainCity",
+            "MainState",
+            "MainZip",
+            "MainCountry",
+            "MainCounty",
+        }
+    ),
+    "Orders": frozenset(
+        {
+            "CustomerID",
+            "OrderStatusID",
+            "OrderTypeID",
+            "ReturnOrderID",
+            "ShippingTotal",
+            "Total",
+            "CurrencyCode",
+            "WarehouseID",
+            "FirstName",
+            "LastName",
+            "Address1",
+            "Address2",
+            "City",
+            "State",
+            "Zip",
+            "Country",
+        }
+    ),
+    "OrderDetails": frozenset(
+        {
+            "ItemID",
+            "Quantity",
+            "PriceEach",
+            "PriceTotal",
+            "Tax",
+            "Weight",
+            "WeightEach",
+            "BusinessVolume",
+            "BusinessVolumeEach",
+            "CommissionableVolumeEach",
+        }
+    ),
+    "Payments": frozenset({"OrderID", "CustomerID"}),
+    "CustomerAccounts": frozenset({"BillingName"}),
+    "CustomerSites": frozenset({"WebAlias"}),
+}
+
+
+class SimulatorError(RuntimeError):
+    """The simulator file is missing, is not a simulator database, or a call was invalid."""
+
+
+class SyncSimulator:
+    """A simulated Exigo sync database in one DuckDB file.
+
+    Every public method opens its own connection and closes it before returning: DuckDB locks
+    the file while a connection is open, and dbt attaches it read-only right after a refresh.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SimulatorError(f"no simulator database at {self.path}")
+        with self.connect() as con:
+            found = con.execute(
+                "SELECT count(*) FROM information_schema.tables "
+                "WHERE table_catalog = current_database() AND table_schema = 'sim' "
+                "AND table_name IN ('Clock', 'Settings')"
+            ).fetchone()
+            if not found or found[0] != 2:
+                raise SimulatorError(f"{self.path} is not a simulator database (no sim.Clock)")
+
+    def __repr__(self) -> str:
+        return f"SyncSimulator({str(self.path)!r})"
+
+    # --- creation ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        seed: int = 42,
+        customers: int = 1000,
+        orders_per_customer: float = 3.0,
+        clock_start: datetime = datetime(2026, 1, 5),
+        history_days: int = 30,
+        overwrite: bool = False,
+    ) -> SyncSimulator:
+        """Create the database with a base population dated in the `history_days` before
+        `clock_start`; the clock starts at `clock_start`."""
+        if customers < 1:
+            raise SimulatorError(f"customers must be at least 1, got {customers}")
+        if orders_per_customer < 0:
+            raise SimulatorError(
+                f"orders_per_customer must not be negative, got {orders_per_customer}"
+            )
+        if history_days < 1:
+            raise SimulatorError(f"history_days must be at least 1, got {history_days}")
+        if clock_start.tzinfo is not None:
+            raise SimulatorError("clock_start must be a naive source-clock time")
+        if not 0 <= seed < 2**63:
+            raise SimulatorError(f"seed must be between 0 and 2**63 - 1, got {seed}")
+        path = Path(path)
+        if path.exists():
+            if not overwrite:
+                raise SimulatorError(
+                    f"{path} already exists; overwrite it explicitly to replace it"
+                )
+            path.unlink()
+        Path(str(path) + ".wal").unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        started = time.perf_counter()
+        span = timedelta(days=history_days)
+        params: dict[str, Any] = {
+            "seed": seed,
+            "step": 0,
+            "n_customers": customers,
+            "n_orders": round(customers * orders_per_customer),
+            "start": clock_start - span,
+            "span_us": int(span / timedelta(microseconds=1)),
+            "clock": clock_start,
+            "_dbo_columns": {},
+            **pools.pool_params(),
+            **lifecycle_params(ActivityRates()),
+        }
+        try:
+            with connect(path) as con:
+                con.execute("BEGIN TRANSACTION")
+                ddl.create_schemas(con)
+                pools.build_pools(con, seed)
+                next_ids = population.populate(con, params)
+                con.execute("INSERT INTO sim.Clock VALUES (?)", [clock_start])
+                settings = {
+                    "seed": seed,
+                    "step": 0,
+                    "customers": customers,
+                    "orders_per_customer": orders_per_customer,
+                    "clock_start": clock_start.isoformat(),
+                    "history_days": history_days,
+                    "create_seconds": round(time.perf_counter() - started, 3),
+                    **next_ids,
+                }
+                con.execute(
+                    "INSERT INTO sim.Settings SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+                    [list(settings), [str(v) for v in settings.values()]],
+                )
+                con.execute("COMMIT")
+        except BaseException:
+            path.unlink(missing_ok=True)
+            Path(str(path) + ".wal").unlink(missing_ok=True)
+            raise
+        return cls(path)
+
+    # --- clock and activity -----------------------------------------------------------------
+
+    @contextmanager
+    def connect(self, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for the duration of a `with` block (closed afterwards)."""
+        with connect(self.path, read_only=read_only) as con:
+            yield con
+
+    def now(self) -> datetime:
+        """The simulated source clock (naive, like SQL Server getdate())."""
+        with self.connect() as con:
+            return sim_clock(con)
+
+    def settings(self) -> dict[str, str]:
+        with self.connect() as con:
+            return dict(con.execute("SELECT Name, Value FROM sim.Settings").fetchall())
+
+    @property
+    def seed(self) -> int:
+        return int(self.settings()["seed"])
+
+    def advance(self, duration: timedelta, rates: ActivityRates | None = None) -> ActivitySummary:
+        """Generate activity with ModifiedDate in [now, now + duration), then move the clock to
+        now + duration. All or nothing: one transaction."""
+        if duration < timedelta(0):
+            raise SimulatorError(f"cannot advance the clock backwards ({duration})")
+        rates = rates or ActivityRates()
+        with self.connect(read_only=False) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                start = sim_clock(con)
+                settings = dict(con.execute("SELECT Name, Value FROM sim.Settings").fetchall())
+                p: dict[str, Any] = {
+                    "seed": int(settings["seed"]),
+                    "step": int(settings["step"]),
+                    "next_customer_id": int(settings["next_customer_id"]),
+                    "next_order_id": int(settings["next_order_id"]),
+                    "next_payment_id": int(settings["next_payment_id"]),
+                    "_dbo_columns": {},
+                    **pools.pool_params(),
+                }
+                end = start + duration
+                summary = ActivitySummary(started_at=start, finished_at=end)
+                t0 = start
+                while t0 < end:
+                    t1 = min(t0 + SUBSTEP, end)
+                    # Steps start at 1: step 0 is the base population.
+                    p.update(
+                        step=p["step"] + 1, t0=t0, span_us=(t1 - t0) // timedelta(microseconds=1)
+                    )
+                    run_substep(con, p, rates, summary)
+                    t0 = t1
+                con.execute("UPDATE sim.Clock SET Now = ?", [end])
+                for name in ("step", "next_customer_id", "next_order_id", "next_payment_id"):
+                    con.execute(
+                        "UPDATE sim.Settings SET Value = ? WHERE Name = ?", [str(p[name]), name]
+                    )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return summary
+
+    # --- queue.Refresh ----------------------------------------------------------------------
+
+    def refresh(self, start: datetime | None = None) -> RefreshResult:
+        """`exec queue.Refresh [start]` with the vendor's semantics (see simulator.refresh)."""
+        if start is not None and start.tzinfo is not None:
+            raise SimulatorError("start must be a naive source-clock time")
+        with self.connect(read_only=False) as con:
+            return run_refresh(con, start)
+
+    def last_refresh_time(self) -> datetime | None:
+        """The procedure's hidden "previous call" time (None before the first call)."""
+        with self.connect() as con:
+            row = con.execute("SELECT LastRefresh FROM queue.RefreshState").fetchone()
+            return row[0] if row else None
+
+    # --- truth API --------------------------------------------------------------------------
+
+    def current_rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of dbo.<table> now, ordered by key, column names as in dbo."""
+        return self._rows("dbo", table)
+
+    def queue_rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of queue.<table> (the last refresh's snapshot), ordered by key."""
+        return self._rows("queue", table)
+
+    def changed_since(self, table: str, since: datetime) -> list[dict[str, Any]]:
+        """Current dbo rows with ModifiedDate >= since; for OrderDetails, every current line of
+        the orders changed since then (what a refresh from `since` would deliver)."""
+        t = self._table(table)
+        with self.connect() as con:
+            if t.version_time_column is None:
+                sql = (
+                    f"SELECT d.* FROM dbo.{quote(t.name)} d WHERE d.OrderID IN "
+                    "(SELECT OrderID FROM dbo.Orders WHERE ModifiedDate >= ?)"
+                )
+            else:
+                sql = f"SELECT * FROM dbo.{quote(t.name)} WHERE {quote(t.version_time_column)} >= ?"
+            order = ", ".join(quote(k) for k in t.key)
+            return _dicts(con.execute(f"{sql} ORDER BY {order}", [since]))
+
+    def deleted_payment_ids(self) -> set[int]:
+        """PaymentIDs physically deleted from dbo.Payments so far."""
+        with self.connect() as con:
+            return {
+                r[0] for r in con.execute("SELECT PaymentID FROM sim.DeletedPayments").fetchall()
+            }
+
+    def deleted_payments(self) -> list[dict[str, Any]]:
+        """PaymentID, OrderID, CustomerID and DeletedAt (source clock) of deleted payments."""
+        with self.connect() as con:
+            return _dicts(con.execute("SELECT * FROM sim.DeletedPayments ORDER BY PaymentID"))
+
+    def removed_order_lines(self) -> set[tuple[int, int]]:
+        """(OrderID, OrderLine) of every order line removed at the source so far."""
+        with self.connect() as con:
+            rows = con.execute("SELECT OrderID, OrderLine FROM sim.RemovedOrderLines").fetchall()
+            return {(r[0], r[1]) for r in rows}
+
+    def row_counts(self, schema: str = "dbo") -> dict[str, int]:
+        """Rows per replicated table in `schema` ("dbo" or "queue")."""
+        if schema not in ("dbo", "queue"):
+            raise SimulatorError(f"schema must be 'dbo' or 'queue', got {schema!r}")
+        with self.connect() as con:
+            counts = {}
+            for name in QUEUE_TABLES:
+                counts[name] = int(scalar(con, f"SELECT count(*) FROM {schema}.{quote(name)}"))
+            return counts
+
+    def lookup_rows(self, table: str) -> list[tuple[int, str]]:
+        if table not in LOOKUP_TABLES:
+            raise SimulatorError(f"unknown lookup table {table!r}")
+        with self.connect() as con:
+            return con.execute(f"SELECT * FROM dbo.{quote(table)} ORDER BY 1").fetchall()
+
+    # --- schema evolution (tests of contract rule B3) -------------------------------------
+
+    def add_source_column(self, table: str, column: str, sql_type: str) -> None:
+        """Add a column to dbo.<table>; every later refresh carries it into the queue. Existing
+        and newly generated rows hold NULL until someone writes a value."""
+        t = self._table(table)
+        self._check_identifier(column)
+        ddb_type = duckdb_type(sql_type)
+        with self.connect(read_only=False) as con:
+            if column.lower() in {c.lower() for c in table_columns(con, "dbo", t.name)}:
+                raise SimulatorError(f"dbo.{t.name} already has a column {column!r}")
+            con.execute(f"ALTER TABLE dbo.{quote(t.name)} ADD COLUMN {quote(column)} {ddb_type}")
+
+    def drop_source_column(self, table: str, column: str) -> None:
+        """Drop a column from dbo.<table>; later refreshes no longer carry it."""
+        t = self._table(table)
+        self._check_identifier(column)
+        protected = set(t.key) | {"ModifiedDate"} | _GENERATOR_READS[t.name]
+        if column in protected:
+            raise SimulatorError(
+                f"dbo.{t.name}.{column} is a key, the version time or read by the activity "
+                "generator; it cannot be dropped"
+            )
+        with self.connect(read_only=False) as con:
+            if column not in table_columns(con, "dbo", t.name):
+                raise SimulatorError(f"dbo.{t.name} has no column {column!r}")
+            con.execute(f"ALTER TABLE dbo.{quote(t.name)} DROP COLUMN {quote(column)}")
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _rows(self, schema: str, table: str) -> list[dict[str, Any]]:
+        t = self._table(table)
+        order = ", ".join(quote(k) for k in t.key)
+        with self.connect() as con:
+            return _dicts(con.execute(f"SELECT * FROM {schema}.{quote(t.name)} ORDER BY {order}"))
+
+    @staticmethod
+    def _table(table: str) -> Table:
+        try:
+            return REPLICATED_TABLES[table]
+        except KeyError:
+            raise SimulatorError(
+                f"unknown table {table!r}; expected one of {', '.join(REPLICATED_TABLES)}"
+            ) from None
+
+    @staticmethod
+    def _check_identifier(column: str) -> None:
+        if not _IDENTIFIER.match(column):
+            raise SimulatorError(f"not a valid column name: {column!r}")
+
+
+def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

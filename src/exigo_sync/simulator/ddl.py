@@ -1,0 +1,58 @@
+"""DDL of a simulated sync database: dbo (truth), queue (snapshots), sim (clock, bookkeeping)."""
+
+from __future__ import annotations
+
+import duckdb
+
+from exigo_sync.simulator.db import quote
+from exigo_sync.source_schema import LOOKUP_TABLES, REPLICATED_TABLES, duckdb_type
+
+
+def create_schemas(con: duckdb.DuckDBPyConnection) -> None:
+    for schema in ("dbo", "queue", "sim"):
+        con.execute(f"CREATE SCHEMA {schema}")
+
+    for table in REPLICATED_TABLES.values():
+        cols = [
+            f"{quote(c.name)} {duckdb_type(c.sql_type)}{'' if c.nullable else ' NOT NULL'}"
+            for c in table.columns
+        ]
+        pk = ", ".join(quote(k) for k in table.key)
+        con.execute(f"CREATE TABLE dbo.{quote(table.name)} ({', '.join(cols)}, PRIMARY KEY ({pk}))")
+        # The vendor procedure builds its queue tables with SELECT ... INTO: same columns as dbo,
+        # no keys, no constraints.
+        con.execute(
+            f"CREATE TABLE queue.{quote(table.name)} AS SELECT * FROM dbo.{quote(table.name)} "
+            "WHERE false"
+        )
+
+    for lookup in LOOKUP_TABLES.values():
+        con.execute(
+            f"CREATE TABLE dbo.{quote(lookup.name)} ({quote(lookup.id_column)} INTEGER NOT NULL "
+            f"PRIMARY KEY, {quote(lookup.description_column)} VARCHAR NOT NULL)"
+        )
+        con.execute(
+            f"INSERT INTO dbo.{quote(lookup.name)} SELECT unnest(?::INTEGER[]), "
+            "unnest(?::VARCHAR[])",
+            [[v[0] for v in lookup.values], [v[1] for v in lookup.values]],
+        )
+
+    # The procedure's hidden "previous call" time, shared by every consumer of the database.
+    con.execute("CREATE TABLE queue.RefreshState (LastRefresh TIMESTAMP)")
+    con.execute("INSERT INTO queue.RefreshState VALUES (NULL)")
+
+    con.execute("CREATE TABLE sim.Clock (Now TIMESTAMP NOT NULL)")
+    con.execute("CREATE TABLE sim.Settings (Name VARCHAR PRIMARY KEY, Value VARCHAR NOT NULL)")
+    con.execute(
+        "CREATE TABLE sim.DeletedPayments (PaymentID INTEGER NOT NULL, OrderID INTEGER, "
+        "CustomerID INTEGER NOT NULL, DeletedAt TIMESTAMP NOT NULL)"
+    )
+    con.execute(
+        "CREATE TABLE sim.RemovedOrderLines (OrderID INTEGER NOT NULL, OrderLine INTEGER NOT NULL, "
+        "RemovedAt TIMESTAMP NOT NULL)"
+    )
+    # Every queue.Refresh call, whoever made it: lets tests see what the procedure did.
+    con.execute(
+        "CREATE TABLE sim.RefreshLog (CalledAt TIMESTAMP NOT NULL, RequestedStart TIMESTAMP, "
+        "EffectiveStart TIMESTAMP NOT NULL)"
+    )

@@ -1,0 +1,110 @@
+"""How much activity the simulator generates, and what it reports back."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class ActivityRates:
+    """Expected events per simulated hour (defaults suit ~1,000 customers), plus the order
+    life-cycle: how long an order waits in each status and how often it fails instead."""
+
+    new_customers: float = 2.0
+    profile_edits: float = 3.0
+    status_changes: float = 0.6
+    new_orders: float = 6.0
+    returns: float = 0.25
+    line_edits: float = 0.6
+    line_removals: float = 0.4
+    payment_deletes: float = 0.2
+    account_changes: float = 1.0
+    site_edits: float = 0.5
+    decline_fraction: float = 0.04
+    cancel_fraction: float = 0.03
+    accept_after_minutes: tuple[float, float] = (5.0, 60.0)
+    print_after_hours: tuple[float, float] = (2.0, 12.0)
+    ship_after_hours: tuple[float, float] = (12.0, 36.0)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            values = value if isinstance(value, tuple) else (value,)
+            if any(v < 0 or math.isnan(v) for v in values):
+                raise ValueError(f"rate {f.name} must not be negative: {value}")
+        for name in ("decline_fraction", "cancel_fraction"):
+            if getattr(self, name) > 1:
+                raise ValueError(f"{name} must be between 0 and 1")
+
+    def scaled(self, factor: float) -> ActivityRates:
+        """These rates with every per-hour count multiplied by `factor`."""
+        if factor < 0:
+            raise ValueError("a rate scale must not be negative")
+        return replace(self, **{name: getattr(self, name) * factor for name in _PER_HOUR})
+
+
+def lifecycle_params(rates: ActivityRates) -> dict[str, float]:
+    """Order life-cycle waits (microseconds) and failure fractions as SQL parameters."""
+    lo_a, hi_a = (m * 60e6 for m in rates.accept_after_minutes)
+    lo_p, hi_p = (h * 3600e6 for h in rates.print_after_hours)
+    lo_s, hi_s = (h * 3600e6 for h in rates.ship_after_hours)
+    return {
+        "lo_a": lo_a,
+        "hi_a": hi_a,
+        "lo_p": lo_p,
+        "hi_p": hi_p,
+        "lo_s": lo_s,
+        "hi_s": hi_s,
+        "decline": rates.decline_fraction,
+        "cancel": rates.cancel_fraction,
+    }
+
+
+_PER_HOUR = (
+    "new_customers",
+    "profile_edits",
+    "status_changes",
+    "new_orders",
+    "returns",
+    "line_edits",
+    "line_removals",
+    "payment_deletes",
+    "account_changes",
+    "site_edits",
+)
+
+ACTIVITY_KINDS: tuple[str, ...] = (
+    "new_customers",
+    "profile_edits",
+    "status_changes",
+    "customers_deleted",
+    "new_orders",
+    "new_order_lines",
+    "orders_accepted",
+    "orders_declined",
+    "orders_cancelled",
+    "orders_printed",
+    "orders_shipped",
+    "returns",
+    "line_edits",
+    "line_removals",
+    "payments_created",
+    "payments_deleted",
+    "account_changes",
+    "site_edits",
+)
+
+
+@dataclass
+class ActivitySummary:
+    started_at: datetime
+    finished_at: datetime
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ACTIVITY_KINDS, 0))
+
+    def add(self, kind: str, n: int) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + n
+
+    def __getitem__(self, kind: str) -> int:
+        return self.counts[kind]

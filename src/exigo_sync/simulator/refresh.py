@@ -1,0 +1,76 @@
+"""`exec queue.Refresh [start]` with the vendor's semantics, on an open connection."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import duckdb
+
+from exigo_sync.simulator.db import quote, scalar
+from exigo_sync.source import QUEUE_TABLES, RefreshResult
+from exigo_sync.source_schema import REPLICATED_TABLES
+
+# The vendor note: the first call ever "pulls in the last 24 hours of changes".
+FIRST_CALL_LOOKBACK = timedelta(hours=24)
+
+
+def sim_clock(con: duckdb.DuckDBPyConnection) -> datetime:
+    row = con.execute("SELECT Now FROM sim.Clock").fetchone()
+    if row is None:
+        raise RuntimeError("simulator clock is missing (sim.Clock is empty)")
+    return row[0]
+
+
+def run_refresh(con: duckdb.DuckDBPyConnection, start: datetime | None) -> RefreshResult:
+    """Replace the six queue tables whole, in one transaction, then record this call's time as
+    the "previous call" every later call without a start resumes from.
+
+    - no start, first call ever: ModifiedDate >= now - 24 h
+    - no start, later call: ModifiedDate >= time of the previous call (anyone's)
+    - explicit start: ModifiedDate >= start
+    OrderDetails has no timestamp: it gets every current line of each order in queue.Orders.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        now = sim_clock(con)
+        row = con.execute("SELECT LastRefresh FROM queue.RefreshState").fetchone()
+        last = row[0] if row else None
+        if start is not None:
+            effective = start
+        elif last is not None:
+            effective = last
+        else:
+            effective = now - FIRST_CALL_LOOKBACK
+
+        counts: dict[str, int] = {}
+        for name in QUEUE_TABLES:
+            table = REPLICATED_TABLES[name]
+            q = quote(name)
+            # CREATE OR REPLACE ... AS SELECT *: like the procedure's SELECT INTO, the queue
+            # table takes dbo's columns as they are now (a column added or dropped at the source
+            # shows up in the next refresh).
+            if table.version_time_column is not None:
+                vt = quote(table.version_time_column)
+                con.execute(
+                    f"CREATE OR REPLACE TABLE queue.{q} AS SELECT * FROM dbo.{q} WHERE {vt} >= ?",
+                    [effective],
+                )
+            else:
+                con.execute(
+                    f"CREATE OR REPLACE TABLE queue.{q} AS SELECT d.* FROM dbo.{q} d "
+                    "WHERE d.OrderID IN (SELECT OrderID FROM queue.Orders)"
+                )
+            counts[name] = int(scalar(con, f"SELECT count(*) FROM queue.{q}"))
+
+        con.execute("UPDATE queue.RefreshState SET LastRefresh = ?", [now])
+        con.execute("INSERT INTO sim.RefreshLog VALUES (?, ?, ?)", [now, start, effective])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return RefreshResult(
+        requested_start=start,
+        refresh_started_at=now,
+        refresh_finished_at=now,
+        row_counts=counts,
+    )

@@ -1,0 +1,100 @@
+"""`SourceClient` for a simulator file: the DuckDB stand-in for an Exigo sync database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from exigo_sync.simulator.db import connect
+from exigo_sync.simulator.refresh import run_refresh, sim_clock
+from exigo_sync.source import RefreshResult, SourceError, TransientSourceError
+
+# Messages DuckDB gives when another process (or another connection of this process with a
+# different configuration, e.g. dbt's read-only attach) holds the file: busy, worth a retry.
+_BUSY_MARKERS = (
+    "could not set lock",
+    "conflicting lock",
+    "resource temporarily unavailable",
+    "different configuration",
+    "database is locked",
+    "file is already open",
+)
+
+
+class DuckDbSourceClient:
+    """Runs `queue.Refresh` against a simulator file. Holds no connection between calls, so
+    dbt can attach the file right after a refresh."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def source_clock(self) -> datetime:
+        with self._guard("read the source clock"):
+            self._check_file()
+            with connect(self.path, read_only=True) as con:
+                self._check_schema(con)
+                return sim_clock(con)
+
+    def refresh(self, start: datetime | None) -> RefreshResult:
+        with self._guard("run queue.Refresh"):
+            self._check_file()
+            if start is not None and start.tzinfo is not None:
+                raise SourceError("queue.Refresh start must be a naive source-clock time")
+            with connect(self.path) as con:
+                self._check_schema(con)
+                return run_refresh(con, start)
+
+    def close(self) -> None:
+        """Nothing to close: every call opens and closes its own connection."""
+
+    def __enter__(self) -> DuckDbSourceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _check_file(self) -> None:
+        # duckdb.connect() would silently create an empty database at a wrong path.
+        if not self.path.is_file():
+            raise SourceError(f"source database not found: {self.path}")
+
+    def _check_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        rows = con.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+            "WHERE table_catalog = current_database() "
+            "AND table_schema IN ('queue', 'sim', 'dbo')"
+        ).fetchall()
+        present = {r[0] for r in rows}
+        for needed in ("queue.RefreshState", "sim.Clock", "dbo.Orders"):
+            if needed not in present:
+                raise SourceError(
+                    f"{self.path} is not an Exigo sync simulator database: {needed} is missing"
+                )
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Translate DuckDB errors: a locked / busy / unreadable file is transient (B5 retries
+        it); anything else, e.g. a missing queue table, is a plain SourceError."""
+        try:
+            yield
+        except SourceError:
+            raise
+        except duckdb.Error as exc:
+            text = _first_line(str(exc))
+            where = f"{self.path}: could not {action}"
+            busy = any(m in text.lower() for m in _BUSY_MARKERS)
+            if busy:
+                raise TransientSourceError(f"{where}: source busy ({text})") from exc
+            if isinstance(exc, duckdb.IOException | duckdb.ConnectionException):
+                raise TransientSourceError(f"{where}: {text}") from exc
+            raise SourceError(f"{where}: {text}") from exc
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
