@@ -2,16 +2,19 @@
 
 Within a sub-step [t0, t1) every change gets a time in that range, and an existing row is only
 picked if it was not already changed in this sub-step (ModifiedDate < t0), so a row changes at
-most once per sub-step and ModifiedDate always moves forward.
+most once per sub-step and ModifiedDate always moves forward. That time is when the change lands
+in dbo; with a replication lag (ActivityRates.replication_lag) the rows are then back-dated to
+when the change was made in the back office (see simulator.lag).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import duckdb
 
-from exigo_sync.simulator import customer_events, order_events
+from exigo_sync.simulator import customer_events, lag, order_events
 from exigo_sync.simulator.rates import (
     ACTIVITY_KINDS,
     ActivityRates,
@@ -36,6 +39,10 @@ def run_substep(
 ) -> None:
     """All activity of one sub-step; `p` holds seed, step, t0, span_us and the next free ids
     (updated in place)."""
+    lagged = rates.replication_lag > timedelta(0)
+    if lagged:
+        p["lag_us"] = lag.lag_us(rates.replication_lag)
+        lag.remember_recent(con, p)
     customer_events.new_customers(con, p, rates, summary)
     order_events.new_orders(con, p, rates, summary)
     order_events.progress_orders(con, p, rates, summary)
@@ -47,3 +54,5 @@ def run_substep(
     customer_events.status_changes(con, p, rates, summary)
     customer_events.account_changes(con, p, rates, summary)
     customer_events.site_edits(con, p, rates, summary)
+    if lagged:
+        lag.back_date(con, p)

@@ -132,6 +132,14 @@ def advance(
     payment_deletes: Annotated[float | None, typer.Option(min=0.0)] = None,
     account_changes: Annotated[float | None, typer.Option(min=0.0)] = None,
     site_edits: Annotated[float | None, typer.Option(min=0.0)] = None,
+    replication_lag_minutes: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Maximum replication lag: a change may land in dbo up to this many minutes "
+            "after its ModifiedDate (so after a refresh that its ModifiedDate precedes).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Generate source activity and move the simulated clock forward. Rates are per hour."""
     duration = timedelta(hours=hours, minutes=minutes)
@@ -149,11 +157,18 @@ def advance(
         "account_changes": account_changes,
         "site_edits": site_edits,
     }
+    try:
+        lag = timedelta(minutes=replication_lag_minutes)
+    except OverflowError:
+        raise typer.BadParameter(
+            f"--replication-lag-minutes is too large: {replication_lag_minutes}"
+        ) from None
     base = ActivityRates().scaled(rate_scale)
     rates = ActivityRates(
         **{
             **{f.name: getattr(base, f.name) for f in fields(ActivityRates)},
             **{k: v for k, v in overrides.items() if v is not None},
+            "replication_lag": lag,
         }
     )
     sim = SyncSimulator(path)

@@ -223,8 +223,10 @@ class SyncSimulator:
         return int(self.settings()["seed"])
 
     def advance(self, duration: timedelta, rates: ActivityRates | None = None) -> ActivitySummary:
-        """Generate activity with ModifiedDate in [now, now + duration), then move the clock to
-        now + duration. All or nothing: one transaction."""
+        """Generate activity landing in dbo in [now, now + duration), then move the clock to
+        now + duration. All or nothing: one transaction. ModifiedDate is the landing time, or
+        with `rates.replication_lag` L > 0 up to L earlier (never at or below the row's previous
+        ModifiedDate): a change can land after a refresh that its ModifiedDate precedes."""
         if duration < timedelta(0):
             raise SimulatorError(f"cannot advance the clock backwards ({duration})")
         rates = rates or ActivityRates()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True)
 class ActivityRates:
     """Expected events per simulated hour (defaults suit ~1,000 customers), plus the order
-    life-cycle: how long an order waits in each status and how often it fails instead."""
+    life-cycle: how long an order waits in each status and how often it fails instead, and the
+    maximum replication lag: how much earlier than it lands in dbo a change may have been made
+    (its ModifiedDate), as in a real Exigo Database Sync (0: every change lands at once)."""
 
     new_customers: float = 2.0
     profile_edits: float = 3.0
@@ -27,9 +29,16 @@ class ActivityRates:
     accept_after_minutes: tuple[float, float] = (5.0, 60.0)
     print_after_hours: tuple[float, float] = (2.0, 12.0)
     ship_after_hours: tuple[float, float] = (12.0, 36.0)
+    replication_lag: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.replication_lag, timedelta):
+            raise ValueError(f"replication_lag must be a timedelta: {self.replication_lag!r}")
+        if self.replication_lag < timedelta(0):
+            raise ValueError(f"replication_lag must not be negative: {self.replication_lag}")
         for f in fields(self):
+            if f.name == "replication_lag":
+                continue
             value = getattr(self, f.name)
             values = value if isinstance(value, tuple) else (value,)
             if any(v < 0 or math.isnan(v) for v in values):

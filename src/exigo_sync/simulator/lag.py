@@ -1,0 +1,148 @@
+"""Replication lag: a change made in the back office at time t reaches the sync database's dbo
+tables a little later, still carrying ModifiedDate = t.
+
+The activity generator decides *when a change lands* (its time T in the sub-step [t0, t1)); with
+a maximum lag L > 0 this module then back-dates every row that landed in the sub-step to the
+back-office time t = T - lag, lag in [0, L) drawn by hash. So a row landing just after a
+`queue.Refresh` can carry a ModifiedDate from before it: a consumer resuming exactly from that
+call misses it, one resuming from the call minus an overlap >= L gets it (contract rule W1).
+
+Two guarantees are kept, set-based:
+- a row's ModifiedDate still moves strictly forward across its versions: the back-dated time is
+  never at or below the row's ModifiedDate before the sub-step (rows whose previous
+  ModifiedDate is recent enough to matter are remembered before the sub-step runs);
+- the rows of one event are back-dated together: the lag is drawn from the landing time and the
+  customer or order the row belongs to, so a new customer's account and site, or an accepted
+  order and its payment, keep one back-office time. The row's other timestamps set by the same
+  change (CreatedDate, OrderDate, ShippedDate, PaymentDate, ...) move with its ModifiedDate.
+
+Within a sub-step the generator still sees landing times (a row changes at most once per
+sub-step: ModifiedDate < t0 until the back-dating), and a back-dated time is never later than
+its landing time, so the next sub-step's "not changed in this sub-step" test keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import duckdb
+
+from exigo_sync.simulator.db import dbo_columns, execute, quote, update_rows
+from exigo_sync.source_schema import REPLICATED_TABLES
+
+# What a row's lag is drawn from besides its landing time: the customer or order it belongs to,
+# so every row of one event shares the lag.
+_EVENT_KEY = {
+    "Customers": "d.CustomerID",
+    "CustomerAccounts": "d.CustomerID",
+    "CustomerSites": "d.CustomerID",
+    "Orders": "d.OrderID",
+    "Payments": "coalesce(d.OrderID, -d.PaymentID)",
+}
+
+# Other timestamps the generator sets to the change's time together with ModifiedDate.
+_EVENT_TIME_COLUMNS = {
+    "Customers": ("CreatedDate", "EmailSubscribeDate", "SMSSubscribeDate"),
+    "CustomerAccounts": (),
+    "CustomerSites": (),
+    "Orders": ("OrderDate", "CreatedDate", "ShippedDate"),
+    "Payments": ("PaymentDate",),
+}
+
+_ONE_US = "INTERVAL 1 MICROSECOND"
+
+
+def lag_us(lag: timedelta) -> int:
+    return lag // timedelta(microseconds=1)
+
+
+def _lag_expr(time_sql: str, key_sql: str) -> str:
+    """`time_sql` moved back by a hashed lag in [0, $lag_us) microseconds."""
+    return (
+        f"{time_sql} - to_microseconds(floor(rnd($seed, epoch_us({time_sql}), {key_sql}, 'lag')"
+        " * $lag_us)::BIGINT)"
+    )
+
+
+def _tables() -> list[str]:
+    names = [n for n, t in REPLICATED_TABLES.items() if t.version_time_column is not None]
+    if set(names) != set(_EVENT_KEY):
+        raise RuntimeError(f"replication lag does not know every timed table: {names}")
+    return names
+
+
+def _prev(name: str) -> str:
+    return f"_lag_prev_{name}"
+
+
+def remember_recent(con: duckdb.DuckDBPyConnection, p: Mapping[str, Any]) -> None:
+    """Before a sub-step: keep (key, ModifiedDate) of the rows whose ModifiedDate is recent enough
+    (>= t0 - L) that a back-dated change could fall at or below it."""
+    for name in _tables():
+        t = REPLICATED_TABLES[name]
+        cols = ", ".join(quote(k) for k in (*t.key, "ModifiedDate"))
+        execute(
+            con,
+            f"CREATE OR REPLACE TEMP TABLE {_prev(name)} AS SELECT {cols} FROM dbo.{quote(name)} "
+            "WHERE ModifiedDate >= $t0 - to_microseconds($lag_us::BIGINT)",
+            p,
+        )
+
+
+def back_date(con: duckdb.DuckDBPyConnection, p: Mapping[str, Any]) -> None:
+    """After a sub-step: move every row that landed in it (ModifiedDate >= t0, changed since
+    `remember_recent`) back to its back-office time, never at or below its previous
+    ModifiedDate; then the sub-step's removed-line and deleted-payment times likewise."""
+    for name in _tables():
+        t = REPLICATED_TABLES[name]
+        on = " AND ".join(f"d.{quote(k)} = prev.{quote(k)}" for k in t.key)
+        keys = ", ".join(f"d.{quote(k)}" for k in t.key)
+        execute(
+            con,
+            f"""
+            CREATE OR REPLACE TEMP TABLE _lag_new AS
+            SELECT {keys},
+                greatest({_lag_expr("d.ModifiedDate", _EVENT_KEY[name])},
+                         prev.ModifiedDate + {_ONE_US}) AS NewModifiedDate
+            FROM dbo.{quote(name)} d LEFT JOIN {_prev(name)} prev ON {on}
+            WHERE d.ModifiedDate >= $t0
+              AND (prev.ModifiedDate IS NULL OR d.ModifiedDate <> prev.ModifiedDate)
+            """,
+            p,
+        )
+        present = set(dbo_columns(con, name, p))
+        sets = {
+            col: f"CASE WHEN r.{quote(col)} = r.ModifiedDate THEN x.NewModifiedDate "
+            f"ELSE r.{quote(col)} END"
+            for col in _EVENT_TIME_COLUMNS[name]
+            if col in present
+        }
+        sets["ModifiedDate"] = "x.NewModifiedDate"
+        match = " AND ".join(f"r.{quote(k)} = x.{quote(k)}" for k in t.key)
+        update_rows(con, name, "r", sets, f"FROM _lag_new x WHERE {match}", p)
+
+    # A removed line's time is its order's change (the bump), back-dated above.
+    execute(
+        con,
+        "UPDATE sim.RemovedOrderLines AS r SET RemovedAt = o.ModifiedDate FROM dbo.Orders o "
+        "WHERE r.OrderID = o.OrderID AND r.RemovedAt >= $t0",
+        p,
+    )
+    # A deleted payment: the lag of its order's events, but after the payment's last change.
+    execute(
+        con,
+        f"""
+        UPDATE sim.DeletedPayments AS r SET DeletedAt = x.NewDeletedAt
+        FROM (
+            SELECT d.PaymentID,
+                greatest({_lag_expr("d.DeletedAt", _EVENT_KEY["Payments"])},
+                         prev.ModifiedDate + {_ONE_US}) AS NewDeletedAt
+            FROM sim.DeletedPayments d LEFT JOIN {_prev("Payments")} prev USING (PaymentID)
+            WHERE d.DeletedAt >= $t0
+        ) x
+        WHERE r.PaymentID = x.PaymentID AND r.DeletedAt >= $t0
+        """,
+        p,
+    )
