@@ -1,0 +1,26 @@
+{#- H3: per key, versions ordered by valid_from never overlap and leave no gap: each closed
+    version's valid_to equals the next version's valid_from, valid_to is never before valid_from,
+    and only the last version is open (valid_to NULL) and current. Failing rows: the bad versions. -#}
+{% test exigo_contiguous_intervals(model, key_columns) %}
+with ordered as (
+    select
+        {{ key_columns | join(', ') }},
+        valid_from,
+        valid_to,
+        is_current,
+        lead(valid_from) over (
+            partition by {{ key_columns | join(', ') }} order by valid_from, batch_id
+        ) as next_valid_from,
+        row_number() over (
+            partition by {{ key_columns | join(', ') }} order by valid_from desc, batch_id desc
+        ) as rank_from_last
+    from {{ model }}
+)
+
+select *
+from ordered
+where (valid_to is not null and valid_to < valid_from)
+   or (rank_from_last > 1 and (valid_to is null or next_valid_from is null or valid_to <> next_valid_from))
+   or (rank_from_last > 1 and is_current = {{ exigo_true() }})
+   or (rank_from_last = 1 and (valid_to is not null or is_current = {{ exigo_false() }}))
+{% endtest %}

@@ -1,0 +1,230 @@
+"""B1, B3, B4 and S2 against the hand-made source."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.dbt.helpers import default_row, execute_source, failures, put_rows
+from tests.dbt.scenario import T0, history_snapshot, load_batch_one
+
+
+def test_h7_removed_line_and_deleted_payment_get_deletion_versions(merged_env):
+    line = merged_env.query(
+        "select * from exigo_current.order_details_current where order_id = 10 and order_line = 2"
+    )
+    assert line[0]["is_deleted"] and line[0]["deleted_at"] == T0 + timedelta(hours=2)
+    payment = merged_env.query("select * from exigo_current.payments_current where payment_id = 5")
+    assert payment[0]["is_deleted"] and payment[0]["deleted_at"] == T0 + timedelta(hours=3)
+    versions = merged_env.query(
+        "select valid_from, valid_to, is_deleted from exigo_history.payments_history "
+        "where payment_id = 5 order by valid_from"
+    )
+    assert [(v["valid_to"], v["is_deleted"]) for v in versions] == [
+        (T0 + timedelta(hours=3), False),
+        (None, True),
+    ]
+    # H7: repeated runs add no further deletion versions.
+    res = merged_env.fast_build(3, T0 + timedelta(hours=4))
+    assert res.success, failures(res)
+    again = merged_env.query("select count(*) as n from exigo_history.payments_history")
+    assert again[0]["n"] == 2
+
+
+def test_b1_null_key_rejected_good_rows_merge(dbt_env):
+    load_batch_one(dbt_env)
+    put_rows(
+        dbt_env.source,
+        "queue",
+        "Customers",
+        [
+            default_row("Customers", CustomerID=1, FirstName="Ann", ModifiedDate=T0),
+            default_row(
+                "Customers",
+                CustomerID=None,
+                FirstName="Ghost",
+                ModifiedDate=T0,
+                PasswordHash=b"secret-hash",
+            ),
+        ],
+    )
+    put_rows(
+        dbt_env.source,
+        "queue",
+        "OrderDetails",
+        [
+            default_row("OrderDetails", OrderID=10, OrderLine=1),
+            default_row("OrderDetails", OrderID=99, OrderLine=1),  # parent order not in the batch
+        ],
+    )
+    res = dbt_env.fast_build(1, T0 + timedelta(hours=1))
+    assert res.success, failures(res)
+    assert [
+        r["customer_id"]
+        for r in dbt_env.query("select customer_id from exigo_current.customers_current")
+    ] == [1]
+    rejected = dbt_env.query(
+        "select entity, batch_id, reason, raw_row from exigo_staging.exigo_rejected_rows "
+        "order by entity"
+    )
+    assert [(r["entity"], r["batch_id"], r["reason"]) for r in rejected] == [
+        ("customers", 1, "null key column CustomerID"),
+        ("order_details", 1, "parent order not in batch"),
+    ]
+    assert '"FirstName":"Ghost"' in rejected[0]["raw_row"]
+    # S2: a dropped secret does not reach the rejected-rows table either.
+    assert "PasswordHash" not in rejected[0]["raw_row"]
+    # Re-running the same batch id does not append the rejects twice.
+    res = dbt_env.fast_build(1, T0 + timedelta(hours=1))
+    assert res.success, failures(res)
+    assert len(dbt_env.query("select * from exigo_staging.exigo_rejected_rows")) == 2
+
+
+def test_b4_missing_queue_table_fails_before_anything_merges(merged_env):
+    before = history_snapshot(merged_env)
+    put_rows(
+        merged_env.source,
+        "queue",
+        "Customers",
+        [
+            default_row("Customers", CustomerID=3, ModifiedDate=T0 + timedelta(hours=5)),
+        ],
+    )
+    execute_source(merged_env.source, 'drop table queue."CustomerSites"')
+    res = merged_env.fast_build(3, T0 + timedelta(hours=6))
+    assert not res.success
+    messages = " ".join(failures(res))
+    assert "queue.CustomerSites is missing" in messages
+    # Customers (a different entity) did not merge either.
+    assert history_snapshot(merged_env) == before
+
+
+def test_b4_missing_required_column_fails_naming_it(merged_env):
+    before = history_snapshot(merged_env)
+    execute_source(merged_env.source, 'alter table queue."Payments" drop column "ModifiedDate"')
+    res = merged_env.fast_build(3, T0 + timedelta(hours=6))
+    assert not res.success
+    assert "required column ModifiedDate is missing from queue table exigo.queue.Payments" in (
+        " ".join(failures(res))
+    )
+    assert history_snapshot(merged_env) == before
+
+
+def test_b3_uncastable_value_fails_naming_table_column_value(merged_env):
+    before = history_snapshot(merged_env)
+    execute_source(
+        merged_env.source,
+        """
+        alter table queue."Orders" alter "ShippingTotal" type varchar;
+        update queue."Orders" set "ShippingTotal" = 'twelve' where "OrderID" = 10;
+    """,
+    )
+    res = merged_env.fast_build(3, T0 + timedelta(hours=6))
+    assert not res.success
+    messages = " ".join(failures(res))
+    assert "exigo.queue.Orders, column ShippingTotal: value 'twelve' cannot be cast" in messages
+    assert history_snapshot(merged_env) == before
+
+
+def test_b3_castable_type_drift_is_accepted(dbt_env):
+    """The documented type wins when the values still cast (e.g. money delivered as text)."""
+    load_batch_one(dbt_env)
+    execute_source(
+        dbt_env.source,
+        """
+        alter table queue."Orders" alter "ShippingTotal" type varchar;
+        update queue."Orders" set "ShippingTotal" = '12.5' where "OrderID" = 10;
+    """,
+    )
+    res = dbt_env.fast_build(1, T0 + timedelta(hours=1))
+    assert res.success, failures(res)
+    rows = dbt_env.query(
+        "select shipping_total, typeof(shipping_total) as t from exigo_current.orders_current"
+    )
+    assert (str(rows[0]["shipping_total"]), rows[0]["t"]) == ("12.5000", "DECIMAL(19,4)")
+
+
+def test_b3_added_column_flows_through_and_vanished_column_stays(merged_env):
+    # A column added at the source arrives in the next snapshot (the queue mirrors dbo).
+    execute_source(
+        merged_env.source, 'alter table queue."Customers" add column "LoyaltyTier" varchar'
+    )
+    put_rows(
+        merged_env.source,
+        "queue",
+        "Customers",
+        [
+            default_row(
+                "Customers",
+                CustomerID=2,
+                FirstName="Bob",
+                ModifiedDate=T0 + timedelta(hours=5),
+                LoyaltyTier="gold",
+            ),
+        ],
+    )
+    res = merged_env.fast_build(3, T0 + timedelta(hours=6))
+    assert res.success, failures(res)
+    versions = merged_env.query(
+        "select customer_id, valid_from, loyalty_tier, is_current "
+        "from exigo_history.customers_history order by customer_id, valid_from"
+    )
+    assert [(v["customer_id"], v["loyalty_tier"], v["is_current"]) for v in versions] == [
+        (1, None, False),
+        (1, None, True),
+        (2, None, False),
+        (2, "gold", True),
+    ]
+    current = merged_env.query(
+        "select customer_id, loyalty_tier from exigo_current.customers_current order by customer_id"
+    )
+    assert [(r["customer_id"], r["loyalty_tier"]) for r in current] == [(1, None), (2, "gold")]
+
+    # The column disappears again, and a documented one (Fax) goes too: both stay, NULL from now.
+    execute_source(
+        merged_env.source,
+        """
+        alter table queue."Customers" drop column "LoyaltyTier";
+        alter table queue."Customers" drop column "Fax";
+    """,
+    )
+    bobby = default_row(
+        "Customers", CustomerID=2, FirstName="Bobby", ModifiedDate=T0 + timedelta(hours=7)
+    )
+    del bobby["Fax"]
+    put_rows(merged_env.source, "queue", "Customers", [bobby])
+    res = merged_env.fast_build(4, T0 + timedelta(hours=8))
+    assert res.success, failures(res)
+    row = merged_env.query(
+        "select first_name, loyalty_tier, fax from exigo_current.customers_current "
+        "where customer_id = 2"
+    )[0]
+    assert row == {"first_name": "Bobby", "loyalty_tier": None, "fax": None}
+    older = merged_env.query(
+        "select fax from exigo_history.customers_history where customer_id = 2 and not is_current"
+    )
+    assert {r["fax"] for r in older} == {"x"}
+
+
+def test_s2_policy_drops_and_masks(dbt_env):
+    load_batch_one(dbt_env)
+    res = dbt_env.build(1, T0 + timedelta(hours=1))
+    assert res.success, failures(res)
+    customer = dbt_env.query("select * from exigo_current.customers_current where customer_id = 1")[
+        0
+    ]
+    assert "password_hash" not in customer
+    assert customer["tax_code"] == "****6789"
+    account = dbt_env.query("select * from exigo_history.customer_accounts_history")[0]
+    assert "credit_card_token" not in account and "primary_wallet_account" not in account
+    assert account["iban"] == "****3000"
+    # Values of 4 characters or fewer are masked entirely; NULL stays NULL.
+    assert account["bank_account_number"] is None
+    assert account["bank_routing_number"] == "****"  # the fixture's default value is 'x'
+    for schema in ("exigo_staging", "exigo_history", "exigo_current"):
+        leaked = dbt_env.query(
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema = ? and column_name in ('password_hash', 'credit_card_token', "
+            "'credit_card_token2', 'primary_wallet_account', 'secondary_wallet_account')",
+            [schema],
+        )
+        assert leaked == []

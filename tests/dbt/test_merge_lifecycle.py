@@ -1,0 +1,139 @@
+"""H6 (full refresh leaves history alone), R1 hook (fault point), batch vars, the dbt unit tests
+and the H3/C1 data tests' ability to fail."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.dbt.helpers import failures
+from tests.dbt.scenario import T0, history_snapshot, load_batch_one, load_batch_two
+
+
+def _two_batches(env, full: bool = False):
+    load_batch_one(env)
+    build = env.build if full else env.fast_build
+    res = build(1, T0 + timedelta(hours=1))
+    assert res.success, failures(res)
+    load_batch_two(env)
+    res = build(2, T0 + timedelta(hours=3))
+    assert res.success, failures(res)
+
+
+def test_h6_full_refresh_leaves_history_and_current_untouched(dbt_env):
+    _two_batches(dbt_env, full=True)
+    before = history_snapshot(dbt_env)
+    assert len(before["exigo_history.customers_history"]) == 3  # a closed version exists
+    # Same queue, next batch id, --full-refresh: without full_refresh: false every history table
+    # would be rebuilt from this one snapshot and the closed versions would be gone.
+    res = dbt_env.build(3, T0 + timedelta(hours=4), "--full-refresh")
+    assert res.success, failures(res)
+    assert history_snapshot(dbt_env) == before
+
+
+def test_batch_vars_are_required(dbt_env):
+    load_batch_one(dbt_env)
+    cases = [
+        ({"exigo_batch_refreshed_at": "2026-01-05T09:00:00"}, "'exigo_batch_id' is required"),
+        ({"exigo_batch_id": 1}, "'exigo_batch_refreshed_at' is required"),
+        (
+            {"exigo_batch_id": 1, "exigo_batch_refreshed_at": "yesterday"},
+            "must be an ISO timestamp",
+        ),
+        (
+            {
+                "exigo_batch_id": "1; drop table x",
+                "exigo_batch_refreshed_at": "2026-01-05T09:00:00",
+            },
+            "must be a non-negative integer",
+        ),
+    ]
+    for vars_, message in cases:
+        res = dbt_env.invoke("run", "--select", "stg_exigo__customers", extra_vars=vars_)
+        assert not res.success, vars_
+        assert message in " ".join(failures(res)), vars_
+
+
+def test_r1_fault_before_current_heals_on_next_batch(dbt_env):
+    load_batch_one(dbt_env)
+    res = dbt_env.fast_build(1, T0 + timedelta(hours=1))
+    assert res.success, failures(res)
+    load_batch_two(dbt_env)
+    res = dbt_env.fast_build(2, T0 + timedelta(hours=3), env={"EXIGO_SYNC_FAULT": "before_current"})
+    assert not res.success
+    assert "injected fault at 'before_current'" in " ".join(failures(res))
+    # History merged batch 2, current did not: it still shows batch 1's Ann.
+    assert (
+        dbt_env.query(
+            "select first_name from exigo_current.customers_current where customer_id = 1"
+        )[0]["first_name"]
+        == "Ann"
+    )
+    # Next batch (nothing new in the queue) heals current from history.
+    load_batch_two(dbt_env)
+    res = dbt_env.fast_build(3, T0 + timedelta(hours=5))
+    assert res.success, failures(res)
+    assert (
+        dbt_env.query(
+            "select first_name from exigo_current.customers_current where customer_id = 1"
+        )[0]["first_name"]
+        == "Anna"
+    )
+    assert dbt_env.query("select is_deleted from exigo_current.payments_current")[0]["is_deleted"]
+
+
+def test_dbt_unit_tests_pass(merged_env):
+    # merged_env: the unit tests read column types from the built tables
+    # Disabled by default (the batch build must not run them on an empty warehouse) ...
+    res = merged_env.invoke("ls", "--resource-type", "unit_test")
+    assert res.success and res.result == [], res.result
+    # ... enabled on demand.
+    res = merged_env.invoke(
+        "test", "--select", "test_type:unit", extra_vars={"exigo_run_unit_tests": True}
+    )
+    assert res.success, failures(res)
+    names = sorted(r.node.name for r in res.result.results)
+    assert names == sorted(
+        [
+            "ut_customers_history_new_key",
+            "ut_customers_history_change",
+            "ut_customers_history_identical_redelivery",
+            "ut_customers_history_stale_version",
+            "ut_customers_history_first_run",
+            "ut_order_details_history_removed_line",
+            "ut_payments_history_deleted_at_source",
+            "ut_payments_history_deletion_not_repeated",
+            "ut_payments_history_return_after_deletion",
+            "ut_stg_exigo__customers_two_rows_for_one_key",
+        ]
+    )
+
+
+def test_h3_c1_data_tests_catch_corruption(merged_env):
+    """The H3/C1 data tests are not vacuous: break history on purpose and they fail."""
+    con_sql = [
+        # a second current row for customer 2 (H3: one current) + overlap (H3: intervals) and
+        # current no longer equal to history for customer 2 (C1)
+        "insert into exigo_history.customers_history (customer_id, first_name, valid_from, "
+        "valid_to, is_current, is_deleted, row_hash, batch_id, history_version_id) values "
+        "(2, 'Dup', timestamp '2026-01-01 00:00:00', null, true, false, 'zz', 9, '2@9')",
+    ]
+    import duckdb
+
+    con = duckdb.connect(str(merged_env.warehouse))
+    try:
+        for sql in con_sql:
+            con.execute(sql)
+    finally:
+        con.close()
+    res = merged_env.invoke(
+        "test", "--select", "customers_history", "customers_current", "--exclude", "test_type:unit"
+    )
+    assert not res.success
+    failed = {
+        r.node.name.split("_customers")[0] for r in res.result.results if str(r.status) == "fail"
+    }
+    assert {
+        "exigo_one_current_per_key",
+        "exigo_contiguous_intervals",
+        "exigo_current_matches_history",
+    } <= failed, failed
