@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from exigo_sync.simulator.cli import simulate_app
 
@@ -13,6 +19,133 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(simulate_app, name="simulate")
+
+console = Console()
+err = Console(stderr=True)
+
+
+class _NoTraceback(logging.Filter):
+    """Operators get one line per error on the console; the ledger and Prefect keep the rest."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def console_handlers() -> list[logging.Handler]:
+    """Prefect's console handlers (on the root logger once Prefect's logging is set up)."""
+    from prefect.logging.configuration import ensure_logging_setup
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    ensure_logging_setup()
+    return [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+
+
+def _quiet_console_tracebacks() -> None:
+    for handler in console_handlers():
+        if not any(isinstance(f, _NoTraceback) for f in handler.filters):
+            handler.addFilter(_NoTraceback())
+
+
+def _fail(exc: BaseException) -> None:
+    # escape(): dbt/Prefect messages contain [brackets] that rich would read as markup.
+    err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def run_flow(**params: object) -> dict:
+    """Run one batch in this process (Prefect's ephemeral API unless PREFECT_API_URL is set)."""
+    from exigo_sync.flow_entry import load_flow
+
+    _quiet_console_tracebacks()
+    state = load_flow()(**params, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if state.is_failed() or isinstance(result, BaseException):
+        raise result if isinstance(result, BaseException) else RuntimeError(state.message)
+    return result
+
+
+@app.command()
+def run(
+    since: Annotated[
+        str | None, typer.Option(help="Backfill/replay start (source clock, ISO).")
+    ] = None,
+    allow_gap: Annotated[bool, typer.Option(help="Accept a since after the watermark.")] = False,
+    target: Annotated[str | None, typer.Option(help="dbt target (default: profile's).")] = None,
+    overlap_minutes: Annotated[float | None, typer.Option(help="Window overlap override.")] = None,
+    select: Annotated[str | None, typer.Option(help="dbt selector for the merge.")] = None,
+) -> None:
+    """Run one batch now: queue.Refresh + dbt merge."""
+    from exigo_sync.window import parse_since
+
+    try:
+        parse_since(since, allow_gap=allow_gap)  # W3: refuse before anything starts
+        out = run_flow(
+            since=since, target=target, allow_gap=allow_gap,
+            overlap_minutes=overlap_minutes, dbt_select=select,
+        )  # fmt: skip
+    except Exception as exc:
+        _fail(exc)
+    rows = sum(out["row_counts"].values())
+    console.print(
+        f"batch {out['batch_id']} merged: window from {out['window_start']} "
+        f"({out['window_kind']}), {rows} queue rows"
+    )
+
+
+def serve_deployment() -> Any:
+    """The deployment `serve` runs: the schedule from settings, one run at a time."""
+    from prefect.schedules import Cron
+
+    from exigo_sync.flow_entry import load_flow
+    from exigo_sync.settings import Settings
+
+    s = Settings()
+    return load_flow().to_deployment(
+        name="exigo-sync-local",
+        schedule=Cron(s.schedule_cron, timezone=s.schedule_timezone),
+        concurrency_limit=1,  # as in prefect.yaml; the flow's own lock covers CLI runs (R2)
+    )
+
+
+@app.command()
+def serve() -> None:
+    """Run a local long-running scheduler (same schedule as the prefect.yaml deployment)."""
+    from prefect import serve as prefect_serve
+
+    deployment = serve_deployment()
+    console.print(f"serving exigo-sync deployment '{deployment.name}' (Ctrl-C to stop)")
+    prefect_serve(deployment)
+
+
+@app.command()
+def status(
+    target: Annotated[str | None, typer.Option(help="dbt target (default: profile's).")] = None,
+    last: Annotated[int, typer.Option(help="How many batches to show.")] = 10,
+) -> None:
+    """Show the ledger: last batches, watermark, lag behind the source clock, rejects."""
+    from exigo_sync.status import render_status
+
+    try:
+        render_status(console, target=target, last=last)
+    except Exception as exc:
+        _fail(exc)
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(help="Customers in the simulated sync DB.")] = 10_000,
+    cycles: Annotated[int, typer.Option(help="Activity + sync cycles after the first sync.")] = 3,
+    hours: Annotated[float, typer.Option(help="Simulated hours of activity per cycle.")] = 6.0,
+    data_dir: Annotated[Path, typer.Option(help="Where the DuckDB files go.")] = Path("data"),
+) -> None:
+    """Simulated sync DB, several cycles of activity + sync, a summary and an analyst query."""
+    from exigo_sync.demo import run_demo
+
+    try:
+        run_demo(console, customers=customers, cycles=cycles, hours=hours, data_dir=data_dir)
+    except Exception as exc:
+        _fail(exc)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,132 @@
+"""The batch ledger in the warehouse (L1/L2): one row per batch plus per-entity statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from exigo_sync import ledger_sql as q
+from exigo_sync.profiles import Target
+from exigo_sync.source import RefreshResult
+from exigo_sync.warehouse import connect, dialect
+
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class EntityStats:
+    entity: str
+    inserted: int
+    changed: int
+    closed: int
+    rejected: int
+    ties: int
+
+
+def utcnow() -> datetime:
+    """Ledger wall-clock times: naive UTC (both warehouses store them without a zone)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def ensure_schema(con: Any, sql_dialect: str) -> None:
+    for stmt in q.ddl(sql_dialect):
+        con.execute(stmt)
+
+
+def abandon_in_flight(con: Any, reason: str) -> int:
+    """Mark batches left `refreshing`/`refreshed` by a dead run as failed. Call under the lock."""
+    (count,) = con.execute(q.COUNT_IN_FLIGHT).fetchone()
+    if count:
+        con.execute(q.ABANDON_IN_FLIGHT, [reason[:MAX_ERROR_CHARS], utcnow()])
+    return int(count)
+
+
+def watermark(target: Target) -> datetime | None:
+    with connect(target) as con:
+        ensure_schema(con, dialect(target))
+        row = con.execute(q.WATERMARK).fetchone()
+    return row[0] if row else None
+
+
+def start_batch(
+    target: Target, *, flow_run_id: str | None, window_kind: str, requested_start: datetime
+) -> int:
+    """Record a new batch as `refreshing` *before* calling queue.Refresh. Call under the lock."""
+    with connect(target) as con:
+        (batch_id,) = con.execute(q.NEXT_BATCH_ID).fetchone()
+        con.execute(
+            q.INSERT_BATCH,
+            [batch_id, flow_run_id, target.name, window_kind, requested_start, utcnow()],
+        )
+    return int(batch_id)
+
+
+def mark_refreshed(target: Target, batch_id: int, result: RefreshResult) -> None:
+    counts = [int(result.row_counts.get(t, 0)) for t in q.ROW_COLUMNS]
+    with connect(target) as con:
+        con.execute(
+            q.MARK_REFRESHED,
+            [result.refresh_started_at, result.refresh_finished_at, *counts, batch_id],
+        )
+
+
+def compute_stats(target: Target, batch_id: int) -> list[EntityStats]:
+    """Per-entity inserted / changed / closed / rejected / ties of a batch dbt just merged."""
+    with connect(target) as con:
+        schemas = [r[0] for r in con.execute(q.FIND_REJECTED_ROWS).fetchall()]
+        rejected = {
+            str(entity).lower(): int(n)
+            for schema in schemas[:1]
+            for entity, n in con.execute(q.reject_stats(schema), [batch_id]).fetchall()
+        }
+        stats = []
+        for e in q.ENTITIES:
+            ins, chg, closed = con.execute(q.version_stats(e), [batch_id]).fetchone()
+            (ties,) = con.execute(q.tie_stats(e), [batch_id]).fetchone()
+            rej = rejected.get(e.name, rejected.get(e.queue_table.lower(), 0))
+            stats.append(EntityStats(e.name, int(ins), int(chg), int(closed), rej, int(ties)))
+    return stats
+
+
+def mark_merged(
+    target: Target, batch_id: int, invocation_id: str | None, stats: list[EntityStats]
+) -> None:
+    """Statistics and the `merged` status in one transaction: the watermark moves only here (L2)."""
+    with connect(target) as con:
+        con.begin()
+        con.execute(q.DELETE_STATS, [batch_id])
+        for s in stats:
+            con.execute(
+                q.INSERT_STATS,
+                [batch_id, s.entity, s.inserted, s.changed, s.closed, s.rejected, s.ties],
+            )
+        con.execute(q.MARK_MERGED, [invocation_id, utcnow(), batch_id])
+        con.commit()
+
+
+def mark_failed(
+    target: Target, batch_id: int, error: str, invocation_id: str | None = None
+) -> None:
+    """`error` must already be secret-free (see profiles.Target.scrub)."""
+    with connect(target) as con:
+        con.execute(q.MARK_FAILED, [error[:MAX_ERROR_CHARS], utcnow(), invocation_id, batch_id])
+
+
+def recent_batches(target: Target, n: int = 10) -> list[dict[str, Any]]:
+    with connect(target) as con:
+        ensure_schema(con, dialect(target))
+        rows = con.execute(q.RECENT_BATCHES, [n]).fetchall()
+    return [dict(zip(q.BATCH_COLUMNS, r, strict=True)) for r in rows]
+
+
+def get_batch(target: Target, batch_id: int) -> dict[str, Any] | None:
+    with connect(target) as con:
+        row = con.execute(q.GET_BATCH, [batch_id]).fetchone()
+    return dict(zip(q.BATCH_COLUMNS, row, strict=True)) if row else None
+
+
+def recent_rejects(target: Target, n: int = 10) -> list[tuple[str, int]]:
+    with connect(target) as con:
+        ensure_schema(con, dialect(target))
+        return [(str(e), int(c)) for e, c in con.execute(q.RECENT_REJECTS, [n]).fetchall()]

@@ -1,0 +1,169 @@
+"""Read the dbt profile/target: the one place where the source and the warehouse are configured.
+
+The target is rendered with dbt's own renderer (`env_var()` and friends) so Python and dbt agree,
+and Prefect block placeholders (`{{ prefect.blocks.secret.x }}`) are resolved the way
+prefect-dbt resolves them. Rendered values may hold secrets: `Target` never prints them (S1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exigo_sync.source import SourceClient, SourceError
+
+SOURCE_ALIAS = "exigo"
+
+
+class ProfileError(RuntimeError):
+    """The dbt profile cannot give us a source or a warehouse."""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    type: str
+    # repr=False: the rendered config may hold passwords and must never reach a log (S1).
+    config: Mapping[str, Any] = field(repr=False)
+
+    def warehouse_path(self) -> Path:
+        """The DuckDB warehouse file (the target's `path`)."""
+        self._require_duckdb("warehouse")
+        path = self.config.get("path")
+        if not path or path == ":memory:":
+            raise ProfileError(f"dbt target '{self.name}' has no warehouse file `path`")
+        return Path(str(path)).expanduser()
+
+    def source_path(self) -> Path:
+        """The simulator file: the target's `attach` entry with alias `exigo`."""
+        self._require_duckdb("source")
+        for entry in self.config.get("attach") or []:
+            if isinstance(entry, Mapping) and entry.get("alias") == SOURCE_ALIAS:
+                return Path(str(entry["path"])).expanduser()
+        raise ProfileError(
+            f"dbt target '{self.name}' has no `attach` entry with alias '{SOURCE_ALIAS}'"
+        )
+
+    def lock_name(self, override: str | None = None) -> str:
+        """Name of the per-source lock (R2): one in-flight batch per *source*, not per target."""
+        if override:
+            ident, label = override, override
+        elif self.type == "duckdb":
+            ident = str(self.source_path().resolve())
+            label = self.source_path().stem
+        else:
+            c = self.config
+            ident = f"{c.get('server')}:{c.get('port')}/{c.get('database')}"
+            label = str(c.get("database"))
+        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40]
+        # The digest keeps two sources with the same label apart.
+        return f"exigo-sync-{slug}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
+
+    def scrub(self, text: str) -> str:
+        """Blank every secret of this target out of `text` (belt and braces for S1)."""
+        for value in _secret_values(self.config):
+            text = text.replace(value, "***")
+        return text
+
+    def source_client(self) -> SourceClient:
+        if self.type == "duckdb":
+            from exigo_sync.source.duckdb_client import DuckDbSourceClient
+
+            return DuckDbSourceClient(self.source_path())
+        if self.type == "sqlserver":
+            # The pyodbc client is its own issue; never import pyodbc on the DuckDB path.
+            raise SourceError(
+                f"dbt target '{self.name}' is sqlserver: the SQL Server source client is not "
+                "implemented yet"
+            )
+        raise SourceError(f"dbt target '{self.name}' has unsupported type '{self.type}'")
+
+    def _require_duckdb(self, what: str) -> None:
+        if self.type != "duckdb":
+            raise ProfileError(
+                f"dbt target '{self.name}' is {self.type}: the {what} for it is not "
+                "implemented yet (only duckdb is)"
+            )
+
+
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|credential", re.IGNORECASE)
+
+
+def _secret_values(config: Any, secret: bool = False) -> set[str]:
+    if isinstance(config, Mapping):
+        return set().union(
+            *(
+                _secret_values(v, secret or bool(_SECRET_KEY.search(str(k))))
+                for k, v in config.items()
+            )
+        )
+    if isinstance(config, list | tuple):
+        return set().union(*(_secret_values(v, secret) for v in config))
+    # Short values would blank out unrelated text; they are no real secret either.
+    return {str(config)} if secret and config is not None and len(str(config)) >= 4 else set()
+
+
+def load_target(profiles_dir: Path, profile: str, target: str | None = None) -> Target:
+    path = Path(profiles_dir) / "profiles.yml"
+    if not path.exists():
+        raise ProfileError(
+            f"no profiles.yml in {profiles_dir} (copy profiles.example.yml there, or set "
+            "EXIGO_SYNC_PROFILES_DIR / DBT_PROFILES_DIR)"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path} is not valid YAML ({type(exc).__name__})") from None
+    prof = data.get(profile)
+    if not isinstance(prof, Mapping):
+        raise ProfileError(f"profile '{profile}' not found in {path}")
+    outputs = prof.get("outputs") or {}
+    name = target or _render({"t": prof.get("target", "")})["t"]
+    if name not in outputs:
+        raise ProfileError(
+            f"target '{name}' not found in profile '{profile}' (have: {', '.join(outputs)})"
+        )
+    config = _render(dict(outputs[name]))
+    return Target(name=str(name), type=str(config.get("type", "")), config=config)
+
+
+def _render(data: dict[str, Any]) -> dict[str, Any]:
+    """Render with dbt's profile renderer; messages name variables, never values."""
+    from dbt.config.renderer import ProfileRenderer
+    from dbt_common.context import set_invocation_context
+
+    if "prefect." in yaml.safe_dump(data):
+        data = _resolve_prefect_placeholders(data)
+    # dbt's env_var() reads the invocation context, which only exists inside a dbt run.
+    set_invocation_context(dict(os.environ))
+    try:
+        return ProfileRenderer({}).render_data(data)
+    except Exception as exc:
+        last = str(exc).strip().splitlines()[-1].strip()
+        # "Could not render {{ tpl }}: <cause>": the cause may quote the rendered value, which
+        # can be a secret (S1); the template names the variable, which is enough to act on.
+        if last.startswith("Could not render") and "}}" in last:
+            last = last[: last.index("}}") + 2] + " (check that variable's value)"
+        raise ProfileError(f"cannot render the dbt profile: {last}") from None
+
+
+def _resolve_prefect_placeholders(data: dict[str, Any]) -> dict[str, Any]:
+    # Same resolution as PrefectDbtRunner: block values become env vars, referenced by env_var().
+    from prefect.utilities.asyncutils import run_coro_as_sync
+    from prefect.utilities.templating import (
+        resolve_block_document_references,
+        resolve_variables,
+    )
+    from prefect_dbt.utilities import replace_with_env_var_call
+
+    data = run_coro_as_sync(
+        resolve_block_document_references(data, value_transformer=replace_with_env_var_call)
+    )
+    return run_coro_as_sync(resolve_variables(data))

@@ -1,0 +1,95 @@
+"""One settings object for the orchestration side, read from `EXIGO_SYNC_*` environment variables.
+
+Connections are *not* configured here: the source and the warehouse both come from the dbt
+profile/target (see `profiles.py`), so an operator configures one place.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository root when running from a checkout (src/exigo_sync/settings.py -> ../../).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+FAULT_POINTS = ("before_refresh", "after_refresh", "before_current", "after_dbt")
+
+
+def _default_profiles_dir() -> Path:
+    # dbt's own order: DBT_PROFILES_DIR, then the working directory, then ~/.dbt.
+    if env := os.environ.get("DBT_PROFILES_DIR"):
+        return Path(env)
+    if (Path.cwd() / "profiles.yml").exists():
+        return Path.cwd()
+    return Path.home() / ".dbt"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXIGO_SYNC_", extra="ignore")
+
+    dbt_project_dir: Path = Field(default=REPO_ROOT / "dbt_project")
+    profiles_dir: Path = Field(default_factory=_default_profiles_dir)
+    profile: str = "exigo_sync"
+    target: str | None = Field(default=None, description="dbt target; None = profile default")
+    # dbt selector for the merge; None = staging and everything downstream (+ their tests).
+    dbt_select: str | None = None
+    # dbt --exclude (space-separated selectors). dbt unit tests belong in development/CI, not
+    # in the production build (dbt's advice; on a fresh warehouse they cannot even compile
+    # against incremental models that do not exist yet). Data tests stay: they guard the merge.
+    dbt_exclude: str | None = "resource_type:unit_test"
+
+    overlap_minutes: float = Field(default=10.0, ge=0)
+    initial_lookback_hours: float = Field(default=24.0, gt=0)
+    # First-run start on the source clock; None = source clock - initial_lookback (the vendor's).
+    initial_start: datetime | None = None
+
+    lock_timeout_seconds: float = Field(default=60.0, ge=0)
+    # A lock row whose heartbeat is older than this is considered abandoned (its holder died
+    # on another host). Must exceed the longest batch: the heartbeat is beaten between steps.
+    lock_stale_seconds: float = Field(default=2 * 3600.0, gt=0)
+    lock_poll_seconds: float = Field(default=1.0, gt=0)
+    # Names the lock; default is derived from the source connection (one lock per source).
+    source_name: str | None = None
+
+    refresh_retries: int = Field(default=3, ge=0)
+    refresh_retry_delay_seconds: float = Field(default=5.0, ge=0)
+
+    schedule_cron: str = "*/15 * * * *"
+    schedule_timezone: str = "UTC"
+
+    @property
+    def overlap(self) -> timedelta:
+        return timedelta(minutes=self.overlap_minutes)
+
+    @property
+    def initial_lookback(self) -> timedelta:
+        return timedelta(hours=self.initial_lookback_hours)
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(seconds=self.lock_stale_seconds)
+
+    def retry_delays(self) -> list[float]:
+        """Exponential backoff between refresh attempts (B5): d, 2d, 4d, ..."""
+        return [self.refresh_retry_delay_seconds * 2**i for i in range(self.refresh_retries)]
+
+
+class InjectedFault(RuntimeError):
+    """Raised on purpose at a named point of the flow (R1 crash tests)."""
+
+
+def fault(point: str) -> None:
+    """Raise if `EXIGO_SYNC_FAULT` names this point. The one place the flow reads it.
+
+    `before_current` is raised by the dbt pre-hook of every current-state model, not here.
+    """
+    assert point in FAULT_POINTS, point
+    if os.environ.get("EXIGO_SYNC_FAULT") == point:
+        if os.environ.get("EXIGO_SYNC_FAULT_MODE") == "exit":
+            # A hard crash: no except/finally runs, the ledger and the lock row stay as they are.
+            os._exit(70)
+        raise InjectedFault(f"injected fault at {point} (EXIGO_SYNC_FAULT)")

@@ -1,0 +1,169 @@
+"""Helpers for the flow tests: one simulator + warehouse pair per test, run the flow, read back."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from exigo_sync.settings import REPO_ROOT
+
+CLOCK_START = datetime(2026, 1, 5)
+CUSTOMERS = 300
+
+# Columns that legitimately differ between two equivalent runs: which batch (and when, on the
+# wall clock) first saw a version; `history_version_id` is "<key>@<batch_id>". Batch ids are
+# ledger ids, and a crashed batch consumes one.
+VOLATILE_COLUMNS = {"batch_id", "history_version_id", "rejected_at", "loaded_at", "merged_at"}
+
+
+@dataclass
+class SyncEnv:
+    root: Path
+    source: Path
+    warehouse: Path
+    profiles: Path
+
+    @property
+    def sim(self) -> Any:
+        from exigo_sync.simulator import SyncSimulator
+
+        return SyncSimulator(self.source)
+
+    def run(self, **params: Any) -> Any:
+        """Run the flow in-process; returns the final Prefect state (never raises)."""
+        from exigo_sync.flow_entry import load_flow
+
+        return load_flow()(**params, return_state=True)
+
+    def run_ok(self, **params: Any) -> dict[str, Any]:
+        state = self.run(**params)
+        assert state.is_completed(), state.message
+        return state.result()
+
+    def query(self, path: Path, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            return con.execute(sql, params or []).fetchall()
+        finally:
+            con.close()
+
+    def batches(self) -> list[dict[str, Any]]:
+        from exigo_sync.ledger_sql import BATCH_COLUMNS, BATCHES
+
+        rows = self.query(self.warehouse, f"SELECT * FROM {BATCHES} ORDER BY batch_id")
+        cols = [c for c in BATCH_COLUMNS]
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def refresh_calls(self) -> int:
+        (n,) = self.query(self.source, "SELECT count(*) FROM sim.RefreshLog")[0]
+        return int(n)
+
+    def snapshot(self) -> dict[str, list[tuple]]:
+        """Every history/current table and the rejected rows: column names, then the sorted rows
+        (without the volatile columns)."""
+        con = duckdb.connect(str(self.warehouse), read_only=True)
+        try:
+            tables = con.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_schema IN ('exigo_history', 'exigo_current') "
+                "OR table_name = 'exigo_rejected_rows' ORDER BY 1, 2"
+            ).fetchall()
+            out = {}
+            for schema, table in tables:
+                cols = [
+                    r[0]
+                    for r in con.execute(
+                        "SELECT column_name FROM information_schema.columns WHERE "
+                        "table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                        [schema, table],
+                    ).fetchall()
+                    if r[0] not in VOLATILE_COLUMNS
+                ]
+                select = ", ".join(f'"{c}"' for c in cols)
+                rows = con.execute(f'SELECT {select} FROM {schema}."{table}"').fetchall()
+                out[f"{schema}.{table}"] = [tuple(cols), *sorted(rows, key=repr)]
+            return out
+        finally:
+            con.close()
+
+
+def make_env(root: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -> SyncEnv:
+    root.mkdir(parents=True, exist_ok=True)
+    profiles = root / "profiles"
+    profiles.mkdir(exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "profiles.example.yml", profiles / "profiles.yml")
+    env = SyncEnv(root, root / "exigo_source.duckdb", root / "warehouse.duckdb", profiles)
+    if template is not None:
+        shutil.copyfile(template, env.source)
+    for key, value in {
+        "EXIGO_SYNC_PROFILES_DIR": str(profiles),
+        "EXIGO_SYNC_TARGET": "duckdb",
+        "EXIGO_SYNC_SOURCE_PATH": str(env.source),
+        "EXIGO_SYNC_WAREHOUSE_PATH": str(env.warehouse),
+        "EXIGO_SYNC_LOCK_TIMEOUT_SECONDS": "5",
+        "EXIGO_SYNC_LOCK_POLL_SECONDS": "0.2",
+        "EXIGO_SYNC_REFRESH_RETRIES": "2",
+        "EXIGO_SYNC_REFRESH_RETRY_DELAY_SECONDS": "0.1",
+        # Models only: the dbt project's own tests prove the models (tests/dbt); here they
+        # would triple every batch's time. The end-to-end test runs the full build once.
+        "EXIGO_SYNC_DBT_EXCLUDE": "resource_type:test resource_type:unit_test",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("EXIGO_SYNC_FAULT", raising=False)
+    monkeypatch.delenv("EXIGO_SYNC_FAULT_MODE", raising=False)
+    return env
+
+
+def copy_files(src: SyncEnv, dst: SyncEnv) -> None:
+    for a, b in ((src.source, dst.source), (src.warehouse, dst.warehouse)):
+        shutil.copyfile(a, b)
+
+
+def advance(env: SyncEnv, hours: float) -> None:
+    env.sim.advance(timedelta(hours=hours))
+
+
+def prefect_logs_and_artifacts() -> str:
+    """Every log line and artifact on the test API, as one text (for S1 scans)."""
+    from prefect import get_client
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all()
+    chunks: list[str] = []
+    with get_client(sync_client=True) as client:
+        offset = 0
+        while True:
+            logs = client.read_logs(limit=200, offset=offset)
+            chunks += [log.message for log in logs]
+            if len(logs) < 200:
+                break
+            offset += 200
+        chunks += [str(a.data) + str(a.description) for a in client.read_artifacts()]
+    return "\n".join(chunks)
+
+
+def table_diff(actual: dict[str, list[tuple]], expected: dict[str, list[tuple]]) -> str:
+    """A readable account of how two snapshots differ ('' when equal)."""
+    lines = []
+    for name in sorted(set(actual) | set(expected)):
+        a, e = actual.get(name), expected.get(name)
+        if a == e:
+            continue
+        if a is None or e is None:
+            lines.append(f"{name}: only in {'expected' if a is None else 'actual'}")
+            continue
+        cols = e[0]
+        extra, missing = set(a[1:]) - set(e[1:]), set(e[1:]) - set(a[1:])
+        lines.append(f"{name}: {len(a) - 1} rows vs {len(e) - 1} expected")
+        for tag, rows in (("+", extra), ("-", missing)):
+            for row in sorted(rows, key=repr)[:3]:
+                lines.append(
+                    f"  {tag} " + ", ".join(f"{c}={v!r}" for c, v in zip(cols, row, strict=False))
+                )
+    return "\n".join(lines)

@@ -1,0 +1,52 @@
+"""The deployments load and register against the (temporary) Prefect server with the expected
+schedule and concurrency limit: prefect.yaml through `prefect deploy`, and `exigo-sync serve`'s."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from exigo_sync.settings import REPO_ROOT
+
+
+def test_prefect_yaml_deployment_registers_with_schedule_and_limit(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    with get_client(sync_client=True) as client:
+        if not any(p.name == "exigo-sync" for p in client.read_work_pools()):
+            client.create_work_pool(WorkPoolCreate(name="exigo-sync", type="process"))
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "prefect"), "--no-prompt", "deploy", "--all"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name("exigo-sync/exigo-sync-scheduled")
+    assert dep.entrypoint == "flows/exigo_sync_flow.py:exigo_sync"
+    assert dep.work_pool_name == "exigo-sync"
+    (sched,) = dep.schedules
+    assert sched.schedule.cron == "*/15 * * * *" and sched.schedule.timezone == "UTC"
+    assert sched.active
+    assert dep.global_concurrency_limit is not None and dep.global_concurrency_limit.limit == 1
+
+
+def test_serve_deployment_uses_settings_schedule(monkeypatch) -> None:
+    from prefect import get_client
+
+    from exigo_sync.cli import serve_deployment
+
+    monkeypatch.setenv("EXIGO_SYNC_SCHEDULE_CRON", "*/5 * * * *")
+    monkeypatch.setenv("EXIGO_SYNC_SCHEDULE_TIMEZONE", "Europe/Amsterdam")
+    deployment_id = serve_deployment().apply()
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment(deployment_id)
+    (sched,) = dep.schedules
+    assert sched.schedule.cron == "*/5 * * * *"
+    assert sched.schedule.timezone == "Europe/Amsterdam"
+    assert dep.global_concurrency_limit is not None and dep.global_concurrency_limit.limit == 1

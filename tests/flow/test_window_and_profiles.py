@@ -1,0 +1,140 @@
+"""Fast checks of the pure pieces: the window (W1-W3), the profile reader and secret scrubbing
+(S1), the dbt arguments and the ledger SQL (values always bound, never formatted in)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from exigo_sync import ledger_sql
+from exigo_sync.dbt_invoke import DbtBuildFailed, build_args, judge
+from exigo_sync.profiles import ProfileError, load_target
+from exigo_sync.settings import REPO_ROOT
+from exigo_sync.window import WindowRefused, compute_window, parse_since
+
+NOW = datetime(2026, 1, 5, 12, 0)
+WM = datetime(2026, 1, 5, 10, 0)
+
+
+def _window(**kw: object):  # type: ignore[no-untyped-def]
+    args = dict(
+        since=None, watermark=None, source_now=NOW, overlap=timedelta(minutes=10),
+        initial_start=None, initial_lookback=timedelta(hours=24),
+    )  # fmt: skip
+    args.update(kw)
+    return compute_window(**args)  # type: ignore[arg-type]
+
+
+def test_w1_initial_then_watermark_minus_overlap() -> None:
+    assert _window().start == NOW - timedelta(hours=24)
+    assert _window(initial_start=datetime(2025, 1, 1)).start == datetime(2025, 1, 1)
+    w = _window(watermark=WM)
+    assert (w.start, w.kind) == (WM - timedelta(minutes=10), "watermark")
+
+
+def test_w2_since_replays_before_the_watermark() -> None:
+    w = _window(since=datetime(2026, 1, 1), watermark=WM)
+    assert (w.start, w.kind) == (datetime(2026, 1, 1), "since")
+
+
+@pytest.mark.parametrize("bad", ["", "not-a-date", "2026-13-01", "2026-01-05T10:00+02:00"])
+def test_w3_parse_since(bad: str) -> None:
+    if bad == "":
+        assert parse_since(bad) is None
+        return
+    with pytest.raises(WindowRefused):
+        parse_since(bad)
+
+
+def test_w3_future_and_after_watermark_refused_unless_gap_allowed() -> None:
+    with pytest.raises(WindowRefused, match="future"):
+        parse_since("2999-01-01")
+    assert parse_since("2999-01-01", allow_gap=True) == datetime(2999, 1, 1)
+    with pytest.raises(WindowRefused, match="after the watermark"):
+        _window(since=WM + timedelta(minutes=1), watermark=WM)
+    with pytest.raises(WindowRefused, match="after the source clock"):
+        _window(since=NOW + timedelta(hours=1), watermark=WM)
+    assert _window(since=WM + timedelta(minutes=1), watermark=WM, allow_gap=True).kind == "since"
+
+
+def _profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "profiles.yml").write_text((REPO_ROOT / "profiles.example.yml").read_text())
+    monkeypatch.setenv("EXIGO_SYNC_SOURCE_PATH", str(tmp_path / "src.duckdb"))
+    monkeypatch.setenv("EXIGO_SYNC_WAREHOUSE_PATH", str(tmp_path / "wh.duckdb"))
+    return tmp_path
+
+
+def test_profile_gives_source_and_warehouse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t = load_target(_profile(tmp_path, monkeypatch), "exigo_sync", "duckdb")
+    assert t.warehouse_path() == tmp_path / "wh.duckdb"
+    assert t.source_path() == tmp_path / "src.duckdb"
+    assert t.lock_name().startswith("exigo-sync-src-")
+    with pytest.raises(ProfileError, match="not found"):
+        load_target(tmp_path, "exigo_sync", "nope")
+
+
+def test_s1_profile_errors_and_repr_hold_no_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "Sup3r-Secret-Value-991"
+    monkeypatch.setenv("EXIGO_SYNC_MSSQL_USER", "u")
+    monkeypatch.setenv("EXIGO_SYNC_MSSQL_PASSWORD", secret)
+    t = load_target(_profile(tmp_path, monkeypatch), "exigo_sync", "sqlserver")
+    assert secret not in repr(t)
+    assert t.scrub(f"login failed for u/{secret}") == "login failed for u/***"
+    # A value that fails to render must not be quoted back in the error (dbt's message would).
+    (tmp_path / "profiles.yml").write_text(
+        "p:\n  target: t\n  outputs:\n    t:\n      type: duckdb\n"
+        "      threads: \"{{ env_var('EXIGO_SYNC_MSSQL_PASSWORD') | as_number }}\"\n"
+    )
+    with pytest.raises(ProfileError) as err:
+        load_target(tmp_path, "p")
+    assert secret not in str(err.value) and "EXIGO_SYNC_MSSQL_PASSWORD" in str(err.value)
+
+
+def test_dbt_args_carry_batch_vars() -> None:
+    args = build_args(
+        target="duckdb", batch_id=7, refreshed_at=NOW, select=None,
+        exclude="resource_type:test resource_type:unit_test",
+    )  # fmt: skip
+    assert args[:5] == ["build", "--target", "duckdb", "--select", "tag:exigo_staging+"]
+    assert '"exigo_batch_id": 7' in args[6] and "2026-01-05T12:00:00" in args[6]
+    assert args[-3:] == ["--exclude", "resource_type:test", "resource_type:unit_test"]
+
+
+def test_s1_ledger_sql_binds_values() -> None:
+    statements = [v for k, v in vars(ledger_sql).items() if k.isupper() and isinstance(v, str)]
+    dml = [s for s in statements if s.lstrip().startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert dml and all("?" in s for s in dml)
+    assert all("'" not in s.replace("'refreshing'", "").replace("'refreshed'", "")
+               .replace("'merged'", "").replace("'failed'", "") for s in dml)  # fmt: skip
+    assert len(ledger_sql.ddl("duckdb")) == len(ledger_sql.ddl("tsql")) == 4
+
+
+def _res(*nodes: tuple[str, str, str], success: bool = True) -> SimpleNamespace:
+    results = [
+        SimpleNamespace(
+            node=SimpleNamespace(unique_id=uid, resource_type=kind), status=status, message="m"
+        )
+        for uid, kind, status in nodes
+    ]
+    return SimpleNamespace(
+        success=success, exception=None, result=SimpleNamespace(results=results, args={})
+    )
+
+
+def test_l2_dbt_success_judged_from_results() -> None:
+    ok = judge(_res(("model.a", "model", "success"), ("test.t", "test", "pass")))
+    assert ok.statuses == {"model.a": "success", "test.t": "pass"}
+    # dbt said success, but a merge model was skipped: not merged (L2).
+    with pytest.raises(DbtBuildFailed, match="1 model"):
+        judge(_res(("model.a", "model", "success"), ("model.b", "model", "skipped")))
+    with pytest.raises(DbtBuildFailed, match=r"test\.t fail"):
+        judge(_res(("model.a", "model", "success"), ("test.t", "test", "fail"), success=False))
+    with pytest.raises(DbtBuildFailed, match="no nodes"):
+        judge(_res())
