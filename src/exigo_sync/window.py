@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from exigo_sync.source.dates import parse_source_datetime
+
 # The source clock is naive local time of the source server, whose zone we do not know; no zone
 # is more than 14 hours ahead of UTC, so a `since` past that is in the future wherever it is.
 _MAX_ZONE_AHEAD = timedelta(hours=14)
@@ -37,12 +39,9 @@ def parse_since(
         value = since
     else:
         try:
-            value = datetime.fromisoformat(str(since).strip())
-        except ValueError:
-            raise WindowRefused(
-                f"since={since!r} is not a date or timestamp (use ISO 8601, e.g. 2026-01-05 or "
-                "2026-01-05T08:30:00); nothing was run"
-            ) from None
+            value = parse_source_datetime(str(since))
+        except ValueError as exc:
+            raise WindowRefused(f"since={since!r} refused: {exc}; nothing was run") from None
     if value.tzinfo is not None:
         # Exigo datetimes are naive source-clock times; an explicit zone cannot be mapped.
         raise WindowRefused(

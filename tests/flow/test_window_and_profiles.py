@@ -40,13 +40,27 @@ def test_w2_since_replays_before_the_watermark() -> None:
     assert (w.start, w.kind) == (datetime(2026, 1, 1), "since")
 
 
-@pytest.mark.parametrize("bad", ["", "not-a-date", "2026-13-01", "2026-01-05T10:00+02:00"])
-def test_w3_parse_since(bad: str) -> None:
-    if bad == "":
-        assert parse_since(bad) is None
-        return
-    with pytest.raises(WindowRefused):
+def test_w3_no_since_means_resume() -> None:
+    assert parse_since("") is None
+    assert parse_since(None) is None
+
+
+@pytest.mark.parametrize("bad", ["not-a-date", "2026-13-01", "2026-01-05T10:00+02:00"])
+def test_w3_parse_since_refuses_what_it_cannot_read(bad: str) -> None:
+    with pytest.raises(WindowRefused, match="refused"):
         parse_since(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1/1/2017", datetime(2017, 1, 1)),  # the vendor note's own example
+        ("2017-01-01", datetime(2017, 1, 1)),
+        ("2026-01-05T08:30:00", datetime(2026, 1, 5, 8, 30)),
+    ],
+)
+def test_w2_since_accepts_the_vendor_and_iso_formats(text: str, expected: datetime) -> None:
+    assert parse_since(text) == expected
 
 
 def test_w3_future_and_after_watermark_refused_unless_gap_allowed() -> None:
