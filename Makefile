@@ -8,7 +8,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export DO_NOT_TRACK := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: bootstrap system-deps demo test lint bench docs clean
+.PHONY: bootstrap system-deps demo test lint docs clean
 
 # unixodbc gives pyodbc its libodbc.so.2; tdsodbc is FreeTDS's ODBC driver (SQL Server path only).
 system-deps:
@@ -38,11 +38,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check src flows tests
 	$(BIN)/ruff format --check src flows tests
 
-bench: $(STAMP)
-	$(BIN)/python -m exigo_sync.bench
-
+# The catalogue of the demo warehouse (run `make demo` first).
 docs: $(STAMP)
-	$(BIN)/exigo-sync docs
+	EXIGO_SYNC_PROFILES_DIR=$(CURDIR)/data/profiles $(BIN)/exigo-sync docs
 
 clean:
 	rm -rf $(VENV) .prefect data dbt_project/target dbt_project/logs .pytest_cache

@@ -133,6 +133,26 @@ def status(
 
 
 @app.command()
+def docs(
+    target: Annotated[str | None, typer.Option(help="dbt target (default: profile's).")] = None,
+) -> None:
+    """Build the analysts' catalogue (dbt docs) from the warehouse."""
+    from exigo_sync.dbt_invoke import generate_docs
+    from exigo_sync.profiles import load_target
+    from exigo_sync.settings import Settings
+
+    try:
+        s = Settings()
+        tgt = load_target(s.profiles_dir, s.profile, target or s.target)
+        out = generate_docs(
+            project_dir=s.dbt_project_dir, profiles_dir=s.profiles_dir, target=tgt.name
+        )
+    except Exception as exc:
+        _fail(exc)
+    console.print(f"catalogue written to {out / 'index.html'} (serve it with: dbt docs serve)")
+
+
+@app.command()
 def demo(
     customers: Annotated[int, typer.Option(help="Customers in the simulated sync DB.")] = 10_000,
     cycles: Annotated[int, typer.Option(help="Activity + sync cycles after the first sync.")] = 3,

@@ -136,3 +136,26 @@ def _invocation_id(result: Any) -> str | None:
 def _squash(value: Any, limit: int = 300) -> str:
     """dbt's messages span lines ("Compilation Error in model x" + the cause): keep both."""
     return " ".join(str(value or "").split())[:limit]
+
+
+def generate_docs(*, project_dir: Path, profiles_dir: Path, target: str) -> Path:
+    """`dbt docs generate`: the analysts' catalogue. Returns the folder holding index.html.
+
+    Runs with dbt's own runner: docs are not a batch, so there is no flow run to report to.
+    """
+    from dbt.cli.main import dbtRunner
+
+    target_path = project_dir / "target"
+    res = dbtRunner().invoke(
+        [
+            "docs", "generate",
+            "--project-dir", str(project_dir),
+            "--profiles-dir", str(profiles_dir),
+            "--target", target,
+            "--target-path", str(target_path),
+        ]
+    )  # fmt: skip
+    _release_duckdb()
+    if not res.success:
+        raise DbtBuildFailed(f"dbt docs generate failed: {_squash(res.exception)}", None)
+    return target_path
