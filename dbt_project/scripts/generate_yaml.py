@@ -10,7 +10,6 @@ column is documented with its SQL Server type and the docs stay in step with the
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
+from exigo_sync.naming import column_name, entity_name  # noqa: E402
 from exigo_sync.source_schema import LOOKUP_TABLES, REPLICATED_TABLES  # noqa: E402
 
 PROJECT = ROOT / "dbt_project"
@@ -27,14 +27,7 @@ POLICY: dict[str, dict[str, str]] = yaml.safe_load((PROJECT / "dbt_project.yml")
     "vars"
 ]["exigo_sensitive_columns"]
 
-ENTITY = {
-    "Customers": "customers",
-    "Orders": "orders",
-    "OrderDetails": "order_details",
-    "Payments": "payments",
-    "CustomerAccounts": "customer_accounts",
-    "CustomerSites": "customer_sites",
-}
+ENTITY = {name: entity_name(name) for name in REPLICATED_TABLES}
 ABOUT = {
     "Customers": "customers (distributors and retail customers)",
     "Orders": "orders with their ship-to address and money totals",
@@ -51,32 +44,6 @@ HEADER = (
 )
 
 
-def snake_case(name: str) -> str:
-    """Python twin of macros exigo_snake_case + exigo_column_name."""
-    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
-    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
-    s = re.sub(r"[^A-Za-z0-9_]+", "_", s)
-    s = re.sub(r"_+", "_", s).strip("_").lower()
-    # Twin of exigo_column_name: names the project adds win; a clashing source column is prefixed.
-    return "source_" + s if s in RESERVED else s
-
-
-RESERVED = {
-    "batch_id",
-    "version_time",
-    "row_hash",
-    "source_row_count",
-    "is_tie_broken",
-    "valid_from",
-    "valid_to",
-    "is_current",
-    "is_deleted",
-    "deleted_at",
-    "history_version_id",
-    "reject_reason",
-    "raw_row",
-    "transition",
-}
 
 
 def treatment(table: str, column: str) -> str:
@@ -167,7 +134,7 @@ def data_columns(t) -> list[dict[str, Any]]:
         if treatment(t.name, c.name) == "drop":
             continue
         col: dict[str, Any] = {
-            "name": snake_case(c.name),
+            "name": column_name(c.name),
             "description": column_doc(t.name, c.name, c.sql_type, c.nullable),
         }
         if c.name in t.key:
@@ -186,7 +153,7 @@ def doc_col(name: str, tests: list | None = None) -> dict[str, Any]:
 def staging_models() -> dict[str, Any]:
     models = []
     for t in REPLICATED_TABLES.values():
-        keys = [snake_case(k) for k in t.key]
+        keys = [column_name(k) for k in t.key]
         model: dict[str, Any] = {
             "name": f"stg_exigo__{ENTITY[t.name]}",
             "description": f"This batch's {ABOUT[t.name]}: one row per key from queue.{t.name}, "
@@ -238,7 +205,7 @@ def staging_models() -> dict[str, Any]:
 def history_models() -> dict[str, Any]:
     models = []
     for t in REPLICATED_TABLES.values():
-        keys = [snake_case(k) for k in t.key]
+        keys = [column_name(k) for k in t.key]
         models.append(
             {
                 "name": f"{ENTITY[t.name]}_history",
@@ -268,7 +235,7 @@ def history_models() -> dict[str, Any]:
 def current_models() -> dict[str, Any]:
     models = []
     for t in REPLICATED_TABLES.values():
-        keys = [snake_case(k) for k in t.key]
+        keys = [column_name(k) for k in t.key]
         e = ENTITY[t.name]
         models.append(
             {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +12,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from exigo_sync.simulator.cli import simulate_app
+
+# Prefect's ephemeral API (no server configured) sends a telemetry heartbeat from inside this
+# process, which collides with the flow's own writes to the ephemeral SQLite database and prints
+# a "database is locked" traceback. An operator may still turn it on explicitly.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 app = typer.Typer(
     name="exigo-sync",

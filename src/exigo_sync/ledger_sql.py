@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exigo_sync.source import QUEUE_TABLES
+from exigo_sync.naming import column_name, entity_name
+from exigo_sync.source_schema import REPLICATED_TABLES
 
 
 @dataclass(frozen=True)
@@ -19,15 +20,10 @@ class Entity:
     keys: tuple[str, ...]  # snake_case key columns in history
 
 
-ENTITIES: tuple[Entity, ...] = (
-    Entity("customers", "Customers", ("customer_id",)),
-    Entity("orders", "Orders", ("order_id",)),
-    Entity("order_details", "OrderDetails", ("order_id", "order_line")),
-    Entity("payments", "Payments", ("payment_id",)),
-    Entity("customer_accounts", "CustomerAccounts", ("customer_id",)),
-    Entity("customer_sites", "CustomerSites", ("customer_id",)),
+ENTITIES: tuple[Entity, ...] = tuple(
+    Entity(entity_name(t.name), t.name, tuple(column_name(k) for k in t.key))
+    for t in REPLICATED_TABLES.values()
 )
-assert tuple(e.queue_table for e in ENTITIES) == QUEUE_TABLES
 
 # Ledger column holding the row count of each queue table.
 ROW_COLUMNS: dict[str, str] = {e.queue_table: f"rows_{e.name}" for e in ENTITIES}

@@ -37,10 +37,9 @@ class Settings(BaseSettings):
     target: str | None = Field(default=None, description="dbt target; None = profile default")
     # dbt selector for the merge; None = staging and everything downstream (+ their tests).
     dbt_select: str | None = None
-    # dbt --exclude (space-separated selectors). dbt unit tests belong in development/CI, not
-    # in the production build (dbt's advice; on a fresh warehouse they cannot even compile
-    # against incremental models that do not exist yet). Data tests stay: they guard the merge.
-    dbt_exclude: str | None = "resource_type:unit_test"
+    # dbt --exclude (space-separated selectors). dbt unit tests need no exclusion: the project
+    # enables them only with the var exigo_run_unit_tests (development/CI), never in a batch.
+    dbt_exclude: str | None = None
 
     overlap_minutes: float = Field(default=10.0, ge=0)
     initial_lookback_hours: float = Field(default=24.0, gt=0)

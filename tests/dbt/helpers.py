@@ -7,7 +7,6 @@ dbtRunner so results are judged from node results, not from log text.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ import duckdb
 import yaml
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
+from exigo_sync.naming import column_name
 from exigo_sync.source_schema import LOOKUP_TABLES, REPLICATED_TABLES, duckdb_type
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,32 +42,6 @@ _PROJECT_VARS = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())["v
 SENSITIVE_POLICY: dict[str, dict[str, str]] = _PROJECT_VARS["exigo_sensitive_columns"]
 
 
-def snake_case(name: str) -> str:
-    """Python twin of macros exigo_snake_case + exigo_column_name."""
-    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
-    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
-    s = re.sub(r"[^A-Za-z0-9_]+", "_", s)
-    s = re.sub(r"_+", "_", s).strip("_").lower()
-    # Twin of exigo_column_name: names the project adds win; a clashing source column is prefixed.
-    return "source_" + s if s in RESERVED else s
-
-
-RESERVED = {
-    "batch_id",
-    "version_time",
-    "row_hash",
-    "source_row_count",
-    "is_tie_broken",
-    "valid_from",
-    "valid_to",
-    "is_current",
-    "is_deleted",
-    "deleted_at",
-    "history_version_id",
-    "reject_reason",
-    "raw_row",
-    "transition",
-}
 
 
 def mask(value: Any) -> Any:
@@ -89,12 +63,12 @@ def apply_policy(table: str, row: Mapping[str, Any]) -> dict[str, Any]:
             value = mask(value)
         elif treatment == "hash":
             raise NotImplementedError("no column uses 'hash' in the default policy")
-        out[snake_case(name)] = value
+        out[column_name(name)] = value
     return out
 
 
 def key_columns(table: str) -> tuple[str, ...]:
-    return tuple(snake_case(k) for k in REPLICATED_TABLES[table].key)
+    return tuple(column_name(k) for k in REPLICATED_TABLES[table].key)
 
 
 class DbtEnv:

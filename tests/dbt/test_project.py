@@ -6,8 +6,9 @@ from __future__ import annotations
 import importlib.util
 import json
 
+from exigo_sync.naming import column_name
 from exigo_sync.source_schema import REPLICATED_TABLES
-from tests.dbt.helpers import PROJECT_DIR, failures, snake_case
+from tests.dbt.helpers import PROJECT_DIR, failures
 
 
 def _generator():
@@ -83,9 +84,9 @@ def test_snake_case_names():
         "Url1Description": "url1_description",
         "BatchID": "source_batch_id",
     }
-    assert {k: snake_case(k) for k in cases} == cases
-    names = [snake_case(c.name) for t in REPLICATED_TABLES.values() for c in t.columns]
-    per_table = [[snake_case(c.name) for c in t.columns] for t in REPLICATED_TABLES.values()]
+    assert {k: column_name(k) for k in cases} == cases
+    names = [column_name(c.name) for t in REPLICATED_TABLES.values() for c in t.columns]
+    per_table = [[column_name(c.name) for c in t.columns] for t in REPLICATED_TABLES.values()]
     assert all(len(set(n)) == len(n) for n in per_table), "two source columns share a name"
     assert names
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from exigo_sync.naming import column_name
 from exigo_sync.simulator import SyncSimulator
 from exigo_sync.source_schema import REPLICATED_TABLES
 from tests.dbt.helpers import (
@@ -22,7 +23,6 @@ from tests.dbt.helpers import (
     apply_policy,
     failures,
     key_columns,
-    snake_case,
 )
 
 CYCLES = int(os.environ.get("EXIGO_T1_CYCLES", "20"))
@@ -202,7 +202,7 @@ def test_t1_current_equals_truth_and_history_holds_every_delivered_state(tmp_pat
             )
         }
         for column, treatment in policy.items():
-            name = snake_case(column)
+            name = column_name(column)
             if treatment == "drop":
                 assert name not in cols, f"S2: {table}.{column} reached history"
             elif treatment == "mask":

@@ -112,7 +112,7 @@ def make_env(root: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -> Syn
         "EXIGO_SYNC_REFRESH_RETRY_DELAY_SECONDS": "0.1",
         # Models only: the dbt project's own tests prove the models (tests/dbt); here they
         # would triple every batch's time. The end-to-end test runs the full build once.
-        "EXIGO_SYNC_DBT_EXCLUDE": "resource_type:test resource_type:unit_test",
+        "EXIGO_SYNC_DBT_EXCLUDE": "resource_type:test",
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("EXIGO_SYNC_FAULT", raising=False)
