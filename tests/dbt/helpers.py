@@ -42,8 +42,6 @@ _PROJECT_VARS = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())["v
 SENSITIVE_POLICY: dict[str, dict[str, str]] = _PROJECT_VARS["exigo_sensitive_columns"]
 
 
-
-
 def mask(value: Any) -> Any:
     if value is None:
         return None

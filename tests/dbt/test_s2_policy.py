@@ -1,0 +1,71 @@
+"""S2: every treatment of the sensitive-column policy, configured in its one place (the var)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from datetime import timedelta
+
+from tests.dbt.helpers import SENSITIVE_POLICY, default_row, failures, put_rows
+from tests.dbt.scenario import T0, load_batch_one
+
+
+def sha256_hex(text: str) -> str:
+    """What `exigo_hash(exigo_text(col))` yields on DuckDB: SHA-256 of the UTF-8 text, hex."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_s2_hash_treatment_configurable(dbt_env):
+    # dbt replaces a dict var given with --vars whole, so pass the full policy with two changes:
+    # Email (kept by default) is hashed, TaxCode (masked by default) is kept.
+    policy = copy.deepcopy(SENSITIVE_POLICY)
+    assert policy["Customers"].get("Email", "keep") == "keep"
+    assert policy["Customers"]["TaxCode"] == "mask"
+    assert policy["Customers"]["PasswordHash"] == "drop"
+    policy["Customers"]["Email"] = "hash"
+    policy["Customers"]["TaxCode"] = "keep"
+
+    load_batch_one(dbt_env)
+    source = {
+        1: {"Email": "ann@example.com", "TaxCode": "123-45-6789"},
+        2: {"Email": "zoë.müller@example.com", "TaxCode": None},  # non-ASCII; NULL stays NULL
+    }
+    put_rows(
+        dbt_env.source,
+        "queue",
+        "Customers",
+        [
+            default_row(
+                "Customers",
+                CustomerID=cid,
+                ModifiedDate=T0,
+                PasswordHash=b"secret-hash",
+                **values,
+            )
+            for cid, values in source.items()
+        ],
+    )
+    res = dbt_env.fast_build(
+        1, T0 + timedelta(hours=1), extra_vars={"exigo_sensitive_columns": policy}
+    )
+    assert res.success, failures(res)
+
+    expected = {
+        cid: {"email": sha256_hex(v["Email"]), "tax_code": v["TaxCode"]}
+        for cid, v in source.items()
+    }
+    for relation in (
+        "exigo_staging.stg_exigo__customers",
+        "exigo_history.customers_history",
+        "exigo_current.customers_current",
+    ):
+        rows = dbt_env.query(f"select * from {relation} order by customer_id")
+        got = {r["customer_id"]: {"email": r["email"], "tax_code": r["tax_code"]} for r in rows}
+        assert got == expected, relation
+        assert "password_hash" not in rows[0], f"{relation} carries a dropped column"
+    # The hash is the full, never truncated, lower-case hex digest.
+    assert all(len(v["email"]) == 64 for v in expected.values())
+
+    # The rest of the policy still applies: the default-masked IBAN is masked.
+    account = dbt_env.query("select iban from exigo_current.customer_accounts_current")[0]
+    assert account["iban"] == "****3000"

@@ -1,0 +1,103 @@
+"""Against a live SQL Server, when one is configured (EXIGO_SYNC_TEST_MSSQL_SERVER, _USER,
+_PASSWORD, _DATABASE; optional _PORT, _DRIVER, _TRUST_CERT); skipped otherwise."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from exigo_sync import ledger_sql
+
+pytestmark = pytest.mark.sqlserver
+
+ENV = "EXIGO_SYNC_TEST_MSSQL_"
+SKIP_REASON = (
+    "no SQL Server configured (set EXIGO_SYNC_TEST_MSSQL_SERVER, _USER, _PASSWORD, _DATABASE; "
+    "optional _PORT, _DRIVER, _TRUST_CERT)"
+)
+
+
+def _setting(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(ENV + name, default)
+
+
+@pytest.fixture
+def mssql() -> Iterator[Any]:
+    if not _setting("SERVER"):
+        pytest.skip(SKIP_REASON)
+    missing = [n for n in ("USER", "PASSWORD", "DATABASE") if not _setting(n)]
+    if missing:
+        pytest.skip(f"{SKIP_REASON}: missing {', '.join(ENV + n for n in missing)}")
+    import pyodbc
+
+    driver = _setting("DRIVER", "ODBC Driver 18 for SQL Server")
+    server, port = _setting("SERVER"), _setting("PORT", "1433")
+    parts = {
+        "DRIVER": "{" + driver + "}",
+        "DATABASE": _setting("DATABASE"),
+        "UID": _setting("USER"),
+        "PWD": _setting("PASSWORD"),
+    }
+    if "freetds" in driver.lower():
+        parts.update({"SERVER": server, "PORT": port, "TDS_Version": "7.4"})
+    else:
+        trust = _setting("TRUST_CERT", "yes").lower() in ("1", "true", "yes")
+        parts.update(
+            {"SERVER": f"{server},{port}", "TrustServerCertificate": "yes" if trust else "no"}
+        )
+    con = pyodbc.connect(";".join(f"{k}={v}" for k, v in parts.items()), autocommit=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def test_sqlserver_select_one(mssql):
+    assert mssql.cursor().execute("select 1").fetchone()[0] == 1
+
+
+def test_sqlserver_ledger_ddl_and_dml_in_a_temporary_schema(mssql, monkeypatch):
+    schema = f"exigo_sync_test_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(ledger_sql, "SCHEMA", schema)
+    cur = mssql.cursor()
+
+    def in_schema(sql: str) -> str:
+        return sql.replace("exigo_sync.", f"{schema}.")
+
+    try:
+        for _ in range(2):  # idempotent
+            for stmt in ledger_sql.ddl("tsql"):
+                assert schema in stmt
+                cur.execute(stmt)
+        tables = {
+            r[0]
+            for r in cur.execute(
+                "select table_name from information_schema.tables where table_schema = ?", schema
+            ).fetchall()
+        }
+        assert tables == {"batches", "batch_entity_stats", "run_lock"}
+
+        # One batch through its life, with bound parameters as the ledger binds them.
+        now = datetime(2026, 1, 5, 10, 0, 0)
+        refreshed = datetime(2026, 1, 5, 9, 59, 30, 123000)
+        assert cur.execute(in_schema(ledger_sql.NEXT_BATCH_ID)).fetchone()[0] == 1
+        start = datetime(2026, 1, 4, 10, 0, 0)
+        cur.execute(
+            in_schema(ledger_sql.INSERT_BATCH), 1, "run-1", "sqlserver", "initial", start, now
+        )
+        counts = [3] * len(ledger_sql.ROW_COLUMNS)
+        cur.execute(in_schema(ledger_sql.MARK_REFRESHED), refreshed, now, *counts, 1)
+        cur.execute(in_schema(ledger_sql.MARK_MERGED), "inv-1", now, 1)
+        assert cur.execute(in_schema(ledger_sql.WATERMARK)).fetchone()[0] == refreshed
+        assert cur.execute(in_schema(ledger_sql.COUNT_IN_FLIGHT)).fetchone()[0] == 0
+        recent = cur.execute(in_schema(ledger_sql.RECENT_BATCHES), 5).fetchall()
+        assert [r[0] for r in recent] == [1]
+    finally:
+        for table in ("batches", "batch_entity_stats", "run_lock"):
+            cur.execute(f"IF OBJECT_ID('{schema}.{table}') IS NOT NULL DROP TABLE {schema}.{table}")
+        cur.execute(f"IF SCHEMA_ID('{schema}') IS NOT NULL EXEC('DROP SCHEMA {schema}')")
