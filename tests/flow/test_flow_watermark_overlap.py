@@ -1,0 +1,209 @@
+"""W1 (the overlap catches rows that land late) and W2 (`since` after the watermark, accepted with
+allow_gap, then later runs resume from W1), with real flow runs on the simulator."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+from flow_helpers import CLOCK_START, SyncEnv, advance, make_env
+
+from exigo_sync.naming import column_name, entity_name
+from exigo_sync.settings import REPO_ROOT
+from exigo_sync.simulator import ActivityRates
+from exigo_sync.source_schema import REPLICATED_TABLES
+
+OVERLAP = timedelta(minutes=10)  # the default overlap (settings.overlap_minutes)
+LAG = timedelta(minutes=8)  # below the overlap: a default run must catch every late row
+# Busy enough that an hour leaves several changes landing just after a refresh they predate.
+LAGGED = ActivityRates(replication_lag=LAG).scaled(5.0)
+TIMED = [name for name, t in REPLICATED_TABLES.items() if t.version_time_column is not None]
+# S2 as configured in the dbt project (read, not copied, so the test follows the policy).
+POLICY: dict[str, dict[str, str]] = yaml.safe_load(
+    (REPO_ROOT / "dbt_project" / "dbt_project.yml").read_text()
+)["vars"]["exigo_sensitive_columns"]
+
+Key = tuple[Any, ...]
+Rows = dict[str, dict[Key, dict[str, Any]]]
+
+
+def _key(table: str, row: dict[str, Any], *, source: bool) -> Key:
+    names = REPLICATED_TABLES[table].key
+    return tuple(row[k if source else column_name(k)] for k in names)
+
+
+def _as_warehouse(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A dbo row as current-state should hold it: snake_case names, S2 applied."""
+    out = {}
+    for name, value in row.items():
+        treatment = POLICY.get(table, {}).get(name, "keep")
+        if treatment == "drop":
+            continue
+        if treatment == "mask" and value is not None:
+            text = str(value)
+            value = "****" if len(text) <= 4 else "****" + text[-4:]
+        assert treatment in ("keep", "mask"), f"no oracle for {treatment!r} ({table}.{name})"
+        out[column_name(name)] = value
+    return out
+
+
+def _dbo(env: SyncEnv) -> Rows:
+    sim = env.sim
+    return {t: {_key(t, r, source=True): r for r in sim.current_rows(t)} for t in TIMED}
+
+
+def _current(warehouse: Path, table: str) -> dict[Key, dict[str, Any]]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        cur = con.execute(f"SELECT * FROM exigo_current.{entity_name(table)}_current")
+        names = [d[0] for d in cur.description or ()]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        con.close()
+    return {_key(table, r, source=False): r for r in rows}
+
+
+def _not_in_current(warehouse: Path, table: str, rows: list[dict[str, Any]]) -> dict[Key, str]:
+    """The dbo rows (PascalCase) whose state is not the live current-state row of their key."""
+    current = _current(warehouse, table)
+    out = {}
+    for row in rows:
+        key = _key(table, row, source=True)
+        have = current.get(key)
+        if have is None:
+            out[key] = "missing"
+        elif have["is_deleted"]:
+            out[key] = "deleted"
+        else:
+            diff = [
+                f"{c}: {v!r} != {have.get(c)!r}"
+                for c, v in _as_warehouse(table, row).items()
+                if have.get(c) != v
+            ]
+            if diff:
+                out[key] = "; ".join(diff[:3])
+    return out
+
+
+def _t1_losses(env: SyncEnv, since: datetime) -> dict[str, dict[Key, str]]:
+    """T1: every dbo row changed since `since`, per table, that current-state does not hold."""
+    sim = env.sim
+    return {
+        t: _not_in_current(env.warehouse, t, sim.changed_since(t, since)) for t in REPLICATED_TABLES
+    }
+
+
+def _merge_models_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faster batches: no dbt tests (as flow_helpers) and no analyst marts (not under test)."""
+    monkeypatch.setenv("EXIGO_SYNC_DBT_EXCLUDE", "resource_type:test tag:exigo_marts")
+
+
+def test_w1_overlap_catches_rows_that_land_late(
+    sync_env: SyncEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = sync_env
+    _merge_models_only(monkeypatch)
+    env.run_ok()
+    b1 = env.batches()[0]
+    assert (b1["status"], b1["window_kind"]) == ("merged", "initial")
+    initial_start, watermark = b1["requested_start"], b1["refresh_started_at"]
+    assert watermark == CLOCK_START
+    before = _dbo(env)  # dbo as batch 1 saw it (nothing happens between refresh and now)
+
+    env.sim.advance(timedelta(hours=1), LAGGED)
+    after = _dbo(env)
+    # Late rows: changed (or new) after batch 1's refresh, yet dated before it.
+    late = {
+        t: {
+            k: row
+            for k, row in after[t].items()
+            if row["ModifiedDate"] < watermark and before[t].get(k) != row
+        }
+        for t in TIMED
+    }
+    assert late["Orders"] or late["Customers"], "no late-landing order or customer: vacuous"
+    for t in TIMED:
+        for row in late[t].values():
+            assert watermark - LAG <= row["ModifiedDate"] < watermark, (t, row)
+
+    # The contrast starts from the very same files: batch 1 merged, the same hour of activity.
+    fork = tmp_path / "fork"
+    fork.mkdir()
+    shutil.copyfile(env.source, fork / env.source.name)
+    shutil.copyfile(env.warehouse, fork / env.warehouse.name)
+
+    # Default overlap: batch 2 resumes 10 minutes before batch 1's refresh began (W1).
+    env.run_ok()
+    b2 = env.batches()[1]
+    assert (b2["status"], b2["window_kind"]) == ("merged", "watermark")
+    assert b2["requested_start"] == watermark - OVERLAP
+    losses = _t1_losses(env, initial_start)
+    assert not any(losses.values()), f"T1: rows lost with the default overlap: {losses}"
+    for t in ("Orders", "Customers"):
+        current = _current(env.warehouse, t)
+        for k, row in late[t].items():
+            assert current[k]["modified_date"] == row["ModifiedDate"], (t, k)
+
+    # overlap_minutes=0 on the forked files: batch 2 resumes exactly at batch 1's refresh start
+    # and loses the late rows, and only them (the test above can fail).
+    zero = make_env(tmp_path / "zero", None, monkeypatch)
+    _merge_models_only(monkeypatch)
+    shutil.copyfile(fork / env.source.name, zero.source)
+    shutil.copyfile(fork / env.warehouse.name, zero.warehouse)
+    zero.run_ok(overlap_minutes=0)
+    z2 = zero.batches()[1]
+    assert (z2["status"], z2["window_kind"]) == ("merged", "watermark")
+    assert z2["requested_start"] == watermark
+    lost = _t1_losses(zero, initial_start)
+    assert lost["Orders"] or lost["Customers"], "overlap 0 lost nothing"
+    for t in TIMED:
+        assert set(lost[t]) == set(late[t]), f"{t}: lost {lost[t]}, late {set(late[t])}"
+    assert {(order_id,) for order_id, _ in lost["OrderDetails"]} <= set(late["Orders"])
+    # One concrete row: in dbo, dated before batch 1's refresh, landed after it, not merged.
+    t = "Orders" if lost["Orders"] else "Customers"
+    k = min(lost[t])
+    assert late[t][k]["ModifiedDate"] < watermark and before[t].get(k) != late[t][k]
+
+
+def test_w2_allow_gap_accepts_since_after_watermark(
+    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = sync_env
+    _merge_models_only(monkeypatch)
+    env.run_ok()
+    b1 = env.batches()[0]
+    assert b1["status"] == "merged"
+    watermark = b1["refresh_started_at"]
+    advance(env, 2)
+    since = watermark + timedelta(minutes=30)  # after the watermark, before the source clock
+    assert since < env.sim.now()
+
+    # W3: refused without allow_gap, naming the watermark; no batch, no queue.Refresh.
+    ledger, calls, last = env.batches(), env.refresh_calls(), env.sim.last_refresh_time()
+    state = env.run(since=since.isoformat())
+    assert state.is_failed()
+    message = str(state.message)
+    assert "after the watermark" in message and watermark.isoformat() in message, message
+    assert env.batches() == ledger
+    assert env.refresh_calls() == calls and env.sim.last_refresh_time() == last == watermark
+
+    # With allow_gap the operator's `since` is the explicit start of a merged batch (W2).
+    out = env.run_ok(since=since.isoformat(), allow_gap=True)
+    b2 = env.batches()[1]
+    assert (b2["status"], b2["window_kind"]) == ("merged", "since")
+    assert b2["requested_start"] == since and out["window_kind"] == "since"
+    assert b2["refresh_started_at"] == watermark + timedelta(hours=2)
+
+    # The next normal run resumes from that batch's watermark minus the overlap (W2 -> W1).
+    advance(env, 1)
+    env.run_ok()
+    b3 = env.batches()[2]
+    assert (b3["status"], b3["window_kind"]) == ("merged", "watermark")
+    assert b3["requested_start"] == b2["refresh_started_at"] - OVERLAP
+    log = env.query(env.source, "SELECT RequestedStart FROM sim.RefreshLog ORDER BY CalledAt")
+    assert [r[0] for r in log] == [b1["requested_start"], since, b3["requested_start"]]
