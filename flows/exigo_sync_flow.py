@@ -21,7 +21,7 @@ from exigo_sync.profiles import Target, load_target
 from exigo_sync.report import batch_markdown
 from exigo_sync.settings import Settings, fault
 from exigo_sync.source import RefreshResult, TransientSourceError
-from exigo_sync.window import Window, compute_window, parse_since
+from exigo_sync.window import Window, compute_window, parse_since, refuse_since_after_watermark
 
 
 class SyncFailed(RuntimeError):
@@ -44,6 +44,9 @@ def compute_window_task(
     target: Target, settings: Settings, since: datetime | None, allow_gap: bool,
     overlap_minutes: float | None,
 ) -> Window:  # fmt: skip
+    watermark = ledger.watermark(target)
+    # W3: a since after the watermark is refused before the source is touched.
+    refuse_since_after_watermark(since, watermark, allow_gap=allow_gap)
     client = target.source_client()
     try:
         source_now = client.source_clock()
@@ -54,7 +57,7 @@ def compute_window_task(
     )
     return compute_window(
         since=since,
-        watermark=ledger.watermark(target),
+        watermark=watermark,
         source_now=source_now,
         overlap=overlap,
         initial_start=settings.initial_start,

@@ -56,6 +56,20 @@ def parse_since(
     return value
 
 
+def refuse_since_after_watermark(
+    since: datetime | None, watermark: datetime | None, *, allow_gap: bool
+) -> None:
+    """W3: a `since` after the watermark would skip changes. Needs only the ledger, so the flow
+    calls it before the source is touched."""
+    if since is None or watermark is None or allow_gap or since <= watermark:
+        return
+    raise WindowRefused(
+        f"since={since.isoformat()} lies after the watermark ({watermark.isoformat()}): "
+        "changes in between would be skipped; nothing was refreshed "
+        "(pass allow_gap to accept the gap)"
+    )
+
+
 def compute_window(
     *,
     since: datetime | None,
@@ -66,20 +80,20 @@ def compute_window(
     initial_lookback: timedelta,
     allow_gap: bool = False,
 ) -> Window:
-    """W1/W2: the explicit start for this batch's queue.Refresh."""
+    """W1/W2: the explicit start for this batch's queue.Refresh.
+
+    A `since` accepted only because of allow_gap is recorded as kind "gap", so the ledger shows
+    which batches may have skipped changes.
+    """
     if since is not None:
         if since > source_now and not allow_gap:
             raise WindowRefused(
                 f"since={since.isoformat()} lies after the source clock "
                 f"({source_now.isoformat()}); nothing was refreshed (pass allow_gap to force it)"
             )
-        if watermark is not None and since > watermark and not allow_gap:
-            raise WindowRefused(
-                f"since={since.isoformat()} lies after the watermark ({watermark.isoformat()}): "
-                "changes in between would be skipped; nothing was refreshed "
-                "(pass allow_gap to accept the gap)"
-            )
-        return Window(since, "since", watermark)
+        refuse_since_after_watermark(since, watermark, allow_gap=allow_gap)
+        skips = since > source_now or (watermark is not None and since > watermark)
+        return Window(since, "gap" if skips else "since", watermark)
     if watermark is not None:
         return Window(watermark - overlap, "watermark", watermark)
     start = initial_start if initial_start is not None else source_now - initial_lookback

@@ -195,8 +195,8 @@ def test_w2_allow_gap_accepts_since_after_watermark(
     # With allow_gap the operator's `since` is the explicit start of a merged batch (W2).
     out = env.run_ok(since=since.isoformat(), allow_gap=True)
     b2 = env.batches()[1]
-    assert (b2["status"], b2["window_kind"]) == ("merged", "since")
-    assert b2["requested_start"] == since and out["window_kind"] == "since"
+    assert (b2["status"], b2["window_kind"]) == ("merged", "gap")
+    assert b2["requested_start"] == since and out["window_kind"] == "gap"
     assert b2["refresh_started_at"] == watermark + timedelta(hours=2)
 
     # The next normal run resumes from that batch's watermark minus the overlap (W2 -> W1).

@@ -71,7 +71,7 @@ def test_w3_future_and_after_watermark_refused_unless_gap_allowed() -> None:
         _window(since=WM + timedelta(minutes=1), watermark=WM)
     with pytest.raises(WindowRefused, match="after the source clock"):
         _window(since=NOW + timedelta(hours=1), watermark=WM)
-    assert _window(since=WM + timedelta(minutes=1), watermark=WM, allow_gap=True).kind == "since"
+    assert _window(since=WM + timedelta(minutes=1), watermark=WM, allow_gap=True).kind == "gap"
 
 
 def _profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
