@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from exigo_sync.simulator import ActivityRates, SyncSimulator
+from exigo_sync.simulator.rates import PER_HOUR_RATES
 
 CLOCK_START = datetime(2026, 1, 5)
 SEED = 7
@@ -18,21 +19,7 @@ CUSTOMERS = 300
 BUSY = ActivityRates(decline_fraction=0.15, cancel_fraction=0.15).scaled(5.0)
 # Nothing happens except time-driven order progression, which is pushed beyond any test window.
 QUIET = ActivityRates(
-    **{
-        name: 0.0
-        for name in (
-            "new_customers",
-            "profile_edits",
-            "status_changes",
-            "new_orders",
-            "returns",
-            "line_edits",
-            "line_removals",
-            "payment_deletes",
-            "account_changes",
-            "site_edits",
-        )
-    },
+    **{name: 0.0 for name in PER_HOUR_RATES},
     accept_after_minutes=(1e6, 1e6),
     print_after_hours=(1e6, 1e6),
     ship_after_hours=(1e6, 1e6),

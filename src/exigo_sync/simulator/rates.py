@@ -51,7 +51,7 @@ class ActivityRates:
         """These rates with every per-hour count multiplied by `factor`."""
         if factor < 0:
             raise ValueError("a rate scale must not be negative")
-        return replace(self, **{name: getattr(self, name) * factor for name in _PER_HOUR})
+        return replace(self, **{name: getattr(self, name) * factor for name in PER_HOUR_RATES})
 
 
 def lifecycle_params(rates: ActivityRates) -> dict[str, float]:
@@ -71,7 +71,7 @@ def lifecycle_params(rates: ActivityRates) -> dict[str, float]:
     }
 
 
-_PER_HOUR = (
+PER_HOUR_RATES = (
     "new_customers",
     "profile_edits",
     "status_changes",
