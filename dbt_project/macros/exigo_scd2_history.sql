@@ -70,11 +70,19 @@
     {{ return(out) }}
 {%- endmacro %}
 
+{#- `a.x,\n a.y,\n ...` (each name followed by a comma): the select lists the CTEs share. -#}
+{% macro exigo_column_list(names, alias=none) -%}
+    {%- for name in names %}
+        {{ alias ~ '.' if alias }}{{ name }},
+    {%- endfor %}
+{%- endmacro %}
+
 {% macro exigo_scd2_history(entity) -%}
     {%- set spec = exigo_entities()[entity] -%}
     {%- set key_names = [] -%}
     {%- for k in spec['keys'] -%}{%- do key_names.append(exigo_snake_case(k)) -%}{%- endfor -%}
     {%- set columns = exigo_history_columns(entity, key_names) -%}
+    {%- set column_names = columns | map(attribute='name') | list -%}
     {%- set staging = ref('stg_exigo__' ~ entity) -%}
     {%- set ts = exigo_type('datetime') -%}
     {%- set key_join = [] -%}
@@ -96,9 +104,7 @@
 
 with staged as (
     select
-        {%- for k in key_names %}
-        {{ k }},
-        {%- endfor %}
+        {{- exigo_column_list(key_names) }}
         {%- for c in columns %}
         {% if c.in_staging %}{{ c.name }}{% else %}cast(null as {{ c.type }}){% endif %} as {{ c.name }},
         {%- endfor %}
@@ -112,9 +118,7 @@ with staged as (
 
 current_rows as (
     select
-        {%- for k in key_names %}
-        {{ k }},
-        {%- endfor %}
+        {{- exigo_column_list(key_names) }}
         {%- for c in columns %}
         {% if c.in_history %}{{ c.name }}{% else %}cast(null as {{ c.type }}){% endif %} as {{ c.name }},
         {%- endfor %}
@@ -131,12 +135,8 @@ current_rows as (
 {#- H7: deletion candidates carry the previous version's columns and hash, is_deleted true. -#}
 deletion_candidates as (
     select
-        {%- for k in key_names %}
-        cur.{{ k }},
-        {%- endfor %}
-        {%- for c in columns %}
-        cur.{{ c.name }},
-        {%- endfor %}
+        {{- exigo_column_list(key_names, 'cur') }}
+        {{- exigo_column_list(column_names, 'cur') }}
         {%- if entity == 'order_details' %}
         parent_order.version_time as version_time,
         {%- else %}
@@ -202,12 +202,8 @@ compared as (
 
 new_versions as (
     select
-        {%- for k in key_names %}
-        {{ k }},
-        {%- endfor %}
-        {%- for c in columns %}
-        {{ c.name }},
-        {%- endfor %}
+        {{- exigo_column_list(key_names) }}
+        {{- exigo_column_list(column_names) }}
         version_time as valid_from,
         cast(null as {{ ts }}) as valid_to,
         {{ exigo_true() }} as is_current,
@@ -228,12 +224,8 @@ union all
 {# The previous current row, closed where the new version starts. If it was opened by this very
     batch id (a re-run of the same batch with different data) the new row replaces it instead. #}
 select
-    {%- for k in key_names %}
-    cur.{{ k }},
-    {%- endfor %}
-    {%- for c in columns %}
-    cur.{{ c.name }},
-    {%- endfor %}
+    {{- exigo_column_list(key_names, 'cur') }}
+    {{- exigo_column_list(column_names, 'cur') }}
     cur.valid_from,
     nv.valid_from as valid_to,
     {{ exigo_false() }} as is_current,
