@@ -15,12 +15,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from exigo_sync import dbt_invoke, ledger
-from exigo_sync.locking import run_lock
+from exigo_sync import dbt_invoke
 from exigo_sync.profiles import Target, load_target
 from exigo_sync.report import batch_markdown
 from exigo_sync.settings import Settings, fault
 from exigo_sync.source import RefreshResult, TransientSourceError
+from exigo_sync.warehouse import ledger
+from exigo_sync.warehouse.lock import run_lock
 from exigo_sync.window import Window, compute_window, parse_since, refuse_since_after_watermark
 
 

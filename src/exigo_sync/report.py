@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from exigo_sync.ledger import EntityStats
 from exigo_sync.source import RefreshResult
+from exigo_sync.warehouse.ledger import EntityStats
 from exigo_sync.window import Window
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from exigo_sync import ledger
-from exigo_sync.ledger_sql import ROW_COLUMNS
 from exigo_sync.profiles import Target, load_target
 from exigo_sync.settings import Settings
+from exigo_sync.warehouse import ledger
+from exigo_sync.warehouse.ledger_sql import ROW_COLUMNS
 
 
 def _source_clock(tgt: Target) -> str | object:

@@ -20,7 +20,7 @@ import yaml
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
 from exigo_sync.naming import column_name
-from exigo_sync.source_schema import LOOKUP_TABLES, REPLICATED_TABLES, duckdb_type
+from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, duckdb_type
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_DIR = REPO / "dbt_project"

@@ -1,5 +1,5 @@
 """Project-level checks: the SQL Server target parses, docs generate, and the generated YAML /
-catalogue macro are in step with src/exigo_sync/source_schema.py."""
+catalogue macro are in step with src/exigo_sync/source/catalog.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib.util
 import json
 
 from exigo_sync.naming import column_name
-from exigo_sync.source_schema import REPLICATED_TABLES
+from exigo_sync.source.catalog import REPLICATED_TABLES
 from tests.dbt.helpers import PROJECT_DIR, failures
 
 

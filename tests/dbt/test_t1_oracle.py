@@ -15,7 +15,7 @@ import pytest
 
 from exigo_sync.naming import column_name
 from exigo_sync.simulator import SyncSimulator
-from exigo_sync.source_schema import REPLICATED_TABLES
+from exigo_sync.source.catalog import REPLICATED_TABLES
 from tests.dbt.helpers import (
     ENTITIES,
     SENSITIVE_POLICY,

@@ -54,7 +54,7 @@ class SyncEnv:
             con.close()
 
     def batches(self) -> list[dict[str, Any]]:
-        from exigo_sync.ledger_sql import BATCH_COLUMNS, BATCHES
+        from exigo_sync.warehouse.ledger_sql import BATCH_COLUMNS, BATCHES
 
         rows = self.query(self.warehouse, f"SELECT * FROM {BATCHES} ORDER BY batch_id")
         cols = [c for c in BATCH_COLUMNS]

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from flow_helpers import SyncEnv, advance
 
-from exigo_sync.locking import read_holder, run_lock
 from exigo_sync.profiles import load_target
 from exigo_sync.settings import Settings
+from exigo_sync.warehouse.lock import read_holder, run_lock
 
 
 def _target() -> tuple:

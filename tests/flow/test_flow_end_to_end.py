@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from flow_helpers import CLOCK_START, SyncEnv, advance, prefect_logs_and_artifacts
 
-from exigo_sync.ledger_sql import ENTITIES, ROW_COLUMNS, STATS
 from exigo_sync.source import QUEUE_TABLES
+from exigo_sync.warehouse.ledger_sql import ENTITIES, ROW_COLUMNS, STATS
 
 
 def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(

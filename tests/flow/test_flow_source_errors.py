@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from flow_helpers import SyncEnv
 
-from exigo_sync import ledger
 from exigo_sync.profiles import load_target
 from exigo_sync.settings import Settings
 from exigo_sync.source import TransientSourceError
 from exigo_sync.source.duckdb_client import DuckDbSourceClient
+from exigo_sync.warehouse import ledger
 
 
 def test_b5_transient_errors_retried_then_fail_watermark_unchanged(

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from exigo_sync import ledger_sql
 from exigo_sync.dbt_invoke import DbtBuildFailed, build_args, judge
 from exigo_sync.profiles import ProfileError, load_target
 from exigo_sync.settings import REPO_ROOT
+from exigo_sync.warehouse import ledger_sql
 from exigo_sync.window import WindowRefused, compute_window, parse_since
 
 NOW = datetime(2026, 1, 5, 12, 0)
@@ -127,7 +127,7 @@ def test_s1_ledger_sql_binds_values() -> None:
     assert dml and all("?" in s for s in dml)
     assert all("'" not in s.replace("'refreshing'", "").replace("'refreshed'", "")
                .replace("'merged'", "").replace("'failed'", "") for s in dml)  # fmt: skip
-    assert len(ledger_sql.ddl("duckdb")) == len(ledger_sql.ddl("tsql")) == 4
+    assert len(ledger_sql.ddl("duckdb")) == len(ledger_sql.ddl("sqlserver")) == 4
 
 
 def _res(*nodes: tuple[str, str, str], success: bool = True) -> SimpleNamespace:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from exigo_sync.simulator import SyncSimulator
-from exigo_sync.source_schema import REPLICATED_TABLES
+from exigo_sync.source.catalog import REPLICATED_TABLES
 
 from .conftest import BUSY
 

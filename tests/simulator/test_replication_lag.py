@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from exigo_sync.cli import app
 from exigo_sync.simulator import ActivityRates, SyncSimulator
-from exigo_sync.source_schema import REPLICATED_TABLES
+from exigo_sync.source.catalog import REPLICATED_TABLES
 
 from .conftest import BUSY
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from exigo_sync import ledger_sql
+from exigo_sync.warehouse import ledger_sql
 
 pytestmark = pytest.mark.sqlserver
 
@@ -71,7 +71,7 @@ def test_sqlserver_ledger_ddl_and_dml_in_a_temporary_schema(mssql, monkeypatch):
 
     try:
         for _ in range(2):  # idempotent
-            for stmt in ledger_sql.ddl("tsql"):
+            for stmt in ledger_sql.ddl("sqlserver"):
                 assert schema in stmt
                 cur.execute(stmt)
         tables = {

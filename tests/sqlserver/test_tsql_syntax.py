@@ -16,8 +16,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
-from exigo_sync import ledger_sql
-from exigo_sync.source_schema import LOOKUP_TABLES, REPLICATED_TABLES
+from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES
+from exigo_sync.warehouse import ledger_sql
 from tests.dbt.helpers import DbtEnv, failures
 
 STATEMENT_START = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
@@ -65,7 +65,7 @@ def test_ledger_dml_parses_as_tsql():
 
 
 def test_ledger_ddl_parses_as_tsql():
-    statements = ledger_sql.ddl("tsql")
+    statements = ledger_sql.ddl("sqlserver")
     schema_stmt, *table_stmts = statements
     # IF SCHEMA_ID(...) IS NULL EXEC('CREATE SCHEMA ...'): CREATE SCHEMA must be alone in its
     # batch, hence the dynamic SQL. sqlglot reads EXEC there as an alias, so check the parts.

@@ -22,7 +22,7 @@ from exigo_sync.simulator.activity import (
 from exigo_sync.simulator.db import connect, quote, scalar, table_columns
 from exigo_sync.simulator.refresh import run_refresh, sim_clock
 from exigo_sync.source import QUEUE_TABLES, RefreshResult
-from exigo_sync.source_schema import LOOKUP_TABLES, REPLICATED_TABLES, Table, duckdb_type
+from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, Table, duckdb_type
 
 # Activity is generated in sub-steps of at most this length so that a long advance still lets
 # an order move through several statuses (each row changes at most once per sub-step).

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from exigo_sync import ledger_sql as q
 from exigo_sync.profiles import Target
 from exigo_sync.source import RefreshResult
-from exigo_sync.warehouse import connect, dialect
+from exigo_sync.warehouse import ledger_sql as q
+from exigo_sync.warehouse.connection import connect, engine
 
 MAX_ERROR_CHARS = 2000
 
@@ -29,8 +29,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def ensure_schema(con: Any, sql_dialect: str) -> None:
-    for stmt in q.ddl(sql_dialect):
+def ensure_schema(con: Any, warehouse_engine: str) -> None:
+    for stmt in q.ddl(warehouse_engine):
         con.execute(stmt)
 
 
@@ -44,7 +44,7 @@ def abandon_in_flight(con: Any, reason: str) -> int:
 
 def watermark(target: Target) -> datetime | None:
     with connect(target) as con:
-        ensure_schema(con, dialect(target))
+        ensure_schema(con, engine(target))
         row = con.execute(q.WATERMARK).fetchone()
     return row[0] if row else None
 
@@ -93,8 +93,7 @@ def mark_merged(
     target: Target, batch_id: int, invocation_id: str | None, stats: list[EntityStats]
 ) -> None:
     """Statistics and the `merged` status in one transaction: the watermark moves only here (L2)."""
-    with connect(target) as con:
-        con.begin()
+    with connect(target) as con, con.transaction():
         con.execute(q.DELETE_STATS, [batch_id])
         for s in stats:
             con.execute(
@@ -102,7 +101,6 @@ def mark_merged(
                 [batch_id, s.entity, s.inserted, s.changed, s.closed, s.rejected, s.ties],
             )
         con.execute(q.MARK_MERGED, [invocation_id, utcnow(), batch_id])
-        con.commit()
 
 
 def mark_failed(
@@ -115,7 +113,7 @@ def mark_failed(
 
 def recent_batches(target: Target, n: int = 10) -> list[dict[str, Any]]:
     with connect(target) as con:
-        ensure_schema(con, dialect(target))
+        ensure_schema(con, engine(target))
         rows = con.execute(q.RECENT_BATCHES, [n]).fetchall()
     return [dict(zip(q.BATCH_COLUMNS, r, strict=True)) for r in rows]
 
@@ -128,5 +126,5 @@ def get_batch(target: Target, batch_id: int) -> dict[str, Any] | None:
 
 def recent_rejects(target: Target, n: int = 10) -> list[tuple[str, int]]:
     with connect(target) as con:
-        ensure_schema(con, dialect(target))
+        ensure_schema(con, engine(target))
         return [(str(e), int(c)) for e, c in con.execute(q.RECENT_REJECTS, [n]).fetchall()]

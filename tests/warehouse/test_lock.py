@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from exigo_sync import ledger
-from exigo_sync import ledger_sql as q
-from exigo_sync.locking import LockTimeout, read_holder, warehouse_lock
 from exigo_sync.profiles import Target
-from exigo_sync.warehouse import connect
+from exigo_sync.warehouse import ledger
+from exigo_sync.warehouse import ledger_sql as q
+from exigo_sync.warehouse.connection import connect
+from exigo_sync.warehouse.lock import LockTimeout, read_holder, warehouse_lock
 
 HOUR = timedelta(hours=1)
 

@@ -2,7 +2,7 @@
 
 Values are always bound parameters (`?`, understood by duckdb and pyodbc); only identifiers from
 the fixed entity catalogue below are formatted in. DML is portable SQL; the DDL has one variant
-per dialect because `CREATE ... IF NOT EXISTS` is not T-SQL.
+per engine because `CREATE ... IF NOT EXISTS` is not T-SQL.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exigo_sync.naming import column_name, entity_name
-from exigo_sync.source_schema import REPLICATED_TABLES
+from exigo_sync.source.catalog import REPLICATED_TABLES
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ LOCK = f"{SCHEMA}.run_lock"
 _ROWS_DDL = ",\n    ".join(f"{c} INTEGER" for c in ROW_COLUMNS.values())
 _TYPES = {
     "duckdb": {"ts": "TIMESTAMP", "txt": "VARCHAR", "big": "BIGINT"},
-    "tsql": {"ts": "DATETIME2", "txt": "NVARCHAR(4000)", "big": "BIGINT"},
+    "sqlserver": {"ts": "DATETIME2", "txt": "NVARCHAR(4000)", "big": "BIGINT"},
 }
 
 
@@ -79,10 +79,10 @@ def _tables(t: dict[str, str]) -> dict[str, str]:
     }
 
 
-def ddl(dialect: str) -> list[str]:
+def ddl(engine: str) -> list[str]:
     """Idempotent DDL for the ledger schema."""
-    tables = _tables(_TYPES[dialect])
-    if dialect == "duckdb":
+    tables = _tables(_TYPES[engine])
+    if engine == "duckdb":
         return [f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"] + [
             f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{name} {body}" for name, body in tables.items()
         ]

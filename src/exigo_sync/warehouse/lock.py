@@ -19,10 +19,10 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from exigo_sync import ledger
-from exigo_sync import ledger_sql as q
 from exigo_sync.profiles import Target
-from exigo_sync.warehouse import WarehouseBusy, connect, dialect
+from exigo_sync.warehouse import ledger
+from exigo_sync.warehouse import ledger_sql as q
+from exigo_sync.warehouse.connection import WarehouseBusy, connect, engine
 
 
 class LockTimeout(RuntimeError):
@@ -79,7 +79,7 @@ def _is_dead(holder: Holder, stale_after: timedelta) -> bool:
 
 def read_holder(target: Target, name: str) -> Holder | None:
     with connect(target) as con:
-        ledger.ensure_schema(con, dialect(target))
+        ledger.ensure_schema(con, engine(target))
         row = con.execute(q.GET_LOCK, [name]).fetchone()
     return Holder(*row[1:]) if row else None
 
@@ -90,7 +90,7 @@ def _try_acquire(
     """One attempt: (acquired, the holder if someone else holds it)."""
     me = [flow_run_id, socket.gethostname(), os.getpid()]
     with connect(target) as con:
-        ledger.ensure_schema(con, dialect(target))
+        ledger.ensure_schema(con, engine(target))
         row = con.execute(q.GET_LOCK, [name]).fetchone()
         now = ledger.utcnow()
         if row is None:
