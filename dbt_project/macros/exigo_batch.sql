@@ -37,11 +37,26 @@
     {{ return(text | replace(' ', 'T')) }}
 {%- endmacro %}
 
-{#- Fault injection for recovery tests (R1): when env var EXIGO_SYNC_FAULT equals `name`, the hook
-    raises, simulating a crash at that point of the batch (e.g. 'before_current': history merged,
-    current-state not). Renders to nothing otherwise. Never set EXIGO_SYNC_FAULT in production. -#}
+{#- Fault injection for recovery tests (R1, R4): when env var EXIGO_SYNC_FAULT equals `name`, the
+    hook raises, simulating a crash at that point of the batch (e.g. 'before_current': history
+    merged, current-state not). With EXIGO_SYNC_FAULT_MODE=pause it instead touches the file
+    EXIGO_SYNC_FAULT_MARKER and runs a query that never ends, so a test can stop or kill the run
+    while dbt is busy in the warehouse. Renders to nothing otherwise. Never set in production. -#}
 {% macro exigo_fault_point(name) -%}
     {%- if execute and env_var('EXIGO_SYNC_FAULT', '') == name -%}
-        {{ exceptions.raise_compiler_error("exigo_sync: injected fault at '" ~ name ~ "' (EXIGO_SYNC_FAULT)") }}
+        {%- if env_var('EXIGO_SYNC_FAULT_MODE', 'raise') == 'pause' -%}
+            {{ adapter.dispatch('exigo_fault_pause', 'exigo_sync')(env_var('EXIGO_SYNC_FAULT_MARKER')) }}
+        {%- else -%}
+            {{ exceptions.raise_compiler_error("exigo_sync: injected fault at '" ~ name ~ "' (EXIGO_SYNC_FAULT)") }}
+        {%- endif -%}
     {%- endif -%}
+{%- endmacro %}
+
+{% macro default__exigo_fault_pause(marker) -%}
+    {%- do run_query("copy (select 1 as paused) to '" ~ marker ~ "' (format csv)") -%}
+    select sum(hash(i)) from range(1000000000000) t(i)
+{%- endmacro %}
+
+{% macro sqlserver__exigo_fault_pause(marker) -%}
+    {{ exceptions.raise_compiler_error("exigo_sync: the pause fault mode is for DuckDB test runs") }}
 {%- endmacro %}

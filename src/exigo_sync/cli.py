@@ -60,15 +60,26 @@ def _fail(exc: BaseException) -> None:
 
 
 def run_flow(**params: object) -> dict:
-    """Run one batch in this process (Prefect's ephemeral API unless PREFECT_API_URL is set)."""
+    """Run one batch in this process, reporting to PREFECT_API_URL or, without one, to a
+    private Prefect API that ends with this process (exigo_sync.prefect_api)."""
     from exigo_sync.flow_entry import load_flow
+    from exigo_sync.prefect_api import prefect_api
 
     _quiet_console_tracebacks()
-    state = load_flow()(**params, return_state=True)
-    result = state.result(raise_on_failure=False)
+    with prefect_api():
+        state = load_flow()(**params, return_state=True)
+        result = state.result(raise_on_failure=False)
     if state.is_failed() or isinstance(result, BaseException):
         raise result if isinstance(result, BaseException) else RuntimeError(state.message)
     return result
+
+
+def _stopped(exc: BaseException) -> None:
+    """A run ended by a signal: one line, and the shell's exit code for that signal."""
+    from exigo_sync.batch import describe_stop
+
+    err.print(f"[red]error:[/red] {escape(describe_stop(exc))}", highlight=False)
+    raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 143)
 
 
 @app.command()
@@ -92,6 +103,8 @@ def run(
         )  # fmt: skip
     except Exception as exc:
         _fail(exc)
+    except BaseException as exc:  # SIGTERM (Prefect's TerminationSignal) or Ctrl-C
+        _stopped(exc)
     rows = sum(out["row_counts"].values())
     console.print(
         f"batch {out['batch_id']} merged: window from {out['window_start']} "
@@ -143,16 +156,14 @@ def docs(
     target: Annotated[str | None, typer.Option(help="dbt target (default: profile's).")] = None,
 ) -> None:
     """Build the analysts' catalogue (dbt docs) from the warehouse."""
-    from exigo_sync.dbt_invoke import generate_docs
+    from exigo_sync.dbt_runner import generate_docs
     from exigo_sync.profiles import load_target
     from exigo_sync.settings import Settings
 
     try:
         s = Settings()
         tgt = load_target(s.profiles_dir, s.profile, target or s.target)
-        out = generate_docs(
-            project_dir=s.dbt_project_dir, profiles_dir=s.profiles_dir, target=tgt.name
-        )
+        out = generate_docs(s.dbt_invocation(tgt.name), logger=logging.getLogger("exigo_sync"))
     except Exception as exc:
         _fail(exc)
     console.print(f"catalogue written to {out / 'index.html'} (serve it with: dbt docs serve)")

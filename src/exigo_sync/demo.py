@@ -47,6 +47,16 @@ def configure(data_dir: Path) -> dict[str, str]:
 def run_demo(
     console: Console, *, customers: int, cycles: int, hours: float, data_dir: Path
 ) -> None:
+    from exigo_sync.prefect_api import prefect_api
+
+    # One Prefect API for every batch of the demo: starting one costs seconds.
+    with prefect_api():
+        _run_demo(console, customers=customers, cycles=cycles, hours=hours, data_dir=data_dir)
+
+
+def _run_demo(
+    console: Console, *, customers: int, cycles: int, hours: float, data_dir: Path
+) -> None:
     from exigo_sync.cli import console_handlers, run_flow
     from exigo_sync.simulator import SyncSimulator
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from exigo_sync.dbt_runner import DbtOutcome
 from exigo_sync.source import RefreshResult
 from exigo_sync.warehouse.ledger import EntityStats
 from exigo_sync.window import Window
+
+SLOWEST_NODES = 10
 
 
 def batch_markdown(
@@ -15,6 +18,7 @@ def batch_markdown(
     result: RefreshResult,
     stats: Sequence[EntityStats],
     timings: dict[str, float],
+    outcome: DbtOutcome | None = None,
 ) -> str:
     lines = [
         f"# exigo-sync batch {batch_id}",
@@ -39,4 +43,19 @@ def batch_markdown(
         "| --- | ---: |",
         *(f"| {step} | {secs:.1f} |" for step, secs in timings.items()),
     ]
+    if outcome is not None and outcome.nodes:
+        slowest = sorted(outcome.nodes, key=lambda n: -n.seconds)[:SLOWEST_NODES]
+        counts: dict[str, int] = {}
+        for n in outcome.nodes:
+            counts[n.resource_type] = counts.get(n.resource_type, 0) + 1
+        lines += [
+            "",
+            f"dbt invocation {outcome.invocation_id}: "
+            + ", ".join(f"{n} {kind}s" for kind, n in sorted(counts.items()))
+            + f" in {outcome.elapsed_seconds:.1f}s; slowest:",
+            "",
+            "| node | status | seconds |",
+            "| --- | --- | ---: |",
+            *(f"| {n.unique_id} | {n.status} | {n.seconds:.2f} |" for n in slowest),
+        ]
     return "\n".join(lines) + "\n"

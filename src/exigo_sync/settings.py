@@ -7,11 +7,16 @@ profile/target (see `profiles.py`), so an operator configures one place.
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from exigo_sync.dbt_runner import DbtInvocation
 
 # The repository root when running from a checkout (src/exigo_sync/settings.py -> ../../).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +45,9 @@ class Settings(BaseSettings):
     # dbt --exclude (space-separated selectors). dbt unit tests need no exclusion: the project
     # enables them only with the var exigo_run_unit_tests (development/CI), never in a batch.
     dbt_exclude: str | None = None
+    # Where dbt writes its artifacts and logs; partial parsing stays warm between batches here.
+    dbt_target_path: Path | None = None
+    dbt_log_path: Path | None = None
 
     overlap_minutes: float = Field(default=10.0, ge=0)
     initial_lookback_hours: float = Field(default=24.0, gt=0)
@@ -47,10 +55,15 @@ class Settings(BaseSettings):
     initial_start: datetime | None = None
 
     lock_timeout_seconds: float = Field(default=60.0, ge=0)
-    # A lock row whose heartbeat is older than this is considered abandoned (its holder died
-    # on another host). Must exceed the longest batch: the heartbeat is beaten between steps.
-    lock_stale_seconds: float = Field(default=2 * 3600.0, gt=0)
+    # A holder on another host whose heartbeat is older than this is taken for dead (its host
+    # is gone). On this host a holder is dead exactly when its process is. SQL Server locks are
+    # beaten every lock_heartbeat_seconds; DuckDB locks between steps (one process per file).
+    lock_stale_seconds: float = Field(default=600.0, gt=0)
+    lock_heartbeat_seconds: float = Field(default=30.0, gt=0)
     lock_poll_seconds: float = Field(default=1.0, gt=0)
+    # A batch running longer than this is stopped like a SIGTERM: marked failed, locks
+    # released, dbt stopped (R4). Generous: an initial load of millions of rows takes a while.
+    flow_timeout_seconds: float = Field(default=2 * 3600.0, gt=0)
     # Names the lock; default is derived from the source connection (one lock per source).
     source_name: str | None = None
 
@@ -72,6 +85,17 @@ class Settings(BaseSettings):
     def stale_after(self) -> timedelta:
         return timedelta(seconds=self.lock_stale_seconds)
 
+    def dbt_invocation(self, target: str) -> DbtInvocation:
+        from exigo_sync.dbt_runner import DbtInvocation
+
+        return DbtInvocation(
+            project_dir=self.dbt_project_dir,
+            profiles_dir=self.profiles_dir,
+            target=target,
+            target_path=self.dbt_target_path or self.dbt_project_dir / "target",
+            log_path=self.dbt_log_path or self.dbt_project_dir / "logs",
+        )
+
     def retry_delays(self) -> list[float]:
         """Exponential backoff between refresh attempts (B5): d, 2d, 4d, ..."""
         return [self.refresh_retry_delay_seconds * 2**i for i in range(self.refresh_retries)]
@@ -82,13 +106,21 @@ class InjectedFault(RuntimeError):
 
 
 def fault(point: str) -> None:
-    """Raise if `EXIGO_SYNC_FAULT` names this point. The one place the flow reads it.
+    """Act if `EXIGO_SYNC_FAULT` names this point. The one place the flow reads it.
 
-    `before_current` is raised by the dbt pre-hook of every current-state model, not here.
+    EXIGO_SYNC_FAULT_MODE: `raise` (default) an error; `exit` the process at once (no except or
+    finally runs: the ledger and the lock row stay as they are); `pause`: touch the file named
+    by EXIGO_SYNC_FAULT_MARKER and wait there until killed (the kill tests' "at this point").
+    `before_current` is acted on by the dbt pre-hook of every current-state model, not here.
     """
     assert point in FAULT_POINTS, point
-    if os.environ.get("EXIGO_SYNC_FAULT") == point:
-        if os.environ.get("EXIGO_SYNC_FAULT_MODE") == "exit":
-            # A hard crash: no except/finally runs, the ledger and the lock row stay as they are.
-            os._exit(70)
-        raise InjectedFault(f"injected fault at {point} (EXIGO_SYNC_FAULT)")
+    if os.environ.get("EXIGO_SYNC_FAULT") != point:
+        return
+    mode = os.environ.get("EXIGO_SYNC_FAULT_MODE", "raise")
+    if mode == "exit":
+        os._exit(70)
+    if mode == "pause":
+        Path(os.environ["EXIGO_SYNC_FAULT_MARKER"]).touch()
+        while True:
+            time.sleep(0.1)
+    raise InjectedFault(f"injected fault at {point} (EXIGO_SYNC_FAULT)")

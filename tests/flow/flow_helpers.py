@@ -110,6 +110,9 @@ def make_env(root: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -> Syn
         "EXIGO_SYNC_LOCK_POLL_SECONDS": "0.2",
         "EXIGO_SYNC_REFRESH_RETRIES": "2",
         "EXIGO_SYNC_REFRESH_RETRY_DELAY_SECONDS": "0.1",
+        # dbt's artifacts per test: run_results.json judges the batch, and tests run in parallel.
+        "EXIGO_SYNC_DBT_TARGET_PATH": str(root / "dbt-target"),
+        "EXIGO_SYNC_DBT_LOG_PATH": str(root / "dbt-logs"),
         # Models only: the dbt project's own tests prove the models (tests/dbt); here they
         # would triple every batch's time. The end-to-end test runs the full build once.
         "EXIGO_SYNC_DBT_EXCLUDE": "resource_type:test",

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from exigo_sync.dbt_invoke import DbtBuildFailed, build_args, judge
+from exigo_sync.dbt_runner import DbtBuildFailed, batch_vars, build_args, judge
 from exigo_sync.profiles import ProfileError, load_target
 from exigo_sync.settings import REPO_ROOT
 from exigo_sync.warehouse import ledger_sql
@@ -113,11 +112,12 @@ def test_s1_profile_errors_and_repr_hold_no_secret(
 
 def test_dbt_args_carry_batch_vars() -> None:
     args = build_args(
-        target="duckdb", batch_id=7, refreshed_at=NOW, select=None,
+        batch_vars=batch_vars(7, NOW), select=None,
         exclude="resource_type:test resource_type:unit_test",
     )  # fmt: skip
-    assert args[:5] == ["build", "--target", "duckdb", "--select", "tag:exigo_staging+"]
-    assert '"exigo_batch_id": 7' in args[6] and "2026-01-05T12:00:00" in args[6]
+    assert args[:3] == ["build", "--select", "tag:exigo_staging+"]
+    assert args[3] == "--vars"
+    assert '"exigo_batch_id": 7' in args[4] and "2026-01-05T12:00:00" in args[4]
     assert args[-3:] == ["--exclude", "resource_type:test", "resource_type:unit_test"]
 
 
@@ -130,25 +130,31 @@ def test_s1_ledger_sql_binds_values() -> None:
     assert len(ledger_sql.ddl("duckdb")) == len(ledger_sql.ddl("sqlserver")) == 4
 
 
-def _res(*nodes: tuple[str, str, str], success: bool = True) -> SimpleNamespace:
-    results = [
-        SimpleNamespace(
-            node=SimpleNamespace(unique_id=uid, resource_type=kind), status=status, message="m"
-        )
-        for uid, kind, status in nodes
-    ]
-    return SimpleNamespace(
-        success=success, exception=None, result=SimpleNamespace(results=results, args={})
-    )
+def _results(*nodes: tuple[str, str]) -> dict:
+    """run_results.json as dbt writes it (the fields judge() reads)."""
+    return {
+        "metadata": {"invocation_id": "inv-1"},
+        "elapsed_time": 1.5,
+        "results": [
+            {"unique_id": uid, "status": status, "execution_time": 0.1, "message": "m"}
+            for uid, status in nodes
+        ],
+    }
 
 
 def test_l2_dbt_success_judged_from_results() -> None:
-    ok = judge(_res(("model.a", "model", "success"), ("test.t", "test", "pass")))
-    assert ok.statuses == {"model.a": "success", "test.t": "pass"}
+    ok = judge(_results(("model.p.a", "success"), ("test.p.t", "pass")), exit_code=0)
+    assert ok.statuses == {"model.p.a": "success", "test.p.t": "pass"}
+    assert ok.invocation_id == "inv-1"
     # dbt said success, but a merge model was skipped: not merged (L2).
     with pytest.raises(DbtBuildFailed, match="1 model"):
-        judge(_res(("model.a", "model", "success"), ("model.b", "model", "skipped")))
-    with pytest.raises(DbtBuildFailed, match=r"test\.t fail"):
-        judge(_res(("model.a", "model", "success"), ("test.t", "test", "fail"), success=False))
+        judge(_results(("model.p.a", "success"), ("model.p.b", "skipped")), exit_code=0)
+    with pytest.raises(DbtBuildFailed, match=r"test\.p\.t fail"):
+        judge(_results(("model.p.a", "success"), ("test.p.t", "fail")), exit_code=1)
+    # Every node passed but dbt itself failed (e.g. a hook after the run): not merged either.
+    with pytest.raises(DbtBuildFailed, match="exited with code 2"):
+        judge(_results(("model.p.a", "success")), exit_code=2)
     with pytest.raises(DbtBuildFailed, match="no nodes"):
-        judge(_res())
+        judge(_results(), exit_code=0)
+    with pytest.raises(DbtBuildFailed, match=r"no run_results\.json"):
+        judge(None, exit_code=2)

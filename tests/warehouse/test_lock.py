@@ -1,5 +1,7 @@
-"""R2 at the warehouse-lock level (no Prefect): a live holder makes a rival wait and give up
-naming it; a dead holder (pid gone on this host, or heartbeat stale) is taken over."""
+"""R1/R2 at the lock level, on real DuckDB warehouse files and a real Prefect API (the session's
+test API): a live holder makes a rival wait and give up naming it; a dead holder (its process
+gone from this host, its pid reused by another process, or on another host with a stale
+heartbeat) is taken over at once, and the Prefect slot it leaked is returned."""
 
 from __future__ import annotations
 
@@ -7,16 +9,26 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from exigo_sync.processes import process_start_marker
 from exigo_sync.profiles import Target
 from exigo_sync.warehouse import ledger
 from exigo_sync.warehouse import ledger_sql as q
 from exigo_sync.warehouse.connection import connect
-from exigo_sync.warehouse.lock import LockTimeout, read_holder, warehouse_lock
+from exigo_sync.warehouse.lock import (
+    LockTimeout,
+    PrefectSlot,
+    current_prefect_api,
+    read_holder,
+    run_lock,
+    warehouse_lock,
+)
 
 HOUR = timedelta(hours=1)
 
@@ -26,14 +38,30 @@ def _target(tmp_path: Path) -> Target:
     return Target("duckdb", "duckdb", {"path": str(tmp_path / "wh.duckdb"), "attach": attach})
 
 
-def _plant_lock(t: Target, pid: int, heartbeat_age: timedelta = timedelta(0)) -> None:
+def _plant_lock(
+    t: Target,
+    pid: int,
+    *,
+    host: str | None = None,
+    marker: str | None = None,
+    heartbeat_age: timedelta = timedelta(0),
+    name: str = "L",
+) -> None:
+    """A lock row as another run would have left it."""
     now = ledger.utcnow()
     with connect(t) as con:
         ledger.ensure_schema(con, "duckdb")
         con.execute(
             q.INSERT_LOCK,
-            ["L", "old-token", "old-run", socket.gethostname(), pid, now, now - heartbeat_age],
-        )
+            [name, "old-token", "old-run", host or socket.gethostname(), pid, marker, now,
+             now - heartbeat_age],
+        )  # fmt: skip
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 def test_r2_live_holder_blocks_then_named(tmp_path: Path) -> None:
@@ -46,23 +74,171 @@ def test_r2_live_holder_blocks_then_named(tmp_path: Path) -> None:
     assert read_holder(t, "L") is None  # released on exit
 
 
-def test_r2_dead_pid_lock_taken_over_and_in_flight_batch_abandoned(tmp_path: Path) -> None:
+def test_r1_dead_pid_lock_taken_over_and_in_flight_batch_abandoned(tmp_path: Path) -> None:
     t = _target(tmp_path)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    _plant_lock(t, dead.pid)
+    _plant_lock(t, _dead_pid())
     with connect(t) as con:
         con.execute(q.INSERT_BATCH, [7, "old-run", "duckdb", "watermark", ledger.utcnow(),
                                      ledger.utcnow()])  # fmt: skip
     with warehouse_lock(t, "L", flow_run_id="new", timeout=1, stale_after=HOUR) as lock:
         assert lock.abandoned_batches == 1
+        assert lock.taken_over is not None and lock.taken_over.flow_run_id == "old-run"
         assert read_holder(t, "L").flow_run_id == "new"  # type: ignore[union-attr]
     b = ledger.get_batch(t, 7)
     assert b is not None and b["status"] == "failed" and b["error"].startswith("abandoned")
 
 
-def test_r2_stale_heartbeat_taken_over(tmp_path: Path) -> None:
+def test_r1_reused_pid_is_not_the_holder(tmp_path: Path) -> None:
+    """The holder's pid now runs another process (the parent of this test): taken over."""
     t = _target(tmp_path)
-    _plant_lock(t, os.getppid(), heartbeat_age=2 * HOUR)  # alive, but silent for 2 h
+    _plant_lock(t, os.getppid(), marker="another-boot:12345")
     with warehouse_lock(t, "L", flow_run_id="new", timeout=1, stale_after=HOUR):
         assert read_holder(t, "L").flow_run_id == "new"  # type: ignore[union-attr]
+
+
+def test_r2_live_holder_on_this_host_is_never_stale(tmp_path: Path) -> None:
+    """A slow batch on this host is alive however old its heartbeat (DuckDB beats only
+    between steps): its lock is not taken."""
+    t = _target(tmp_path)
+    parent = os.getppid()
+    _plant_lock(t, parent, marker=process_start_marker(parent), heartbeat_age=2 * HOUR)
+    rival = warehouse_lock(t, "L", flow_run_id="new", timeout=0.3, stale_after=HOUR, poll=0.1)
+    with pytest.raises(LockTimeout, match="old-run"), rival:
+        pass
+
+
+def test_r1_holder_on_a_lost_host_taken_over_after_stale_time(tmp_path: Path) -> None:
+    t = _target(tmp_path)
+    _plant_lock(t, 1, host="host-that-died", heartbeat_age=timedelta(minutes=5))
+    rival = warehouse_lock(t, "L", flow_run_id="new", timeout=0.3, stale_after=HOUR, poll=0.1)
+    with pytest.raises(LockTimeout, match="host-that-died"), rival:
+        pass
+    with warehouse_lock(
+        t, "L", flow_run_id="new", timeout=1, stale_after=timedelta(minutes=4)
+    ) as lock:
+        assert lock.taken_over is not None and lock.taken_over.host == "host-that-died"
+
+
+def test_r1_row_left_by_an_earlier_batch_of_this_process_taken_over(tmp_path: Path) -> None:
+    """`serve` and test sessions run many batches in one process: a row naming this pid but
+    not held by it is a leftover (e.g. its delete failed), not a live holder."""
+    t = _target(tmp_path)
+    _plant_lock(t, os.getpid(), marker=process_start_marker(os.getpid()))
+    with warehouse_lock(t, "L", flow_run_id="new", timeout=1, stale_after=HOUR) as lock:
+        assert lock.taken_over is not None and lock.taken_over.token == "old-token"
+
+
+def test_ledger_schema_upgrades_an_older_lock_table(tmp_path: Path) -> None:
+    """A warehouse made before the lock knew process markers and Prefect leases gets the new
+    columns on first use, with no manual step."""
+    t = _target(tmp_path)
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    con.execute("CREATE SCHEMA exigo_sync")
+    con.execute(
+        "CREATE TABLE exigo_sync.run_lock (lock_name VARCHAR(200) NOT NULL PRIMARY KEY, "
+        "token VARCHAR(64) NOT NULL, flow_run_id VARCHAR, host VARCHAR, pid INTEGER, "
+        "acquired_at TIMESTAMP NOT NULL, heartbeat_at TIMESTAMP NOT NULL)"
+    )
+    con.close()
+    with warehouse_lock(t, "L", flow_run_id="new", timeout=1, stale_after=HOUR):
+        holder = read_holder(t, "L")
+    assert holder is not None and holder.process_marker == process_start_marker(os.getpid())
+
+
+# --- the Prefect slot that mirrors the row ------------------------------------------------
+
+
+def _active_slots(name: str) -> int:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_global_concurrency_limit_by_name(name).active_slots
+
+
+def test_r1_slot_leaked_by_a_dead_holder_is_returned_by_lease(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    """On a Prefect API that still knows the dead holder's lease (a server, before the lease
+    runs out) the slot is released by that lease, and the next run gets the slot."""
+    t = _target(tmp_path)
+    name = f"lock-{uuid.uuid4().hex[:8]}"
+    leaked = PrefectSlot.acquire(name, flow_run_id=None, timeout=5)  # the dead run's slot
+    _plant_lock(t, _dead_pid(), name=name)
+    with connect(t) as con:
+        con.execute(q.RECORD_LOCK_SLOT, [current_prefect_api(), leaked.lease_id, name, "old-token"])
+    assert _active_slots(name) == 1
+    with run_lock(t, name, flow_run_id=None, timeout=5, stale_after=HOUR) as lock:
+        assert lock.slot is not None and lock.slot.lease_id != leaked.lease_id
+        assert _active_slots(name) == 1  # ours: the dead one was returned first
+        holder = read_holder(t, name)
+        assert holder is not None and holder.prefect_lease_id == lock.slot.lease_id
+    assert _active_slots(name) == 0
+    assert read_holder(t, name) is None
+
+
+def _leak_bare_count(name: str) -> None:
+    """A slot counted in the limit whose lease no longer exists anywhere: what a run on a
+    private Prefect API leaves when it is killed (the API's leases died with it)."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    PrefectSlot.acquire(name, flow_run_id=None, timeout=5)
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=1))
+
+
+@pytest.mark.parametrize("lease_recorded", [True, False])
+def test_r1_slot_leaked_on_a_private_api_is_counted_down_once(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lease_recorded: bool
+) -> None:
+    """The dead holder used the same private Prefect API (same PREFECT_HOME) as this run: its
+    bare count is counted down once, and this run takes the slot. Without a recorded lease
+    (killed while asking for it) the count goes down only because the limit is full."""
+    from exigo_sync import prefect_api as private
+
+    monkeypatch.setattr(private, "private_api_home", str(tmp_path / "prefect-home"))
+    t = _target(tmp_path)
+    name = f"lock-{uuid.uuid4().hex[:8]}"
+    _leak_bare_count(name)
+    _plant_lock(t, _dead_pid(), name=name)
+    lease = str(uuid.uuid4()) if lease_recorded else None
+    with connect(t) as con:
+        con.execute(q.RECORD_LOCK_SLOT, [current_prefect_api(), lease, name, "old-token"])
+    with run_lock(t, name, flow_run_id=None, timeout=5, stale_after=HOUR):
+        assert _active_slots(name) == 1
+    assert _active_slots(name) == 0
+
+
+def test_r2_slot_leaked_on_another_prefect_api_is_not_ours_to_return(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    """The dead holder's slot lives in another Prefect database: nothing here is counted
+    down; the occupied slot on this API belongs to someone else and blocks."""
+    t = _target(tmp_path)
+    name = f"lock-{uuid.uuid4().hex[:8]}"
+    _leak_bare_count(name)
+    _plant_lock(t, _dead_pid(), name=name)
+    with connect(t) as con:
+        con.execute(
+            q.RECORD_LOCK_SLOT, ["ephemeral:/elsewhere", str(uuid.uuid4()), name, "old-token"]
+        )
+    rival = run_lock(t, name, flow_run_id=None, timeout=1, stale_after=HOUR)
+    with pytest.raises(LockTimeout, match="Prefect concurrency limit"), rival:
+        pass
+    assert _active_slots(name) == 1
+
+
+def test_r2_slot_held_by_a_live_run_elsewhere_blocks(prefect_api: str, tmp_path: Path) -> None:
+    """A run that holds the Prefect slot but not this warehouse's row (another warehouse fed
+    by the same source) is never robbed of it: we wait, then stop naming the limit."""
+    t = _target(tmp_path)
+    name = f"lock-{uuid.uuid4().hex[:8]}"
+    other = PrefectSlot.acquire(name, flow_run_id=None, timeout=5)
+    rival = run_lock(t, name, flow_run_id=None, timeout=1, stale_after=HOUR)
+    try:
+        with pytest.raises(LockTimeout, match="Prefect concurrency limit"), rival:
+            pass
+        assert _active_slots(name) == 1
+        assert read_holder(t, name) is None  # the row was given back too
+    finally:
+        other.release()

@@ -30,8 +30,16 @@ def utcnow() -> datetime:
 
 
 def ensure_schema(con: Any, warehouse_engine: str) -> None:
+    """Create the ledger schema, or bring an older one up to date (idempotent)."""
     for stmt in q.ddl(warehouse_engine):
         con.execute(stmt)
+    for table, added in q.ADDED_COLUMNS.items():
+        present = {
+            str(r[0]).lower() for r in con.execute(q.TABLE_COLUMNS, [q.SCHEMA, table]).fetchall()
+        }
+        for column, _ in added:
+            if column not in present:
+                con.execute(q.add_column(warehouse_engine, table, column))
 
 
 def abandon_in_flight(con: Any, reason: str) -> int:

@@ -74,9 +74,37 @@ def _tables(t: dict[str, str]) -> dict[str, str]:
     host {t["txt"]},
     pid INTEGER,
     acquired_at {t["ts"]} NOT NULL,
-    heartbeat_at {t["ts"]} NOT NULL
+    heartbeat_at {t["ts"]} NOT NULL,
+    {_added_columns_ddl("run_lock", t)}
 )""",
     }
+
+
+# Columns added after a table first shipped: new warehouses get them from CREATE TABLE, older
+# ones from ensure_schema (ALTER TABLE ADD), so an upgrade needs no manual step.
+ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "run_lock": (
+        ("process_marker", "txt"),  # tells a live holder from a new process with its old pid
+        ("prefect_api", "txt"),  # the Prefect API whose concurrency slot the holder took
+        ("prefect_lease_id", "txt"),  # that slot's lease, to return it if the holder dies
+        ("released_at", "ts"),  # set instead of deleting the row when the slot leaked
+    ),
+}
+
+
+def _added_columns_ddl(table: str, t: dict[str, str]) -> str:
+    return ",\n    ".join(f"{name} {t[kind]}" for name, kind in ADDED_COLUMNS[table])
+
+
+def add_column(engine: str, table: str, column: str) -> str:
+    """ALTER TABLE adding one of ADDED_COLUMNS to a warehouse created before it existed."""
+    kind = dict(ADDED_COLUMNS[table])[column]
+    keyword = "ADD COLUMN" if engine == "duckdb" else "ADD"
+    return f"ALTER TABLE {SCHEMA}.{table} {keyword} {column} {_TYPES[engine][kind]}"
+
+
+TABLE_COLUMNS = """SELECT column_name FROM information_schema.columns
+WHERE table_schema = ? AND table_name = ?"""
 
 
 def ddl(engine: str) -> list[str]:
@@ -190,12 +218,24 @@ WHERE batch_id = ? GROUP BY entity"""
 
 # --- run lock (R2) -------------------------------------------------------------------------
 
-GET_LOCK = f"""SELECT token, flow_run_id, host, pid, acquired_at, heartbeat_at FROM {LOCK}
-WHERE lock_name = ?"""
-INSERT_LOCK = f"""INSERT INTO {LOCK} (lock_name, token, flow_run_id, host, pid, acquired_at,
-    heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?)"""
+LOCK_COLUMNS = (
+    "token", "flow_run_id", "host", "pid", "process_marker", "acquired_at", "heartbeat_at",
+    "prefect_api", "prefect_lease_id", "released_at",
+)  # fmt: skip
+GET_LOCK = f"SELECT {', '.join(LOCK_COLUMNS)} FROM {LOCK} WHERE lock_name = ?"
+INSERT_LOCK = f"""INSERT INTO {LOCK} (lock_name, token, flow_run_id, host, pid, process_marker,
+    acquired_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
 # Compare-and-swap on the previous token: two contenders cannot both take over a dead lock.
 TAKE_OVER_LOCK = f"""UPDATE {LOCK} SET token = ?, flow_run_id = ?, host = ?, pid = ?,
-    acquired_at = ?, heartbeat_at = ? WHERE lock_name = ? AND token = ?"""
+    process_marker = ?, acquired_at = ?, heartbeat_at = ?, prefect_api = NULL,
+    prefect_lease_id = NULL, released_at = NULL
+WHERE lock_name = ? AND token = ?"""
 HEARTBEAT_LOCK = f"UPDATE {LOCK} SET heartbeat_at = ? WHERE lock_name = ? AND token = ?"
+# Written before the Prefect slot is requested (lease NULL: "may hold a slot there") and again
+# with the lease once granted, so a successor knows what a dead holder may have leaked.
+RECORD_LOCK_SLOT = f"""UPDATE {LOCK} SET prefect_api = ?, prefect_lease_id = ?
+WHERE lock_name = ? AND token = ?"""
 RELEASE_LOCK = f"DELETE FROM {LOCK} WHERE lock_name = ? AND token = ?"
+# The row stays, marked released, when the Prefect slot could not be returned: the next run
+# takes the row at once and returns the slot the row names.
+MARK_LOCK_RELEASED = f"UPDATE {LOCK} SET released_at = ? WHERE lock_name = ? AND token = ?"

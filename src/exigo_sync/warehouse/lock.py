@@ -1,41 +1,91 @@
-"""One in-flight batch per source (R2).
+"""One in-flight batch per source (R2), recovered from a dead holder without an operator (R1).
 
-Two locks, because each covers what the other cannot:
-- a Prefect global concurrency limit (strict, limit 1) serialises runs that share a Prefect API
-  (deployments, `serve`, the CLI against a server) and shows up in the Prefect UI;
-- a lock row in the warehouse (`exigo_sync.run_lock`) serialises runs that do not share an API,
-  e.g. a CLI run on Prefect's ephemeral API next to a scheduled run.
-The loser waits up to a timeout, then stops naming the holder; it never reaches queue.Refresh.
+The authority is the lock row in the warehouse (`exigo_sync.run_lock`). Every way the job runs
+(the CLI on its own Prefect API, `serve`, a deployment on a worker, two machines) writes to the
+same warehouse, so only the row sees them all; and it knows its holder: host, pid, the pid's
+process start (so a reused pid is not mistaken for the holder) and a heartbeat. The holder is
+dead when its process is gone from this host, or when its heartbeat is older than
+`stale_after` (its host is gone). A dead holder's row is taken over at once.
+
+The Prefect global concurrency limit of the same name mirrors the row, so the Prefect UI shows
+which run holds the source. It is taken after the row and returned before it, and it never has
+the last word: a slot leaked by a run killed outright (Prefect's ephemeral API never expires
+leases; a server only after the lease runs out) is returned by the run that takes over the dead
+holder's row, which names the Prefect API and lease the holder used. See docs/architecture.md
+("Recovery").
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
+from exigo_sync.processes import pid_alive, process_start_marker
 from exigo_sync.profiles import Target
 from exigo_sync.warehouse import ledger
 from exigo_sync.warehouse import ledger_sql as q
 from exigo_sync.warehouse.connection import WarehouseBusy, connect, engine
 
+log = logging.getLogger(__name__)
+
+# A Prefect lease must be at least 60 s (the server refuses less); renewed every heartbeat.
+_LEASE_SECONDS = 300.0
+# Tokens of the locks this process holds now: a row naming this pid with another token was left
+# by an earlier batch of this same process (`serve`, a test session) and is not a live holder.
+_HELD_TOKENS: set[str] = set()
+# How long release() keeps trying while another process has the DuckDB file open.
+_RELEASE_RETRY_SECONDS = 15.0
+
 
 class LockTimeout(RuntimeError):
-    """Another run holds the lock for this source."""
+    """Another live run holds the lock for this source."""
 
 
 @dataclass(frozen=True)
 class Holder:
+    token: str
     flow_run_id: str | None
     host: str
     pid: int
+    process_marker: str | None
     acquired_at: datetime
     heartbeat_at: datetime
+    prefect_api: str | None = None
+    prefect_lease_id: str | None = None
+    released_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Holder:
+        return cls(**dict(zip(q.LOCK_COLUMNS, row, strict=True)))
+
+    def death(self, stale_after: timedelta, now: datetime | None = None) -> str | None:
+        """Why this holder is dead (its lock may be taken over), or None while it lives."""
+        if self.released_at is not None:
+            return "released (its Prefect slot is returned by the next run)"
+        if self.host == socket.gethostname():
+            if self.pid == os.getpid() and self.token not in _HELD_TOKENS:
+                return "left behind by an earlier batch of this process"
+            if not pid_alive(self.pid):
+                return f"pid {self.pid} is gone"
+            marker = process_start_marker(self.pid)
+            if marker and self.process_marker and marker != self.process_marker:
+                return f"pid {self.pid} now belongs to another process"
+            # Alive on this host: a slow batch, not a dead one (the flow timeout ends hung runs).
+            return None
+        silent = (now or ledger.utcnow()) - self.heartbeat_at
+        if silent > stale_after:
+            return f"no heartbeat for {silent} (host {self.host} unreachable or the run hung)"
+        return None
 
     def describe(self) -> str:
         run = f"flow run {self.flow_run_id}" if self.flow_run_id else "a run"
@@ -45,68 +95,115 @@ class Holder:
         )
 
 
-@dataclass
-class WarehouseLock:
-    target: Target
-    name: str
-    token: str
-    abandoned_batches: int = 0
-
-    def heartbeat(self) -> None:
-        with connect(self.target) as con:
-            con.execute(q.HEARTBEAT_LOCK, [ledger.utcnow(), self.name, self.token])
-
-    def release(self) -> None:
-        with connect(self.target) as con:
-            con.execute(q.RELEASE_LOCK, [self.name, self.token])
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _is_dead(holder: Holder, stale_after: timedelta) -> bool:
-    if holder.host == socket.gethostname() and not _pid_alive(holder.pid):
-        return True
-    return ledger.utcnow() - holder.heartbeat_at > stale_after
-
-
 def read_holder(target: Target, name: str) -> Holder | None:
     with connect(target) as con:
         ledger.ensure_schema(con, engine(target))
         row = con.execute(q.GET_LOCK, [name]).fetchone()
-    return Holder(*row[1:]) if row else None
+    return Holder.from_row(row) if row else None
 
 
 def _try_acquire(
     target: Target, name: str, token: str, flow_run_id: str | None, stale_after: timedelta
 ) -> tuple[bool, Holder | None]:
-    """One attempt: (acquired, the holder if someone else holds it)."""
-    me = [flow_run_id, socket.gethostname(), os.getpid()]
+    """One attempt. Returns (acquired, holder): on success the previous holder whose dead row
+    we took over (if any), otherwise the live holder that keeps us waiting."""
+    me = [flow_run_id, socket.gethostname(), os.getpid(), process_start_marker(os.getpid())]
+    previous: Holder | None = None
     with connect(target) as con:
         ledger.ensure_schema(con, engine(target))
         row = con.execute(q.GET_LOCK, [name]).fetchone()
         now = ledger.utcnow()
         if row is None:
             # Losing the race for the primary key means someone else holds it: re-read below.
-            with suppress(Exception):
+            with contextlib.suppress(Exception):
                 con.execute(q.INSERT_LOCK, [name, token, *me, now, now])
-        elif _is_dead(Holder(*row[1:]), stale_after):
-            con.execute(q.TAKE_OVER_LOCK, [token, *me, now, now, name, row[0]])
+        else:
+            previous = Holder.from_row(row)
+            if previous.death(stale_after, now) is not None:
+                con.execute(q.TAKE_OVER_LOCK, [token, *me, now, now, name, previous.token])
         row = con.execute(q.GET_LOCK, [name]).fetchone()
-    if row is not None and row[0] == token:
-        return True, None
-    return False, Holder(*row[1:]) if row else None
+    current = Holder.from_row(row) if row else None
+    if current is not None and current.token == token:
+        return True, previous
+    return False, current
 
 
-@contextmanager
-def warehouse_lock(
+@dataclass
+class RunLock:
+    """The lock of one batch: the warehouse row, and the Prefect slot mirroring it."""
+
+    target: Target
+    name: str
+    token: str
+    stale_after: timedelta
+    abandoned_batches: int = 0
+    taken_over: Holder | None = None
+    slot: PrefectSlot | None = None
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def concurrent_heartbeat(self) -> bool:
+        # DuckDB admits one process per file: the heartbeat of a DuckDB lock is beaten between
+        # steps by the flow, never while dbt (another process) has the file open.
+        return engine(self.target) != "duckdb"
+
+    def heartbeat(self) -> None:
+        with connect(self.target) as con:
+            con.execute(q.HEARTBEAT_LOCK, [ledger.utcnow(), self.name, self.token])
+
+    def record_slot(self, api: str | None, lease_id: str | None) -> None:
+        with connect(self.target) as con:
+            con.execute(q.RECORD_LOCK_SLOT, [api, lease_id, self.name, self.token])
+
+    def keep_alive(self, every: float) -> None:
+        """Renew the Prefect lease (and, where the engine allows it, beat the row) until
+        released, from a thread that carries this thread's Prefect settings."""
+        context = contextvars.copy_context()
+        threading.Thread(
+            target=context.run, args=(self._keep_alive, every), name="exigo-sync-lock",
+            daemon=True,
+        ).start()  # fmt: skip
+
+    def _keep_alive(self, every: float) -> None:
+        while not self._stop.wait(every):
+            if self.slot is not None:
+                self.slot.renew()
+            if self.concurrent_heartbeat:
+                try:
+                    self.heartbeat()
+                except Exception as exc:  # the next beat may work; staleness is minutes away
+                    log.warning(
+                        "could not beat the lock heartbeat: %s", self.target.scrub(str(exc))
+                    )
+
+    def release(self) -> None:
+        """Return the Prefect slot, then the row. Never raises: a row that cannot be deleted
+        names this process, and the next run takes it over once the process has ended."""
+        self._stop.set()
+        slot_returned = self.slot.release() if self.slot is not None else True
+        statement, params = (
+            (q.RELEASE_LOCK, [self.name, self.token])
+            if slot_returned
+            else (q.MARK_LOCK_RELEASED, [ledger.utcnow(), self.name, self.token])
+        )
+        deadline = time.monotonic() + _RELEASE_RETRY_SECONDS
+        try:
+            while True:
+                try:
+                    with connect(self.target) as con:
+                        con.execute(statement, params)
+                    return
+                except WarehouseBusy:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+        except Exception as exc:
+            log.error("could not release the lock row: %s", self.target.scrub(str(exc)))
+        finally:
+            _HELD_TOKENS.discard(self.token)
+
+
+def acquire_row(
     target: Target,
     name: str,
     *,
@@ -114,7 +211,8 @@ def warehouse_lock(
     timeout: float,
     stale_after: timedelta,
     poll: float = 1.0,
-) -> Iterator[WarehouseLock]:
+) -> RunLock:
+    """Wait up to `timeout` for the lock row; take it over from a dead holder."""
     token = uuid.uuid4().hex
     deadline = time.monotonic() + timeout
     while True:
@@ -124,6 +222,8 @@ def warehouse_lock(
         except WarehouseBusy as exc:  # another process has the DuckDB file open
             acquired, holder, busy = False, None, str(exc)
         if acquired:
+            _HELD_TOKENS.add(token)
+            lock = RunLock(target, name, token, stale_after, taken_over=holder)
             break
         if time.monotonic() >= deadline:
             who = holder.describe() if holder else (busy or "another run")
@@ -132,34 +232,39 @@ def warehouse_lock(
                 f"{timeout:.0f}s without calling queue.Refresh"
             )
         time.sleep(poll)
-    lock = WarehouseLock(target, name, token)
     try:
         with connect(target) as con:
             lock.abandoned_batches = ledger.abandon_in_flight(
                 con, f"abandoned: its run ended without finishing (found by {flow_run_id})"
             )
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+@contextlib.contextmanager
+def warehouse_lock(
+    target: Target,
+    name: str,
+    *,
+    flow_run_id: str | None,
+    timeout: float,
+    stale_after: timedelta,
+    poll: float = 1.0,
+) -> Iterator[RunLock]:
+    """The lock row alone (no Prefect): for code that runs outside a flow."""
+    lock = acquire_row(
+        target, name, flow_run_id=flow_run_id, timeout=timeout, stale_after=stale_after,
+        poll=poll,
+    )  # fmt: skip
+    try:
         yield lock
     finally:
         lock.release()
 
 
-def ensure_concurrency_limit(name: str) -> None:
-    """Create the strict global concurrency limit (limit 1) if it does not exist yet."""
-    from prefect import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            with suppress(ObjectAlreadyExists):  # a rival created it first: fine
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=name, limit=1)
-                )
-
-
-@contextmanager
+@contextlib.contextmanager
 def run_lock(
     target: Target,
     name: str,
@@ -168,33 +273,153 @@ def run_lock(
     timeout: float,
     stale_after: timedelta,
     poll: float = 1.0,
-) -> Iterator[WarehouseLock]:
-    """Hold both locks for the duration of one batch."""
-    from prefect.concurrency.sync import concurrency
-
-    ensure_concurrency_limit(name)
+    heartbeat_seconds: float = 30.0,
+) -> Iterator[RunLock]:
+    """Hold the lock row and its Prefect slot for one batch; release both on the way out,
+    whatever ends the batch (an exception, SIGTERM, a flow timeout)."""
     start = time.monotonic()
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(concurrency(name, occupy=1, timeout_seconds=timeout, strict=True))
-        except TimeoutError:
-            holder = _safe_holder(target, name)
-            raise LockTimeout(
-                f"another exigo-sync run holds the concurrency limit '{name}'"
-                f"{': ' + holder.describe() if holder else ''}; gave up after {timeout:.0f}s "
-                "without calling queue.Refresh"
-            ) from None
-        remaining = max(0.0, timeout - (time.monotonic() - start))
-        yield stack.enter_context(
-            warehouse_lock(
-                target, name, flow_run_id=flow_run_id, timeout=remaining,
-                stale_after=stale_after, poll=poll,
-            )
-        )  # fmt: skip
-
-
-def _safe_holder(target: Target, name: str) -> Holder | None:
+    lock = acquire_row(
+        target, name, flow_run_id=flow_run_id, timeout=timeout, stale_after=stale_after,
+        poll=poll,
+    )  # fmt: skip
     try:
-        return read_holder(target, name)
-    except WarehouseBusy:
-        return None
+        api = current_prefect_api()
+        if lock.taken_over is not None and lock.taken_over.prefect_api == api:
+            returned = return_leaked_slot(name, lock.taken_over)
+            if returned:
+                log.warning("returned %s", returned)
+        lock.record_slot(api, None)
+        remaining = max(0.0, timeout - (time.monotonic() - start))
+        lock.slot = PrefectSlot.acquire(name, flow_run_id=flow_run_id, timeout=remaining)
+        lock.record_slot(api, lock.slot.lease_id)
+        lock.keep_alive(heartbeat_seconds)
+        yield lock
+    finally:
+        lock.release()
+
+
+# --- the Prefect mirror --------------------------------------------------------------------
+
+
+def current_prefect_api() -> str:
+    """Which Prefect database a slot lives in: a server's URL, or the PREFECT_HOME of a
+    private API (exigo_sync.prefect_api), whose leases die with the process that started it."""
+    from prefect.settings import get_current_settings
+
+    from exigo_sync import prefect_api
+
+    if prefect_api.private_api_home is not None:
+        return f"ephemeral:{prefect_api.private_api_home}"
+    return f"server:{get_current_settings().api.url}"
+
+
+def ensure_concurrency_limit(name: str) -> None:
+    """Create the global concurrency limit (limit 1) if it does not exist yet."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):  # a rival created it first: fine
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
+
+
+def return_leaked_slot(name: str, dead: Holder) -> str | None:
+    """Give back the slot a dead holder took on this Prefect API; say what was done.
+
+    - its lease still exists (a server, before the lease ran out): release it by lease;
+    - the lease is gone and the holder used a private API (leases lived in the memory of its
+      server, which died with it): the slot can only be counted down, once;
+    - the lease is gone on a server: the server already returned it when the lease expired.
+    """
+    from httpx import HTTPStatusError
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        if dead.prefect_lease_id:
+            try:
+                client.renew_concurrency_lease(uuid.UUID(dead.prefect_lease_id), 60)
+            except HTTPStatusError:
+                pass  # gone: see below
+            else:
+                client.release_concurrency_slots_with_lease(uuid.UUID(dead.prefect_lease_id))
+                return f"the Prefect slot of dead run {dead.flow_run_id} (lease released)"
+        if not (dead.prefect_api or "").startswith("ephemeral:"):
+            return None
+        limit = client.read_global_concurrency_limit_by_name(name)
+        # Without a recorded lease the holder may have died before its slot was granted:
+        # count down only a limit that is full, so a slot someone else holds is never freed.
+        leaked = (
+            limit.active_slots > 0 if dead.prefect_lease_id else limit.active_slots >= limit.limit
+        )
+        if not leaked:
+            return None
+        held = (ledger.utcnow() - dead.acquired_at).total_seconds()
+        client.release_concurrency_slots([name], 1, max(held, 0.0))
+        return f"the Prefect slot leaked by dead run {dead.flow_run_id} (counted down)"
+
+
+@dataclass
+class PrefectSlot:
+    """One slot of the source's Prefect global concurrency limit, held under a lease."""
+
+    name: str
+    lease_id: str
+
+    @classmethod
+    def acquire(cls, name: str, *, flow_run_id: str | None, timeout: float) -> PrefectSlot:
+        from httpx import HTTPStatusError
+        from prefect import get_client
+        from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+
+        ensure_concurrency_limit(name)
+        try:  # the Prefect UI links a slot to the flow run holding it
+            holder = ConcurrencyLeaseHolder(type="flow_run", id=uuid.UUID(str(flow_run_id)))
+        except ValueError:
+            holder = None
+        deadline = time.monotonic() + timeout
+        with get_client(sync_client=True) as client:
+            while True:
+                try:
+                    response = client.increment_concurrency_slots_with_lease(
+                        names=[name], slots=1, mode="concurrency",
+                        lease_duration=_LEASE_SECONDS, holder=holder,
+                    )  # fmt: skip
+                    return cls(name, str(response.json()["lease_id"]))
+                except HTTPStatusError as exc:
+                    if exc.response.status_code != 423:  # 423 Locked: no free slot
+                        raise
+                    wait = float(exc.response.headers.get("Retry-After") or 1.0)
+                if time.monotonic() + min(wait, 1.0) > deadline:
+                    raise LockTimeout(
+                        f"the Prefect concurrency limit '{name}' is held by a run that does not "
+                        f"hold this warehouse's lock (another warehouse syncing the same "
+                        f"source?); gave up after {timeout:.0f}s without calling queue.Refresh"
+                    )
+                time.sleep(min(wait, 1.0))
+
+    def renew(self) -> None:
+        from prefect import get_client
+
+        try:
+            with get_client(sync_client=True) as client:
+                client.renew_concurrency_lease(uuid.UUID(self.lease_id), _LEASE_SECONDS)
+        except Exception as exc:  # the mirror may lapse; the warehouse row still holds
+            log.warning("could not renew the Prefect concurrency lease: %s", exc)
+
+    def release(self) -> bool:
+        """Return the slot; False when the API could not be reached (the slot leaked)."""
+        from prefect import get_client
+
+        try:
+            with get_client(sync_client=True) as client:
+                client.release_concurrency_slots_with_lease(uuid.UUID(self.lease_id))
+        except Exception as exc:
+            log.warning("could not return the Prefect concurrency slot: %s", exc)
+            return False
+        return True

@@ -1,0 +1,117 @@
+"""The bookkeeping around one batch, so the flow body can read like the process it runs:
+which step it is in, how long each took, the heartbeat between steps, the fault-injection
+points, and what happens when a step fails or the run is stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from exigo_sync.profiles import Target
+from exigo_sync.settings import FAULT_POINTS, fault
+from exigo_sync.warehouse import ledger
+from exigo_sync.warehouse.lock import RunLock
+
+
+class SyncFailed(RuntimeError):
+    """The batch failed; the message is secret-free and says where."""
+
+
+def describe_stop(exc: BaseException) -> str:
+    """What stopped a run, in an operator's words (for the ledger and the console)."""
+    from prefect.exceptions import TerminationSignal
+
+    if isinstance(exc, TerminationSignal):
+        name = signal.Signals(exc.signal).name if exc.signal else "SIGTERM"
+        return f"stopped by {name} (a stop, a shutdown or a cancelled flow run)"
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped by SIGINT (Ctrl-C)"
+    if isinstance(exc, TimeoutError | _cancelled_error()):
+        return "stopped by the flow timeout (EXIGO_SYNC_FLOW_TIMEOUT_SECONDS) or a cancellation"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _cancelled_error() -> type[BaseException]:
+    from prefect._internal.concurrency.cancellation import CancelledError
+
+    return CancelledError
+
+
+@dataclass
+class Batch:
+    target: Target
+    logger: logging.Logger | logging.LoggerAdapter[Any]
+    id: int | None = None
+    step_name: str = "lock"
+    timings: dict[str, float] = field(default_factory=dict)
+    lock: RunLock | None = None
+    _started: float = field(default_factory=time.monotonic)
+
+    @contextmanager
+    def run(self) -> Iterator[None]:
+        """Outermost: an error becomes one secret-free line naming the step and the batch.
+        A stop (signal, timeout) goes on as itself, so Prefect records it as such."""
+        try:
+            yield
+        except Exception as exc:
+            message = self.target.scrub(describe_stop(exc))
+            if self.id is not None:
+                raise SyncFailed(
+                    f"batch {self.id} failed at step '{self.step_name}' (watermark unchanged): "
+                    f"{message}"
+                ) from None
+            raise SyncFailed(f"exigo-sync failed at step '{self.step_name}': {message}") from None
+        except BaseException as exc:
+            self.logger.error("%s at step '%s'", describe_stop(exc), self.step_name)
+            raise
+
+    @contextmanager
+    def holding(self, lock: RunLock) -> Iterator[None]:
+        """Inside the lock: a failed or stopped batch is marked `failed` before the lock goes,
+        so no rival ever sees it in flight."""
+        self.lock = lock
+        self.timings["lock"] = time.monotonic() - self._started
+        if lock.abandoned_batches:
+            self.logger.warning(
+                "marked %d abandoned in-flight batch(es) failed", lock.abandoned_batches
+            )
+        try:
+            yield
+        except BaseException as exc:
+            if self.id is not None:
+                self._record_failure(exc)
+            raise
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.step_name = name
+        if self.lock is not None and not self.lock.concurrent_heartbeat:
+            self.lock.heartbeat()  # DuckDB: only between steps (see RunLock)
+        _fault(f"before_{name}")
+        started = time.monotonic()
+        yield
+        self.timings[name] = time.monotonic() - started
+        _fault(f"after_{name}")
+
+    def _record_failure(self, exc: BaseException) -> None:
+        assert self.id is not None
+        message = self.target.scrub(describe_stop(exc))
+        try:
+            ledger.mark_failed(self.target, self.id, message, getattr(exc, "invocation_id", None))
+        except Exception as ledger_exc:  # the warehouse may be what failed; the next run
+            # finds the batch in flight and marks it abandoned
+            self.logger.error(
+                "could not record the failure in the ledger: %s",
+                self.target.scrub(str(ledger_exc)),
+            )
+
+
+def _fault(point: str) -> None:
+    if point in FAULT_POINTS:
+        fault(point)

@@ -1,0 +1,206 @@
+"""Run dbt for a batch in a child process and judge it from dbt's own results.
+
+dbt runs as `python -m exigo_sync.child.dbt`, never in the flow's process: stopping the run
+(SIGTERM, Ctrl-C, a flow timeout, the parent's death) ends that process, which ends its queries
+(R4). Success is judged from `run_results.json` (every node's status), never from log text.
+dbt's JSON log lines are forwarded to the run's logger, one line per node.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from exigo_sync.processes import spawn_child, stop_child
+
+# Staging and everything downstream of it: history, current, rejected rows, marts (+ tests).
+DEFAULT_SELECT = "tag:exigo_staging+"
+_FAILED = {"error", "fail", "runtime error"}
+
+
+class DbtBuildFailed(RuntimeError):
+    def __init__(self, message: str, invocation_id: str | None) -> None:
+        super().__init__(message)
+        self.invocation_id = invocation_id
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    unique_id: str
+    status: str
+    seconds: float
+    message: str = ""
+
+    @property
+    def resource_type(self) -> str:
+        return self.unique_id.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class DbtOutcome:
+    invocation_id: str | None
+    nodes: tuple[NodeResult, ...] = field(default_factory=tuple)
+    elapsed_seconds: float = 0.0
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        return {n.unique_id: n.status for n in self.nodes}
+
+
+@dataclass(frozen=True)
+class DbtInvocation:
+    """Where dbt runs: the project, the profiles, and the folders it writes."""
+
+    project_dir: Path
+    profiles_dir: Path
+    target: str
+    target_path: Path
+    log_path: Path
+
+    def args(self, command: Sequence[str]) -> list[str]:
+        return [
+            *command,
+            "--project-dir", str(self.project_dir),
+            "--profiles-dir", str(self.profiles_dir),
+            "--target", self.target,
+            "--target-path", str(self.target_path),
+            "--log-path", str(self.log_path),
+        ]  # fmt: skip
+
+
+def build_args(
+    *,
+    batch_vars: Mapping[str, Any],
+    select: str | None,
+    exclude: str | None = None,
+) -> list[str]:
+    args = ["build", "--select", select or DEFAULT_SELECT, "--vars", json.dumps(dict(batch_vars))]
+    return args + (["--exclude", *exclude.split()] if exclude else [])
+
+
+def batch_vars(batch_id: int, refreshed_at: datetime, **extra: Any) -> dict[str, Any]:
+    return {"exigo_batch_id": batch_id, "exigo_batch_refreshed_at": refreshed_at.isoformat(),
+            **extra}  # fmt: skip
+
+
+def run_dbt(
+    invocation: DbtInvocation,
+    command: Sequence[str],
+    *,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run one dbt command in a child process, forwarding its log; returns dbt's exit code.
+
+    Whatever interrupts the wait (a signal turned into an exception, a timeout) stops the
+    child before the exception goes on: no dbt query outlives the run's decision to stop.
+    """
+    results = invocation.target_path / "run_results.json"
+    results.unlink(missing_ok=True)  # never judge a batch by the previous batch's results
+    proc = spawn_child(
+        "exigo_sync.child.dbt",
+        [*invocation.args(command), "--log-format", "json", "--no-use-colors"],
+        env=env,
+        cwd=invocation.project_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            _forward(raw, logger)
+        return proc.wait()
+    finally:
+        stop_child(proc)
+
+
+def _forward(raw: bytes, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+    line = raw.decode(errors="replace").strip()
+    if not line:
+        return
+    try:
+        info = json.loads(line)["info"]
+    except (ValueError, KeyError, TypeError):
+        logger.info("dbt: %s", line[:2000])
+        return
+    level = {"debug": logging.DEBUG, "warn": logging.WARNING, "error": logging.ERROR}.get(
+        str(info.get("level")), logging.INFO
+    )
+    if level > logging.DEBUG and info.get("msg"):
+        logger.log(level, "dbt: %s", str(info["msg"]).strip())
+
+
+def run_build(
+    invocation: DbtInvocation,
+    *,
+    batch_vars: Mapping[str, Any],
+    select: str | None = None,
+    exclude: str | None = None,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> DbtOutcome:
+    code = run_dbt(
+        invocation, build_args(batch_vars=batch_vars, select=select, exclude=exclude),
+        logger=logger,
+    )  # fmt: skip
+    return judge(read_results(invocation.target_path / "run_results.json"), exit_code=code)
+
+
+def read_results(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def judge(results: Mapping[str, Any] | None, *, exit_code: int) -> DbtOutcome:
+    """Turn run_results.json into an outcome, or raise naming every failed node."""
+    if results is None:
+        raise DbtBuildFailed(
+            f"dbt build could not run (exit code {exit_code}, no run_results.json): see the "
+            "dbt lines above in the run's log",
+            None,
+        )
+    invocation_id = (results.get("metadata") or {}).get("invocation_id")
+    nodes = tuple(
+        NodeResult(
+            unique_id=str(r["unique_id"]),
+            status=str(r.get("status") or "").lower(),
+            seconds=float(r.get("execution_time") or 0.0),
+            message=_squash(r.get("message")),
+        )
+        for r in results.get("results") or []
+    )
+    # L2: every merge model must have succeeded; a skipped model did not merge either.
+    failed = [f"{n.unique_id} {n.status}: {n.message}" for n in nodes if n.status in _FAILED]
+    not_run = [
+        n.unique_id
+        for n in nodes
+        if n.resource_type == "model" and n.status not in ("success", *_FAILED)
+    ]
+    if not_run:
+        failed.append(f"{len(not_run)} model(s) not run: {', '.join(not_run[:5])}")
+    if failed or exit_code != 0:
+        detail = "; ".join(failed) or f"dbt exited with code {exit_code}"
+        raise DbtBuildFailed(f"dbt build failed: {detail}", invocation_id)
+    if not nodes:
+        raise DbtBuildFailed("dbt build selected no nodes: check the selector", invocation_id)
+    return DbtOutcome(invocation_id, nodes, float(results.get("elapsed_time") or 0.0))
+
+
+def _squash(value: Any, limit: int = 300) -> str:
+    """dbt's messages span lines ("Compilation Error in model x" + the cause): keep both."""
+    return " ".join(str(value or "").split())[:limit]
+
+
+def generate_docs(invocation: DbtInvocation, *, logger: logging.Logger) -> Path:
+    """`dbt docs generate`: the analysts' catalogue. Returns the folder holding index.html."""
+    code = run_dbt(invocation, ["docs", "generate"], logger=logger)
+    if code != 0:
+        raise DbtBuildFailed(f"dbt docs generate failed (exit code {code}): see the log", None)
+    return invocation.target_path

@@ -1,0 +1,102 @@
+"""The Prefect API a CLI run reports to.
+
+With `PREFECT_API_URL` set (a `prefect server start`, Prefect Cloud) runs report there. Without
+it Prefect would start an "ephemeral" API server as a child process that nothing stops when the
+CLI is killed outright; exigo-sync starts the same server itself, as a child that ends with the
+CLI (exigo_sync.processes), in its own process group so that a Ctrl-C reaches the run first and
+the run can still release its Prefect concurrency slot before the server goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+
+from exigo_sync.processes import spawn_child, stop_child
+
+# Prefect's own default is 20 s; this machine has measured 9-16 s, and CI machines are slower.
+STARTUP_TIMEOUT_SECONDS = 90.0
+
+# While a private API serves this process: the PREFECT_HOME holding its database. Its leases
+# live in the server's memory and die with it (exigo_sync.warehouse.lock relies on this).
+private_api_home: str | None = None
+
+
+class PrefectApiError(RuntimeError):
+    """The private Prefect API server did not start."""
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def prefect_api() -> Iterator[str]:
+    """Yield the API URL this process uses; start a private server when none is configured."""
+    global private_api_home
+    import httpx
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    configured = PREFECT_API_URL.value()
+    if configured:
+        yield configured
+        return
+    env = {
+        **os.environ,
+        # What Prefect sets for its ephemeral server (prefect/server/api/server.py).
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+        **get_current_settings().to_environment_variables(exclude_unset=True),
+    }
+    with tempfile.TemporaryFile() as errors:
+        port = _free_port()
+        proc = spawn_child(
+            "exigo_sync.child.prefect_api", ["--port", str(port)], env=env,
+            stdout=errors, stderr=errors, own_process_group=True,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}/api"
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+            with httpx.Client() as client:
+                while True:
+                    if proc.poll() is not None:
+                        errors.seek(0)
+                        tail = errors.read().decode(errors="replace").strip()[-2000:]
+                        raise PrefectApiError(
+                            f"the Prefect API server exited with code {proc.returncode}: {tail}"
+                        )
+                    with contextlib.suppress(httpx.HTTPError):
+                        if client.get(f"{url}/health", timeout=2).status_code == 200:
+                            break
+                    if time.monotonic() > deadline:
+                        raise PrefectApiError(
+                            f"the Prefect API server did not answer within "
+                            f"{STARTUP_TIMEOUT_SECONDS:.0f}s (set PREFECT_API_URL to use a "
+                            "running `prefect server start` instead)"
+                        )
+                    time.sleep(0.1)
+            private_api_home = str(get_current_settings().home.resolve())
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                yield url
+        finally:
+            private_api_home = None
+            _drain_to_api()
+            stop_child(proc)
+
+
+def _drain_to_api() -> None:
+    """Send the logs and events still queued while their server is up (else Prefect retries
+    against a stopped server for a minute at exit)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        with contextlib.suppress(Exception):
+            worker.drain_all(timeout=10)

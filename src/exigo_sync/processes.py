@@ -1,0 +1,124 @@
+"""Child processes that cannot outlive the run that started them.
+
+A batch starts two kinds of helper process: dbt (so a cancelled or timed-out run can stop its
+queries by ending the process) and, for the CLI, a private Prefect API server. A run killed
+outright (SIGKILL, the OOM killer) runs no cleanup, so each child watches its parent itself and
+ends when the parent is gone: nothing keeps writing after the run has died (CONTRACT R4).
+
+The watch polls the parent pid rather than using Linux's PR_SET_PDEATHSIG, which fires when the
+*thread* that started the child exits — Prefect starts work from short-lived threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+# The environment variable through which a child learns which pid it must outlive.
+PARENT_PID_ENV = "EXIGO_SYNC_PARENT_PID"
+_POLL_SECONDS = 0.5
+
+
+def watch_parent(exit_code: int = 143) -> None:
+    """In a child: end this process as soon as the parent named in the environment is gone.
+
+    Call first thing in a child's `__main__`. Without the variable (started by hand) it does
+    nothing.
+    """
+    expected = os.environ.get(PARENT_PID_ENV)
+    if not expected:
+        return
+    parent = int(expected)
+
+    def watch() -> None:
+        while True:
+            # Reparenting (to init or a subreaper) is how POSIX says the parent died.
+            if os.getppid() != parent:
+                os._exit(exit_code)
+            time.sleep(_POLL_SECONDS)
+
+    threading.Thread(target=watch, name="exigo-sync-parent-watch", daemon=True).start()
+
+
+def exit_on_term() -> None:
+    """In a child: SIGTERM / SIGINT end the process at once (exit 143 / 130).
+
+    Stopping mid-statement is safe: DuckDB and SQL Server roll back a transaction whose
+    process or connection went away, so a model is either written whole or not at all (H8).
+    """
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(143))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+
+
+def spawn_child(
+    module: str,
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    own_process_group: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start `python -m module args` as a child that ends when this process ends.
+
+    own_process_group: keep the child out of our process group, so a Ctrl-C in the terminal
+    (sent to the whole group) reaches only us and we decide when the child stops.
+    """
+    child_env = {**(env if env is not None else os.environ), PARENT_PID_ENV: str(os.getpid())}
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env=child_env,
+        cwd=cwd,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=own_process_group,
+    )
+
+
+def stop_child(proc: subprocess.Popen[Any], grace_seconds: float = 5.0) -> int | None:
+    """SIGTERM, then SIGKILL after `grace_seconds`; returns the exit code (None if unknown)."""
+    if proc.poll() is not None:
+        return proc.returncode
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        return proc.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        try:
+            return proc.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def process_start_marker(pid: int) -> str | None:
+    """Something that differs between two processes that had the same pid: on Linux the
+    process start time in clock ticks since boot, plus the boot id. None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after its last ')'.
+    fields = stat.rsplit(")", 1)[1].split()
+    return f"{boot_id}:{fields[19]}"  # field 22 of the full line: starttime
