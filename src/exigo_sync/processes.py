@@ -102,13 +102,18 @@ def stop_child(proc: subprocess.Popen[Any], grace_seconds: float = 5.0) -> int |
 
 
 def pid_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (ended, not yet reaped by its parent) has ended."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): kill(0) is all we know
+    return state != "Z"
 
 
 def process_start_marker(pid: int) -> str | None:

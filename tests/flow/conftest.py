@@ -8,9 +8,10 @@ the same env vars an operator would set; the dbt profile is the repository's exa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from flow_helpers import CLOCK_START, CUSTOMERS, SyncEnv, make_env
+from flow_helpers import CLOCK_START, CUSTOMERS, SyncEnv, advance, copy_files, make_env
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,3 +32,31 @@ def sim_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def sync_env(tmp_path: Path, sim_template: Path, monkeypatch: pytest.MonkeyPatch) -> SyncEnv:
     return make_env(tmp_path / "env", sim_template, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def r1_start(tmp_path_factory: pytest.TempPathFactory, sim_template: Path) -> dict[str, Any]:
+    """Batch 1 merged, then 4 hours of activity: the state every crash scenario starts from,
+    and the tables an uninterrupted batch 2 leaves (the expected result, R1)."""
+    mp = pytest.MonkeyPatch()
+    try:
+        root = tmp_path_factory.mktemp("r1")
+        start = make_env(root / "start", sim_template, mp)
+        start.run_ok()
+        advance(start, 4)
+        baseline = make_env(root / "baseline", start.source, mp)
+        copy_files(start, baseline)
+        baseline.run_ok()
+        return {"start": start, "expected": baseline.snapshot()}
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def chain(r1_start: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SyncEnv:
+    env = make_env(tmp_path / "env", r1_start["start"].source, monkeypatch)
+    copy_files(r1_start["start"], env)
+    # Long enough for a run to start behind a live holder; a run stuck behind something a dead
+    # run left would fail with LockTimeout instead of merging.
+    monkeypatch.setenv("EXIGO_SYNC_LOCK_TIMEOUT_SECONDS", "45")
+    return env
