@@ -273,6 +273,7 @@ def connect(
     *,
     database: str | None = None,
     module: Any = None,
+    retries: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Any:
     """An open, autocommitting DB-API connection, made as dbt-sqlserver makes it: its
@@ -281,8 +282,9 @@ def connect(
     to connect is retried `retries` times one second apart (dbt retries by exception class;
     this retries by `classify`, so a login failure is not retried).
 
-    `module` replaces the backend's driver module (pyodbc / mssql_python), for tests. Driver
-    errors propagate unchanged: callers map them with `classify` / `describe`.
+    `retries` overrides the profile's (e.g. 0 for a quick check). `module` replaces the
+    backend's driver module (pyodbc / mssql_python), for tests. Driver errors propagate
+    unchanged: callers map them with `classify` / `describe`.
     """
     from dbt.adapters.sqlserver.sqlserver_backend import _connect_mssql_python, _connect_pyodbc
 
@@ -290,7 +292,7 @@ def connect(
     name = backend(creds)
     driver = module if module is not None else driver_module(name)
     opener = _connect_mssql_python if name == "mssql-python" else _connect_pyodbc
-    attempts = max(0, int(creds.retries or 0)) + 1
+    attempts = max(0, int((creds.retries or 0) if retries is None else retries)) + 1
     for attempt in range(attempts):
         try:
             handle = opener(driver, creds, con_str)
