@@ -85,6 +85,7 @@ TRANSIENT_SQLSTATES = frozenset({"08S01", "08001", "HYT00", "HYT01", "40001"})
 # network error of a TCP provider message: "Error code 0x2746 (10054)" or just "0x2746".
 _NATIVE = re.compile(r"\((\d+)\)")
 _HEX_CODE = re.compile(r"Error code 0x([0-9A-Fa-f]+)")
+_RECORDS = re.compile(r"; (?=\[)")
 _PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")
 _TRAILER = re.compile(r"(\s*\((\d+|SQL\w+)\))+\s*$")
 
@@ -98,8 +99,8 @@ class DriverError:
     """What a driver exception says, whichever backend raised it."""
 
     sqlstate: str | None
-    numbers: tuple[int, ...]
-    text: str  # first diagnostic record, without the [vendor][driver] prefixes
+    numbers: tuple[int, ...]  # native error numbers, a listed (known) one first
+    text: str  # the diagnostic record of that error, without the [vendor][driver] prefixes
 
     @property
     def number(self) -> int | None:
@@ -125,9 +126,17 @@ def driver_error(exc: BaseException) -> DriverError:
         text = str(args[1] if has_state else (args[0] if args else exc))
     numbers = [int(n) for n in _NATIVE.findall(text) if int(n) != 0]
     numbers += [int(h, 16) for h in _HEX_CODE.findall(text)]
-    first = text.strip().split("; [")[0].splitlines()[0] if text.strip() else type(exc).__name__
+    numbers = list(dict.fromkeys(numbers))
+    # pyodbc joins diagnostic records with "; ": show the one carrying the error we know about.
+    records = [r for r in _RECORDS.split(text.strip()) if r.strip()] or [type(exc).__name__]
+    known = next((n for n in numbers if n in PERMANENT_ERRORS or n in TRANSIENT_ERRORS), None)
+    if known is not None:
+        numbers.remove(known)
+        numbers.insert(0, known)
+    shown = next((r for r in records if known is not None and f"({known})" in r), records[0])
+    first = shown.splitlines()[0]
     clean = _TRAILER.sub("", _PREFIX.sub("", first)).strip() or first
-    return DriverError(sqlstate, tuple(dict.fromkeys(numbers)), clean)
+    return DriverError(sqlstate, tuple(numbers), clean)
 
 
 def _mssql_python_sqlstate(driver_text: str) -> str | None:

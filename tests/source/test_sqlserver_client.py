@@ -461,6 +461,21 @@ def test_classify_reads_the_network_error_of_a_tcp_provider_message() -> None:
     assert mssql.classify(exc) == "transient"
 
 
+def test_several_diagnostic_records_show_the_one_that_matters() -> None:
+    """Proves that when pyodbc joins several records ("; "), an informational one first (5701,
+    changed database context), the listed error (229) decides the class and the message."""
+    exc = pyodbc.ProgrammingError(
+        "42000",
+        "[01000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Changed database context "
+        "to 'ExigoSync'. (5701) (SQLExecDirectW); [42000] [Microsoft][ODBC Driver 18 for SQL "
+        "Server][SQL Server]The EXECUTE permission was denied on the object 'Refresh'. (229)",
+    )
+    info = mssql.driver_error(exc)
+    assert info.numbers == (229, 5701) and info.text.startswith("The EXECUTE permission")
+    assert mssql.classify(exc) == "permanent"
+    assert "native error 229" in mssql.describe(exc, sqlserver_target(), "run queue.Refresh")
+
+
 def test_classify_non_driver_errors() -> None:
     """Proves our own transient types stay transient and anything unknown is permanent."""
     from exigo_sync.warehouse.connection import WarehouseBusy, WarehouseError
