@@ -1,10 +1,12 @@
-"""Clients for the Exigo sync database: the one thing they do is run queue.Refresh."""
+"""Clients for the Exigo sync database: they run queue.Refresh and read the source."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 QUEUE_TABLES: tuple[str, ...] = (
     "Customers",
@@ -14,6 +16,10 @@ QUEUE_TABLES: tuple[str, ...] = (
     "CustomerAccounts",
     "CustomerSites",
 )
+
+# Rows per round trip when a caller streams a `query()` cursor: `fetchmany(FETCH_SIZE)` (the
+# SQL Server client also sets it as the cursor's `arraysize`; DuckDB cursors have none).
+FETCH_SIZE = 5000
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,13 @@ class SourceClient(Protocol):
 
     def refresh(self, start: datetime | None) -> RefreshResult:
         """`exec queue.Refresh [start]`: replace the six queue tables."""
+        ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> AbstractContextManager[Any]:
+        """A read-only SELECT against the source (e.g. a whole queue table, to land it in a
+        warehouse elsewhere): a context manager yielding the executed DB-API cursor
+        (`description`, `fetchmany(FETCH_SIZE)`), closed on exit. `?` parameters, one sequence;
+        SQL in the source's dialect."""
         ...
 
     def close(self) -> None: ...

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -47,6 +48,20 @@ class DuckDbSourceClient:
             with connect(self.path) as con:
                 self._check_schema(con)
                 return run_refresh(con, start)
+
+    @contextmanager
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Any]:
+        """A read-only SELECT on the simulator file: yields the executed DuckDB cursor (call
+        `fetchmany(FETCH_SIZE)`: DuckDB cursors have no `arraysize`); the file is closed on
+        exit, so dbt can attach it right after."""
+        with self._guard("read the source"):
+            self._check_file()
+            with connect(self.path, read_only=True) as con:
+                cur = con.cursor()
+                try:
+                    yield cur.execute(sql, list(params))
+                finally:
+                    cur.close()
 
     def close(self) -> None:
         """Nothing to close: every call opens and closes its own connection."""

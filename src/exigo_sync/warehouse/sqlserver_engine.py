@@ -1,12 +1,138 @@
-"""The SQL Server warehouse over pyodbc (imported only on this path)."""
+"""The SQL Server warehouse: a short-lived DB-API connection opened as dbt-sqlserver opens it
+(`sqlserver_connection.connect`: pyodbc or mssql-python, imported only on this path).
+
+- autocommit by default: each ledger / lock statement commits on its own;
+- `transaction()`: autocommit off, commit at the end, roll back on any exception (with
+  `XACT_ABORT ON`, dbt-sqlserver's session default, a server-side error or a timeout also rolls
+  the transaction back on the server);
+- `execute()` reads a statement's whole result and drains every further result before
+  returning, so no result stays pending on the connection (SQL Server without MARS refuses the
+  next statement while one is, pyodbc#424) and an error raised after a first result surfaces;
+- driver errors become `WarehouseBusy` (transient: connection lost, timeout, deadlock; worth a
+  retry) or `WarehouseError` (permanent), one secret-free line naming the statement.
+"""
 
 from __future__ import annotations
 
-from exigo_sync.profiles import ProfileError, Target
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from exigo_sync import sqlserver_connection as mssql
+from exigo_sync.profiles import Target
+from exigo_sync.warehouse.connection import WarehouseBusy, WarehouseError
 
 
-def open_sqlserver(target: Target):
-    raise ProfileError(
-        f"dbt target '{target.name}' is sqlserver: the warehouse connection for it is not "
-        "implemented yet (only duckdb is)"
-    )
+class Result:
+    """A statement's rows (tuples), fetched whole: the ledger reads a handful of rows."""
+
+    def __init__(self, rows: list[tuple], rowcount: int, description: Any) -> None:
+        self._rows = rows
+        self._next = 0
+        self.rowcount = rowcount
+        self.description = description
+
+    def fetchone(self) -> tuple | None:
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+    def fetchall(self) -> list[tuple]:
+        rest, self._next = self._rows[self._next :], len(self._rows)
+        return rest
+
+
+class SqlServerWarehouse:
+    engine = "sqlserver"
+
+    def __init__(self, raw: Any, target: Target) -> None:
+        self.raw = raw
+        self.target = target
+        self._in_transaction = False
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        with self._mapped(_label(sql)):
+            cur = self.raw.cursor()
+            try:
+                if params:
+                    cur.execute(sql, list(params))
+                else:
+                    cur.execute(sql)
+                rowcount = cur.rowcount
+                description = cur.description
+                rows = [tuple(r) for r in cur.fetchall()] if description is not None else []
+                while cur.nextset():
+                    if cur.description is not None:
+                        cur.fetchall()
+            finally:
+                with suppress(Exception):
+                    cur.close()
+        return Result(rows, rowcount, description)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._in_transaction:
+            raise WarehouseError("nested warehouse transactions are not supported")
+        with self._mapped("BEGIN TRANSACTION"):
+            self.raw.autocommit = False
+        self._in_transaction = True
+        try:
+            try:
+                yield
+            except BaseException:
+                with suppress(Exception):  # the connection may be what failed
+                    self.raw.rollback()
+                raise
+            try:
+                with self._mapped("COMMIT"):
+                    self.raw.commit()
+            except BaseException:
+                with suppress(Exception):
+                    self.raw.rollback()
+                raise
+        finally:
+            self._in_transaction = False
+            with suppress(Exception):
+                self.raw.autocommit = True
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self.raw.close()
+
+    @contextmanager
+    def _mapped(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            if not mssql.is_driver_error(exc):
+                raise
+            raise _warehouse_error(exc, self.target, f"run {what}") from None
+
+
+def open_sqlserver(
+    target: Target, *, connect: Callable[[], Any] | None = None
+) -> SqlServerWarehouse:
+    """An autocommitting connection to the target's warehouse database. `connect` returns an
+    open DB-API connection (default: dbt-sqlserver's way); tests pass a recording double."""
+    opener = connect or (lambda: mssql.connect(target))
+    try:
+        raw = opener()
+    except Exception as exc:
+        if not mssql.is_driver_error(exc):
+            raise  # SqlServerConfigError (a ProfileError) and bugs: as they are
+        raise _warehouse_error(exc, target, "connect to the warehouse") from None
+    return SqlServerWarehouse(raw, target)
+
+
+def _warehouse_error(exc: BaseException, target: Target, action: str) -> WarehouseError:
+    message = mssql.describe(exc, target, action)
+    if mssql.classify(exc) == "transient":
+        return WarehouseBusy(message)
+    return WarehouseError(message)
+
+
+def _label(sql: str) -> str:
+    """The statement's first words, to name it in a message (values are bound, never here)."""
+    words = " ".join(sql.split())
+    return words if len(words) <= 60 else words[:57] + "..."

@@ -1,0 +1,755 @@
+"""The SQL Server source client and connection module, short of a live server.
+
+Most tests drive `SqlServerSourceClient` through its `connect` seam with `RecordingConnection`,
+a DB-API double that records every SQL text, parameter (value and Python type), the autocommit
+state and `timeout` at each execute, every `nextset()`, and raises real pyodbc exceptions
+(`args = (sqlstate, message)`) when told to. What a double cannot prove: how a real server and
+driver answer (the live tests in tests/sqlserver/ do, where a server is configured). A few tests
+use the real drivers installed here (pyodbc + FreeTDS, mssql-python) against a closed local
+port: they prove the error path end to end, not a successful login.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pyodbc
+import pytest
+
+from exigo_sync import sqlserver_connection as mssql
+from exigo_sync.profiles import Target
+from exigo_sync.source import QUEUE_TABLES, SourceError, TransientSourceError
+from exigo_sync.source import sqlserver_client as client_mod
+from exigo_sync.source.sqlserver_client import SqlServerSourceClient, to_sql_datetime
+from tests.sqlserver.test_tsql_syntax import parse_tsql
+
+PASSWORD = "S1-kn0wn-Pa55w0rd-src"
+
+# --- the recording DB-API double ------------------------------------------------------------
+
+# One result of a statement: rows (a result set), an int (a row count, no result set), or an
+# exception (raised when the cursor reaches it: at execute() if first, else at nextset()).
+Outcome = list[Any]
+
+
+@dataclass
+class Call:
+    """One execute() as the double saw it."""
+
+    sql: str
+    params: tuple[Any, ...]
+    param_types: tuple[type, ...]
+    autocommit: bool
+    timeout: int
+    connection: int
+
+
+@dataclass
+class Log:
+    """Shared by every connection a RecordingDriver opens."""
+
+    calls: list[Call] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # commit, rollback, close, autocommit=...
+    nextset_calls: int = 0
+
+    def sql(self) -> list[str]:
+        return [c.sql for c in self.calls]
+
+
+class RecordingCursor:
+    def __init__(self, con: RecordingConnection) -> None:
+        self.con = con
+        self.arraysize = 1
+        self.description: Any = None
+        self.rowcount = -1
+        self.closed = False
+        self._rows: list[tuple] = []
+        self._pending: list[Any] = []
+
+    def execute(self, sql: str, *params: Any) -> RecordingCursor:
+        values = tuple(params[0]) if len(params) == 1 and isinstance(params[0], list) else params
+        self.con.log.calls.append(
+            Call(
+                sql,
+                values,
+                tuple(type(v) for v in values),
+                self.con.autocommit,
+                self.con.timeout,
+                self.con.number,
+            )
+        )
+        self._pending = list(self.con.respond(sql, values))
+        self._advance()
+        return self
+
+    def _advance(self) -> bool:
+        if not self._pending:
+            self.description, self._rows = None, []
+            return False
+        item = self._pending.pop(0)
+        if isinstance(item, BaseException):
+            self.description, self._rows = None, []
+            raise item
+        if isinstance(item, int):
+            self.description, self._rows, self.rowcount = None, [], item
+        else:
+            self.description, self._rows = [("c0", None, None, None, None, None, None)], list(item)
+            self.rowcount = -1
+        return True
+
+    def nextset(self) -> bool:
+        self.con.log.nextset_calls += 1
+        return self._advance()
+
+    def fetchone(self) -> tuple | None:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchmany(self, size: int | None = None) -> list[tuple]:
+        n = size or self.arraysize
+        out, self._rows = self._rows[:n], self._rows[n:]
+        return out
+
+    def fetchall(self) -> list[tuple]:
+        out, self._rows = self._rows, []
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class RecordingConnection:
+    """A DB-API connection double: `respond(sql, params)` gives the outcome of each statement."""
+
+    def __init__(self, log: Log, respond: Callable[[str, tuple], Outcome], number: int) -> None:
+        self.log = log
+        self.respond = respond
+        self.number = number
+        self._autocommit = True
+        self.timeout = 0
+        self.closed = False
+
+    @property
+    def autocommit(self) -> bool:
+        return self._autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        self.log.events.append(f"autocommit={value}")
+        self._autocommit = value
+
+    def cursor(self) -> RecordingCursor:
+        return RecordingCursor(self)
+
+    def commit(self) -> None:
+        self.log.events.append("commit")
+
+    def rollback(self) -> None:
+        self.log.events.append("rollback")
+
+    def close(self) -> None:
+        self.closed = True
+        self.log.events.append("close")
+
+
+class RecordingDriver:
+    """Opens RecordingConnections sharing one log. `open` is the zero-argument seam of the
+    clients; as a module (`connect(con_str, **kwargs)`, `pooling`, `drivers()`) it stands in for
+    pyodbc in `sqlserver_connection.connect(module=...)`."""
+
+    def __init__(self, respond: Callable[[str, tuple], Outcome] | None = None) -> None:
+        self.log = Log()
+        self.respond = respond or default_responder()
+        self.connections: list[RecordingConnection] = []
+        self.connect_calls: list[tuple[tuple, dict]] = []
+        self.connect_errors: list[BaseException] = []
+        self.pooling = False
+
+    def open(self) -> RecordingConnection:
+        con = RecordingConnection(self.log, self.respond, len(self.connections))
+        self.connections.append(con)
+        return con
+
+    def connect(self, *args: Any, **kwargs: Any) -> RecordingConnection:
+        self.connect_calls.append((args, kwargs))
+        if self.connect_errors:
+            raise self.connect_errors.pop(0)
+        con = self.open()
+        con.autocommit = kwargs.get("autocommit", False)
+        return con
+
+    @staticmethod
+    def drivers() -> list[str]:
+        return ["FreeTDS"]
+
+
+CLOCK = [datetime(2026, 1, 5, 10, 0, 0, 123456), datetime(2026, 1, 5, 10, 0, 42, 654321)]
+
+
+def default_responder(
+    clock: Iterable[datetime] | None = None,
+    counts: dict[str, int] | None = None,
+    refresh: Outcome | None = None,
+    rows: list[tuple] | None = None,
+) -> Callable[[str, tuple], Outcome]:
+    """Answers like a healthy sync database: the clock (successive values), `refresh` for the
+    EXEC batch (default: no result), row counts per queue table, `rows` for any other SELECT."""
+    ticks = iter(clock or CLOCK * 10)
+    counts = counts if counts is not None else {t: i + 1 for i, t in enumerate(QUEUE_TABLES)}
+
+    def respond(sql: str, params: tuple) -> Outcome:
+        if sql == client_mod.CLOCK_SQL:
+            return [[(next(ticks),)]]
+        if "queue.Refresh" in sql:
+            return list(refresh or [])
+        for table, n in counts.items():
+            if sql == client_mod.count_sql(table):
+                return [[(n,)]]
+        if sql.startswith("SET "):
+            return []
+        return [list(rows or [])]
+
+    return respond
+
+
+def odbc_error(
+    cls: type[pyodbc.Error], sqlstate: str, number: int, text: str, fn: str = "SQLExecDirectW"
+) -> pyodbc.Error:
+    """A pyodbc exception shaped as pyodbc builds it from an ODBC Driver 18 diagnostic."""
+    message = (
+        f"[{sqlstate}] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]{text} "
+        f"({number}) ({fn})"
+    )
+    return cls(sqlstate, message)
+
+
+def sqlserver_target(**extra: Any) -> Target:
+    config = {
+        "type": "sqlserver",
+        "driver": "ODBC Driver 18 for SQL Server",
+        "server": "sql.example.internal",
+        "port": 1433,
+        "database": "exigo_warehouse",
+        "schema": "exigo_sync",
+        "user": "exigo_reader",
+        "password": PASSWORD,
+        "threads": 4,
+        **extra,
+    }
+    return Target("sqlserver", "sqlserver", config)
+
+
+def client(driver: RecordingDriver, **kwargs: Any) -> SqlServerSourceClient:
+    kwargs.setdefault("database", "ExigoSync")
+    return SqlServerSourceClient(sqlserver_target(), connect=driver.open, **kwargs)
+
+
+# --- refresh: SQL, parameter, autocommit, draining, timeout, clock, counts ------------------
+
+
+def test_refresh_sends_one_batch_with_the_start_bound_as_a_datetime() -> None:
+    """Proves the exact SQL and order of statements, that the start is bound (never formatted
+    into the SQL) as a Python datetime floored to the `datetime` grid, that every statement runs
+    with autocommit on, and that the clock and row counts come from the server. Cannot prove
+    how the driver declares the parameter on the wire (the `DECLARE @start datetime` conversion
+    makes that irrelevant; the live test runs it)."""
+    driver = RecordingDriver()
+    start = datetime(2026, 1, 4, 23, 50, 0, 123999)
+    result = client(driver).refresh(start)
+
+    expected_start = datetime(2026, 1, 4, 23, 50, 0, 123000)
+    assert driver.log.sql() == [
+        "SELECT SYSDATETIME()",
+        "SET NOCOUNT ON; DECLARE @start datetime = ?; EXEC queue.Refresh @start",
+        "SELECT SYSDATETIME()",
+        *(f"SELECT COUNT_BIG(*) FROM queue.[{t}]" for t in QUEUE_TABLES),
+    ]
+    exec_call = driver.log.calls[1]
+    assert exec_call.params == (expected_start,)
+    assert exec_call.param_types == (datetime,)
+    assert str(expected_start) not in exec_call.sql and "2026" not in exec_call.sql
+    assert all(c.autocommit for c in driver.log.calls)
+    assert len(driver.connections) == 1 and driver.connections[0].closed
+    assert result.requested_start == expected_start
+    assert (result.refresh_started_at, result.refresh_finished_at) == tuple(CLOCK)
+    assert result.row_counts == {t: i + 1 for i, t in enumerate(QUEUE_TABLES)}
+
+
+def test_refresh_without_start_uses_the_vendor_default_call() -> None:
+    """Proves that `refresh(None)` (the vendor's "since the previous call", never used by the
+    flow, W1) sends EXEC without a parameter."""
+    driver = RecordingDriver()
+    result = client(driver).refresh(None)
+    assert driver.log.calls[1].sql == "SET NOCOUNT ON; EXEC queue.Refresh"
+    assert driver.log.calls[1].params == ()
+    assert result.requested_start is None
+
+
+@pytest.mark.parametrize(
+    ("micro", "expected_ms"),
+    [
+        (0, 0), (999, 0), (1000, 0), (2000, 0), (3000, 3), (3999, 3), (5000, 3), (6999, 3),
+        (7000, 7), (9999, 7), (10000, 10), (123456, 123), (125000, 123), (998000, 997),
+        (999999, 997),
+    ],
+)  # fmt: skip
+def test_start_is_floored_to_a_value_sql_server_datetime_holds_exactly(
+    micro: int, expected_ms: int
+) -> None:
+    """Proves the start's truncation: to the millisecond, then down (never up: a later start
+    could skip a change) to the 1/300 s grid of `datetime` (.000/.003/.007), so converting it
+    to `datetime` on the server changes nothing. Cannot prove the server's rounding itself (the
+    live test compares CONVERT(datetime, ?) with the bound value)."""
+    value = datetime(2026, 1, 4, 23, 59, 59, micro)
+    floored = to_sql_datetime(value)
+    assert floored == value.replace(microsecond=expected_ms * 1000)
+    assert floored <= value and value - floored < timedelta(milliseconds=4)
+    assert (floored.microsecond // 1000) % 10 in (0, 3, 7)
+
+
+def test_refresh_rejects_an_aware_start_before_connecting() -> None:
+    """Proves the source-clock contract: times are naive; nothing is sent for an aware one."""
+    from datetime import UTC
+
+    driver = RecordingDriver()
+    with pytest.raises(SourceError, match="naive"):
+        client(driver).refresh(datetime(2026, 1, 4, tzinfo=UTC))
+    assert driver.connections == []
+
+
+def test_refresh_drains_every_result_and_surfaces_an_error_after_row_counts() -> None:
+    """Proves result draining: an EXEC whose first three results are row counts and whose
+    fourth is an error (what a procedure that fails half-way sends when NOCOUNT is not honoured)
+    fails the refresh with that error, as a permanent SourceError naming queue.Refresh; and
+    that the finish clock is not read past the failure. Cannot prove that a real driver
+    delivers the error only at nextset() (pyodbc does, pyodbc#69), only that we ask for it."""
+    failure = odbc_error(
+        pyodbc.ProgrammingError, "42S02", 208, "Invalid object name 'dbo.OrderDetail'."
+    )
+    driver = RecordingDriver(default_responder(refresh=[5, 7, 11, failure]))
+    with pytest.raises(SourceError) as raised:
+        client(driver).refresh(datetime(2026, 1, 4))
+    assert not isinstance(raised.value, TransientSourceError)
+    message = str(raised.value)
+    assert "could not run queue.Refresh" in message and "dbo.OrderDetail" in message
+    assert "native error 208" in message
+    assert driver.log.nextset_calls == 3
+    assert driver.log.sql().count("SELECT SYSDATETIME()") == 1
+    assert driver.connections[0].closed
+
+
+def test_refresh_drains_result_sets_too_and_succeeds() -> None:
+    """Proves that rows a procedure SELECTs (a result set among the row counts) are skipped by
+    nextset() and do not end the draining early."""
+    driver = RecordingDriver(default_responder(refresh=[3, [("x",)], 4]))
+    client(driver).refresh(datetime(2026, 1, 4))
+    assert driver.log.nextset_calls == 3
+
+
+def test_query_timeout_is_applied_to_every_statement() -> None:
+    """Proves the per-statement timeout (pyodbc's `connection.timeout`, set before the cursor
+    is made) reaches queue.Refresh and the other statements. Cannot prove the driver enforces
+    it (HYT00 on expiry is classified transient, see below)."""
+    driver = RecordingDriver()
+    client(driver, query_timeout=900).refresh(datetime(2026, 1, 4))
+    assert {c.timeout for c in driver.log.calls} == {900}
+    driver = RecordingDriver()
+    client(driver).refresh(datetime(2026, 1, 4))
+    assert {c.timeout for c in driver.log.calls} == {0}  # the connection's own (profile)
+
+
+def test_source_clock_is_sysdatetime_and_must_be_a_datetime() -> None:
+    """Proves source_clock() = SELECT SYSDATETIME() on the sync database, and that a clock
+    that comes back as text (FreeTDS below TDS 7.3) fails with the fix, not later."""
+    driver = RecordingDriver()
+    assert client(driver).source_clock() == CLOCK[0]
+    assert driver.log.sql() == ["SELECT SYSDATETIME()"]
+
+    def as_text(sql: str, params: tuple) -> Outcome:
+        return [[("2026-01-05 10:00:00.1234567",)]]
+
+    with pytest.raises(SourceError, match=r"TDS_Version 7\.4"):
+        client(RecordingDriver(as_text)).source_clock()
+
+
+def test_connect_seam_defaults_to_the_sync_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proves the co-located topology: without a `connect`, the client connects through
+    sqlserver_connection.connect to the database it was given, not the target's."""
+    seen: list[dict] = []
+
+    def fake_connect(target: Target, **kwargs: Any) -> RecordingConnection:
+        seen.append(kwargs)
+        return RecordingDriver().open()
+
+    monkeypatch.setattr(mssql, "connect", fake_connect)
+    target = sqlserver_target()
+    assert SqlServerSourceClient(target).database == "exigo_warehouse"
+    SqlServerSourceClient(target, database="ExigoSync").source_clock()
+    assert seen == [{"database": "ExigoSync"}]
+
+
+# --- query(): streaming a table ---------------------------------------------------------------
+
+
+def test_query_yields_an_executed_cursor_with_arraysize_and_closes() -> None:
+    """Proves query(): one SELECT with `?` parameters passed as one sequence, the cursor's
+    arraysize set for fetchmany(), cursor and connection closed on exit, and a driver error
+    raised while the caller fetches mapped to a SourceError."""
+    rows = [(i, f"name {i}") for i in range(12)]
+    driver = RecordingDriver(default_responder(rows=rows))
+    c = client(driver)
+    with c.query("SELECT * FROM queue.[Customers] WHERE CustomerID > ?", [0]) as cur:
+        assert cur.arraysize == client_mod.ARRAYSIZE == 5000
+        assert cur.fetchmany(5) == rows[:5]
+        assert cur.fetchall() == rows[5:]
+    call = driver.log.calls[0]
+    assert call.params == (0,) and call.autocommit
+    assert cur.closed and driver.connections[0].closed
+
+    lost = odbc_error(pyodbc.OperationalError, "08S01", 10054, "TCP Provider: reset")
+    with pytest.raises(TransientSourceError, match="read the source"), c.query("SELECT 1"):
+        raise lost
+    with pytest.raises(SourceError, match="read-only"), c.query("DELETE FROM queue.Orders"):
+        pass
+
+
+# --- classification and messages --------------------------------------------------------------
+
+TRANSIENT_NUMBERS = [1205, 1222, 10054, 10053, 233, 64, 40613, 40501, 40197, 49918, 49919,
+                     49920, 4060, 1204, 4221, 10060, 10928, 10929, 40143, 40540, 997]  # fmt: skip
+PERMANENT_NUMBERS = [229, 230, 262, 300, 2812, 208, 18456, 2627]
+
+
+@pytest.mark.parametrize("number", TRANSIENT_NUMBERS)
+def test_classify_transient_native_errors(number: int) -> None:
+    """Proves every listed transient native error number is `transient`, whatever the
+    exception class and SQLSTATE pyodbc gives it (here a generic 42000 ProgrammingError)."""
+    exc = odbc_error(pyodbc.ProgrammingError, "42000", number, "message")
+    assert mssql.classify(exc) == "transient"
+    assert mssql.driver_error(exc).numbers == (number,)
+
+
+@pytest.mark.parametrize("number", PERMANENT_NUMBERS)
+def test_classify_permanent_native_errors(number: int) -> None:
+    """Proves permission-denied / missing-object / login errors are `permanent` even when the
+    SQLSTATE alone would say transient (here 08S01)."""
+    exc = odbc_error(pyodbc.OperationalError, "08S01", number, "message")
+    assert mssql.classify(exc) == "permanent"
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "kind"),
+    [("08S01", "transient"), ("08001", "transient"), ("HYT00", "transient"),
+     ("HYT01", "transient"), ("40001", "transient"), ("42000", "permanent"),
+     ("28000", "permanent"), ("23000", "permanent"), ("HY000", "permanent")],
+)  # fmt: skip
+def test_classify_by_sqlstate_without_a_known_number(sqlstate: str, kind: str) -> None:
+    """Proves the SQLSTATE fallback: connection loss, timeouts and deadlock are transient; the
+    rest permanent."""
+    exc = pyodbc.OperationalError(sqlstate, f"[{sqlstate}] [Microsoft][ODBC]Something (0) (f)")
+    assert mssql.classify(exc) == kind
+
+
+def test_classify_reads_the_network_error_of_a_tcp_provider_message() -> None:
+    """Proves the native number inside a TCP provider message ("Error code 0x2746 (10054)" or
+    only "0x2746") is read, with or without a SQLSTATE."""
+    exc = pyodbc.Error("HY000", "[HY000] [Microsoft]TCP Provider: Error code 0x2746 (SQLExecute)")
+    assert mssql.driver_error(exc).numbers == (10054,)
+    assert mssql.classify(exc) == "transient"
+
+
+def test_several_diagnostic_records_show_the_one_that_matters() -> None:
+    """Proves that when pyodbc joins several records ("; "), an informational one first (5701,
+    changed database context), the listed error (229) decides the class and the message."""
+    exc = pyodbc.ProgrammingError(
+        "42000",
+        "[01000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Changed database context "
+        "to 'ExigoSync'. (5701) (SQLExecDirectW); [42000] [Microsoft][ODBC Driver 18 for SQL "
+        "Server][SQL Server]The EXECUTE permission was denied on the object 'Refresh'. (229)",
+    )
+    info = mssql.driver_error(exc)
+    assert info.numbers == (229, 5701) and info.text.startswith("The EXECUTE permission")
+    assert mssql.classify(exc) == "permanent"
+    assert "native error 229" in mssql.describe(exc, sqlserver_target(), "run queue.Refresh")
+
+
+def test_classify_non_driver_errors() -> None:
+    """Proves our own transient types stay transient and anything unknown is permanent."""
+    from exigo_sync.warehouse.connection import WarehouseBusy, WarehouseError
+
+    assert mssql.classify(TransientSourceError("x")) == "transient"
+    assert mssql.classify(WarehouseBusy("x")) == "transient"
+    assert mssql.classify(TimeoutError()) == "transient"
+    assert mssql.classify(WarehouseError("x")) == "permanent"
+    assert mssql.classify(ValueError("x")) == "permanent"
+
+
+def test_classify_mssql_python_errors_by_their_sqlstate_text() -> None:
+    """Proves mssql_python exceptions (which keep no SQLSTATE attribute, only the description
+    its own table gives the SQLSTATE) are classified through that table: a deadlock (40001),
+    connection loss (08S01) and a timeout (HYT00) are transient, a permission error is not.
+    Cannot prove what native numbers mssql_python puts into its messages on a real server."""
+    exceptions = pytest.importorskip("mssql_python.exceptions")
+    for state, kind in [("40001", "transient"), ("08S01", "transient"), ("HYT00", "transient"),
+                        ("42000", "permanent"), ("28000", "permanent")]:  # fmt: skip
+        exc = exceptions.sqlstate_to_exception(state, "[Microsoft][SQL Server]something")
+        assert mssql.is_driver_error(exc)
+        assert mssql.driver_error(exc).sqlstate == state
+        assert mssql.classify(exc) == kind, state
+
+
+def test_execute_permission_denied_is_named_and_permanent() -> None:
+    """Proves the message a DBA can act on for a missing GRANT, and that it is not retried."""
+    denied = odbc_error(
+        pyodbc.ProgrammingError,
+        "42000",
+        229,
+        "The EXECUTE permission was denied on the object 'Refresh', database 'ExigoSync', "
+        "schema 'queue'.",
+    )
+    driver = RecordingDriver(default_responder(refresh=[denied]))
+    with pytest.raises(SourceError) as raised:
+        client(driver).refresh(datetime(2026, 1, 4))
+    assert type(raised.value) is SourceError
+    message = str(raised.value)
+    assert message.startswith("EXECUTE permission denied on queue.Refresh in database 'ExigoSync'")
+    assert "GRANT EXECUTE ON OBJECT::queue.Refresh" in message
+    assert "native error 229; SQLSTATE 42000" in message
+    assert "\n" not in message
+
+
+def test_missing_procedure_is_named() -> None:
+    """Proves a wrong sync database (no queue.Refresh) says so."""
+    missing = odbc_error(
+        pyodbc.ProgrammingError, "42000", 2812, "Could not find stored procedure 'queue.Refresh'."
+    )
+    with pytest.raises(SourceError, match="not found in database 'ExigoSync'"):
+        client(RecordingDriver(default_responder(refresh=[missing]))).refresh(datetime(2026, 1, 4))
+
+
+@pytest.mark.parametrize("number", [1205, 40613, 10054])
+def test_transient_refresh_error_becomes_transient_source_error(number: int) -> None:
+    """Proves the B5 mapping of the client: a deadlock / Azure failover / reset connection
+    during EXEC becomes TransientSourceError (the flow retries only that type)."""
+    exc = odbc_error(pyodbc.OperationalError, "40001", number, "try again")
+    with pytest.raises(TransientSourceError, match=r"could not run queue\.Refresh"):
+        client(RecordingDriver(default_responder(refresh=[exc]))).refresh(datetime(2026, 1, 4))
+
+
+def test_secret_in_a_driver_message_never_reaches_the_error() -> None:
+    """Proves S1 for every message the client builds: a driver message that quotes the
+    password (as a misconfigured login or a hostile driver might) is scrubbed, and the
+    exception chain does not carry the raw driver message either."""
+    leaky = odbc_error(
+        pyodbc.InterfaceError, "28000", 18456, f"Login failed for user 'x' with '{PASSWORD}'."
+    )
+
+    def failing() -> RecordingConnection:
+        raise leaky
+
+    c = SqlServerSourceClient(sqlserver_target(), database="ExigoSync", connect=failing)
+    for call in (c.source_clock, lambda: c.refresh(datetime(2026, 1, 4))):
+        with pytest.raises(SourceError) as raised:
+            call()
+        assert PASSWORD not in str(raised.value) and "***" in str(raised.value)
+        assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+# --- the real connection path: dbt-sqlserver's credentials and connect -----------------------
+
+
+def test_credentials_are_the_ones_dbt_builds_from_the_profile() -> None:
+    """Proves exigo-sync reads the target exactly as dbt does: same aliases (server, user,
+    password, trusted_connection, auth, TrustServerCertificate), same defaults (encrypt true,
+    port 1433, retries 3, xact_abort), compared with dbt's own profile loader. Cannot prove
+    anything about a dbt-sqlserver version other than the one pinned."""
+    from dbt.config.profile import Profile
+
+    for extra in ({}, {"auth": "ActiveDirectoryServicePrincipal", "tenant_id": "t",
+                       "client_id": "c", "client_secret": "s3cr3t-client"},
+                  {"TrustServerCertificate": True, "login_timeout": 7, "query_timeout": 30},
+                  {"backend": "mssql-python"}):  # fmt: skip
+        target = sqlserver_target(**extra)
+        ours = mssql.credentials(target)
+        raw = {k: v for k, v in target.config.items() if k != "threads"}
+        dbts = Profile._credentials_from_profile(raw, "exigo_sync", "sqlserver")
+        assert ours.to_dict() == dbts.to_dict()
+    creds = mssql.credentials(sqlserver_target(), database="ExigoSync")
+    assert (creds.database, creds.host, creds.UID, creds.encrypt, creds.port) == (
+        "ExigoSync", "sql.example.internal", "exigo_reader", True, 1433
+    )  # fmt: skip
+
+
+def test_connect_uses_dbt_sqlserver_connection_string_and_session() -> None:
+    """Proves connect() through the module seam: dbt-sqlserver's connection string (driver,
+    server,port, the overriding database, encrypt default Yes, APP=dbt-sqlserver), autocommit
+    on, login timeout, pooling, query timeout on the handle, SET XACT_ABORT ON, and no retry of
+    a permanent login failure but retries of a transient one. Cannot prove the driver accepts
+    the string (the FreeTDS / mssql-python tests below reach a real driver)."""
+    driver = RecordingDriver()
+    target = sqlserver_target(login_timeout=9, query_timeout=120)
+    con = mssql.connect(target, database="ExigoSync", module=driver)
+    (args, kwargs) = driver.connect_calls[0]
+    con_str = args[0]
+    assert con_str.startswith("DRIVER={ODBC Driver 18 for SQL Server};")
+    assert "SERVER=sql.example.internal,1433;Database=ExigoSync;" in con_str
+    assert "encrypt=Yes;TrustServerCertificate=No;APP=dbt-sqlserver/" in con_str
+    assert kwargs["autocommit"] is True and kwargs["timeout"] == 9
+    assert driver.pooling is True
+    assert con.timeout == 120
+    assert driver.log.sql() == ["SET XACT_ABORT ON"]
+
+    sleeps: list[float] = []
+    flaky = RecordingDriver()
+    flaky.connect_errors = [odbc_error(pyodbc.OperationalError, "08001", 10060, "timeout")] * 2
+    mssql.connect(sqlserver_target(), module=flaky, sleep=sleeps.append)
+    assert len(flaky.connect_calls) == 3 and sleeps == [1.0, 1.0]
+
+    denied = RecordingDriver()
+    denied.connect_errors = [odbc_error(pyodbc.InterfaceError, "28000", 18456, "Login failed")]
+    with pytest.raises(pyodbc.InterfaceError):
+        mssql.connect(sqlserver_target(), module=denied, sleep=sleeps.append)
+    assert len(denied.connect_calls) == 1
+
+    no_abort = RecordingDriver()
+    mssql.connect(sqlserver_target(xact_abort=False), module=no_abort)
+    assert no_abort.log.sql() == []
+
+
+def test_invalid_target_is_a_config_error_without_secrets() -> None:
+    """Proves a bad profile (no driver for pyodbc, a non-integer port) fails before any
+    connection with a ProfileError that does not quote the password."""
+    with pytest.raises(mssql.SqlServerConfigError, match="driver"):
+        mssql.connect(sqlserver_target(driver=None), module=RecordingDriver())
+    with pytest.raises(mssql.SqlServerConfigError) as raised:
+        mssql.connect(sqlserver_target(port=PASSWORD), module=RecordingDriver())
+    assert PASSWORD not in str(raised.value)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_freetds_connection_refused_is_transient_and_secret_free() -> None:
+    """Real pyodbc + FreeTDS (tdsodbc) against a closed local port: proves the default connect
+    path loads the real driver, and that an unreachable server becomes a TransientSourceError
+    (B5 retries it) naming the server, without the password. Cannot prove a login works."""
+    import pyodbc as real
+
+    if "FreeTDS" not in real.drivers():
+        pytest.skip("FreeTDS ODBC driver (tdsodbc) not installed")
+    target = sqlserver_target(
+        driver="FreeTDS", server="127.0.0.1", port=_closed_port(), retries=0, login_timeout=2
+    )
+    with pytest.raises(TransientSourceError) as raised:
+        SqlServerSourceClient(target, database="ExigoSync").source_clock()
+    message = str(raised.value)
+    assert "127.0.0.1" in message and "ExigoSync" in message and "08S01" in message
+    assert PASSWORD not in message
+
+
+def test_mssql_python_connection_refused_is_transient_and_secret_free() -> None:
+    """Real mssql-python (its bundled ODBC Driver 18, loaded without unixODBC) against a
+    closed local port: proves the `backend: mssql-python` path imports and loads the driver on
+    this machine and maps the failure to a TransientSourceError without the password. Cannot
+    prove a login works, nor that it loads where libltdl7 / libkrb5-3 / libgssapi-krb5-2 are
+    missing (it does not: "Failed to load the driver", checked by hand)."""
+    pytest.importorskip("mssql_python")
+    target = sqlserver_target(
+        backend="mssql-python", server="127.0.0.1", port=_closed_port(), retries=0,
+        login_timeout=1, trust_cert=True,
+    )  # fmt: skip
+    with pytest.raises(TransientSourceError) as raised:
+        SqlServerSourceClient(target, database="ExigoSync").source_clock()
+    message = str(raised.value)
+    assert "127.0.0.1" in message and "08001" in message
+    assert PASSWORD not in message
+
+
+# --- T-SQL syntax of everything the client sends ---------------------------------------------
+
+
+def test_client_tsql_parses() -> None:
+    """Proves every statement the client emits parses as T-SQL (sqlglot, no Command fallback):
+    the refresh batch statement by statement, the clock, the counts. Cannot prove the server
+    accepts them (a parser is laxer than SQL Server); the live test runs them."""
+    from sqlglot import exp
+
+    batch = [parse_tsql(part) for part in client_mod.REFRESH_SQL.split(";")]
+    assert [type(t) for t in batch] == [exp.Set, exp.Declare, exp.Execute]
+    declared = batch[1].find(exp.DataType)
+    assert declared is not None and declared.this == exp.DataType.Type.DATETIME
+    assert "@start" in batch[2].sql("tsql") and "queue.Refresh" in batch[2].sql("tsql")
+    assert isinstance(parse_tsql(client_mod.REFRESH_DEFAULT_SQL.split(";")[1]), exp.Execute)
+    assert isinstance(parse_tsql(client_mod.CLOCK_SQL), exp.Select)
+    for table in QUEUE_TABLES:
+        tree = parse_tsql(client_mod.count_sql(table))
+        assert tree.find(exp.Table).name == table and tree.find(exp.Table).db == "queue"
+
+
+# --- B5 through the flow's own refresh task ----------------------------------------------------
+
+
+class ClientTarget(Target):
+    """A Target whose source client is the SQL Server client over a recording double: the seam
+    the flow's refresh task uses (`target.source_client()`). The double hangs on a per-test
+    subclass, so it survives Prefect copying the (dataclass) parameter."""
+
+    driver: Any = None
+
+    def source_client(self) -> SqlServerSourceClient:  # type: ignore[override]
+        return SqlServerSourceClient(self, database="ExigoSync", connect=self.driver.open)
+
+
+@pytest.fixture(scope="module")
+def prefect_api() -> Any:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.mark.parametrize(
+    ("error", "attempts", "kind"),
+    [
+        (odbc_error(pyodbc.OperationalError, "40001", 1205, "deadlock victim"), 3,
+         TransientSourceError),
+        (odbc_error(pyodbc.ProgrammingError, "42000", 229, "EXECUTE permission denied"), 1,
+         SourceError),
+    ],
+)  # fmt: skip
+def test_b5_flow_refresh_task_retries_only_transient_sqlserver_errors(
+    prefect_api: Any, error: BaseException, attempts: int, kind: type
+) -> None:
+    """B5 through the flow's own `refresh queue` task and its retry condition (loaded from
+    flows/exigo_sync_flow.py, retries configured as the flow does): a deadlock (1205) is
+    retried until the retries run out; a permission error (229) fails at once. Proves the
+    client's mapping feeds the flow's retry policy; cannot prove the ledger side (the flow
+    tests do that on DuckDB)."""
+    from prefect import flow
+
+    from exigo_sync.flow_entry import load_flow
+
+    refresh_queue = load_flow().fn.__globals__["refresh_queue"]
+    driver = RecordingDriver(default_responder(refresh=[error]))
+    target_type = type("RecordingClientTarget", (ClientTarget,), {"driver": driver})
+    target = target_type("sqlserver", "sqlserver", dict(sqlserver_target().config))
+
+    @flow
+    def b5() -> Any:
+        task = refresh_queue.with_options(retries=2, retry_delay_seconds=[0, 0])
+        return task(target, datetime(2026, 1, 4))
+
+    state = b5(return_state=True)
+    assert state.is_failed()
+    with pytest.raises(kind) as raised:
+        state.result()
+    assert type(raised.value) is kind
+    execs = [c for c in driver.log.calls if "queue.Refresh" in c.sql]
+    assert len(execs) == attempts
+    assert PASSWORD not in str(raised.value)

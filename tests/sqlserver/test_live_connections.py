@@ -1,0 +1,323 @@
+"""exigo-sync's own SQL Server connections against a live server, when one is configured
+(EXIGO_SYNC_TEST_MSSQL_SERVER, _USER, _PASSWORD, _DATABASE; optional _PORT, _DRIVER,
+_TRUST_CERT, _BACKEND = pyodbc | mssql-python); skipped otherwise.
+
+Everything here connects through `sqlserver_connection.connect` (dbt-sqlserver's credentials and
+connect helpers), the warehouse engine and the source client; nothing opens pyodbc directly.
+What these tests write: the ledger tables in schema `exigo_sync` of the test database (rows under
+unique lock names / batch ids, removed afterwards), and, only when the database has no `queue`
+schema, a stand-in `queue.Refresh` with six queue tables (dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import suppress
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from exigo_sync import check
+from exigo_sync import sqlserver_connection as mssql
+from exigo_sync.profiles import Target
+from exigo_sync.source import QUEUE_TABLES, SourceError
+from exigo_sync.source.sqlserver_client import SqlServerSourceClient, to_sql_datetime
+from exigo_sync.warehouse import ledger
+from exigo_sync.warehouse import ledger_sql as q
+from exigo_sync.warehouse.connection import WarehouseError
+from exigo_sync.warehouse.lock import _try_acquire
+from exigo_sync.warehouse.sqlserver_engine import open_sqlserver
+from tests.sqlserver.test_live_sqlserver import ENV, SKIP_REASON, _setting
+
+pytestmark = pytest.mark.sqlserver
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def target() -> Target:
+    """The test server as a dbt-sqlserver target (the keys an operator's profile would have)."""
+    if not _setting("SERVER"):
+        pytest.skip(SKIP_REASON)
+    missing = [n for n in ("USER", "PASSWORD", "DATABASE") if not _setting(n)]
+    if missing:
+        pytest.skip(f"{SKIP_REASON}: missing {', '.join(ENV + n for n in missing)}")
+    trust = (_setting("TRUST_CERT", "yes") or "").lower() in ("1", "true", "yes")
+    config = {
+        "type": "sqlserver",
+        "driver": _setting("DRIVER", "ODBC Driver 18 for SQL Server"),
+        "server": _setting("SERVER"),
+        "port": int(_setting("PORT", "1433") or 1433),
+        "database": _setting("DATABASE"),
+        "schema": "exigo_sync",
+        "user": _setting("USER"),
+        "password": _setting("PASSWORD"),
+        "trust_cert": trust,
+        "backend": _setting("BACKEND", "pyodbc"),
+        "login_timeout": 15,
+    }
+    return Target("live", "sqlserver", config)
+
+
+@pytest.fixture(scope="module")
+def rcsi(target: Target) -> bool:
+    con = open_sqlserver(target)
+    try:
+        row = con.execute(
+            "SELECT is_read_committed_snapshot_on FROM sys.databases WHERE name = DB_NAME()"
+        ).fetchone()
+    finally:
+        con.close()
+    return bool(row[0])
+
+
+def test_connect_through_dbt_sqlserver_settings(target: Target) -> None:
+    """Proves a real login through exigo-sync's connect (dbt-sqlserver's connection string,
+    encrypt default, trust_cert), autocommit on and XACT_ABORT ON in the session."""
+    con = mssql.connect(target)
+    try:
+        cur = con.cursor()
+        cur.execute("SELECT 1, @@OPTIONS & 16384")  # 16384 = XACT_ABORT
+        one, xact_abort = cur.fetchone()
+        assert (one, xact_abort) == (1, 16384)
+        assert con.autocommit
+    finally:
+        con.close()
+
+
+def test_datetime_floor_is_exact_on_the_server(target: Target) -> None:
+    """Proves to_sql_datetime's values survive SQL Server's conversion to datetime unchanged
+    (the server rounds to 1/300 s; the floored values are already on that grid)."""
+    con = open_sqlserver(target)
+    try:
+        for micro in range(0, 20_000, 1_000):
+            bound = to_sql_datetime(datetime(2026, 1, 4, 23, 59, 59, micro + 999))
+            (back,) = con.execute("SELECT CONVERT(datetime, ?)", [bound]).fetchone()
+            assert back == bound, (micro, back, bound)
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def lock_name(target: Target) -> Iterator[str]:
+    name = f"exigo-sync-live-test-{uuid.uuid4().hex[:12]}"
+    con = open_sqlserver(target)
+    try:
+        ledger.ensure_schema(con, "sqlserver")
+    finally:
+        con.close()
+    yield name
+    con = open_sqlserver(target)
+    try:
+        con.execute(f"DELETE FROM {q.LOCK} WHERE lock_name = ?", [name])
+    finally:
+        con.close()
+
+
+def test_ledger_ddl_and_dml_through_the_engine(target: Target, lock_name: str) -> None:
+    """Proves the ledger's T-SQL DDL is idempotent on the server, and one batch's life (insert,
+    refreshed, merged in one transaction, watermark) runs through the engine with bound
+    parameters; a failing statement inside transaction() leaves nothing behind."""
+    batch_id = -int(uuid.uuid4().int % 1_000_000_000)  # never collides with a real batch
+    con = open_sqlserver(target)
+    try:
+        for _ in range(2):
+            ledger.ensure_schema(con, "sqlserver")
+        start = datetime(2026, 1, 4, 10, 0, 0, 123456)
+        con.execute(q.INSERT_BATCH, [batch_id, "run", "live", "initial", start, ledger.utcnow()])
+        refreshed = datetime(2026, 1, 5, 9, 59, 30, 123000)
+        counts = [3] * len(q.ROW_COLUMNS)
+        assert (
+            con.execute(q.MARK_REFRESHED, [refreshed, refreshed, *counts, batch_id]).rowcount == 1
+        )
+        with con.transaction():
+            con.execute(q.DELETE_STATS, [batch_id])
+            con.execute(q.INSERT_STATS, [batch_id, "orders", 1, 2, 3, 4, 5])
+            con.execute(q.MARK_MERGED, ["inv", ledger.utcnow(), batch_id])
+        row = con.execute(q.GET_BATCH, [batch_id]).fetchone()
+        assert row[q.BATCH_COLUMNS.index("status")] == "merged"
+        assert row[q.BATCH_COLUMNS.index("requested_start")] == start
+
+        with pytest.raises(WarehouseError), con.transaction():
+            con.execute(q.INSERT_STATS, [batch_id, "customers", 1, 1, 1, 1, 1])
+            con.execute(q.INSERT_STATS, [batch_id, "orders", 9, 9, 9, 9, 9])  # duplicate key
+        assert con.execute(q.GET_STATS, [batch_id]).fetchall() == [("orders", 1, 2, 3, 4, 5)]
+    finally:
+        with suppress(Exception):
+            con.execute(q.DELETE_STATS, [batch_id])
+            con.execute(f"DELETE FROM {q.BATCHES} WHERE batch_id = ?", [batch_id])
+        con.close()
+
+
+def _race(target: Target, name: str, contenders: int, stale_after: timedelta) -> list[bool]:
+    """`contenders` threads call the lock's one acquisition attempt at the same instant."""
+    barrier = threading.Barrier(contenders)
+    results: list[bool] = [False] * contenders
+    errors: list[BaseException] = []
+
+    def attempt(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = _try_acquire(target, name, uuid.uuid4().hex, f"run-{i}", stale_after)[0]
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(contenders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    return results
+
+
+def test_r2_lock_race_on_insert_and_on_takeover(target: Target, lock_name: str, rcsi: bool) -> None:
+    """R2 on a real server, under the database's isolation setting (READ COMMITTED, or RCSI as
+    Azure SQL has by default; reported in the test id output): 6 contenders racing for a free
+    lock (INSERT on the primary key) and for a dead one (TAKE_OVER_LOCK, compare-and-swap on the
+    previous token), 10 rounds each: exactly one wins every round. Cannot prove the absence of
+    a race in general, only in these rounds."""
+    print(f"read_committed_snapshot_on={rcsi}")
+    con = open_sqlserver(target)
+    try:
+        for round_ in range(10):
+            name = f"{lock_name}-{round_}"
+            wins = _race(target, name, 6, stale_after=HOUR)
+            assert sum(wins) == 1, (round_, "insert", wins)
+            # The holder "dies": its heartbeat is older than stale_after.
+            old = ledger.utcnow() - 2 * HOUR
+            con.execute(
+                f"UPDATE {q.LOCK} SET heartbeat_at = ?, host = ? WHERE lock_name = ?",
+                [old, "a-lost-host", name],
+            )
+            wins = _race(target, name, 6, stale_after=HOUR)
+            assert sum(wins) == 1, (round_, "takeover", wins)
+            con.execute(f"DELETE FROM {q.LOCK} WHERE lock_name = ?", [name])
+    finally:
+        con.close()
+
+
+def test_r2_takeover_cas_blocks_then_loses_under_the_database_isolation(
+    target: Target, lock_name: str, rcsi: bool
+) -> None:
+    """The interleaving the race above may not hit, forced: A's takeover UPDATE is uncommitted
+    when B's UPDATE with the same old token starts; B must wait for A (update locks are taken
+    on the current row even under RCSI) and then match no row. Same for two INSERTs of one
+    lock name: the second waits and then fails on the primary key."""
+    a, b = open_sqlserver(target), open_sqlserver(target)
+    now = ledger.utcnow()
+    try:
+        a.execute(q.INSERT_LOCK, [lock_name, "old", None, "h", 1, now, now])
+        outcome: dict[str, Any] = {}
+
+        def b_takes_over() -> None:
+            started = time.monotonic()
+            res = b.execute(q.TAKE_OVER_LOCK, ["tok-b", "b", "h", 2, now, now, lock_name, "old"])
+            outcome.update(rowcount=res.rowcount, waited=time.monotonic() - started)
+
+        with a.transaction():
+            res = a.execute(q.TAKE_OVER_LOCK, ["tok-a", "a", "h", 1, now, now, lock_name, "old"])
+            assert res.rowcount == 1
+            thread = threading.Thread(target=b_takes_over)
+            thread.start()
+            time.sleep(1.0)
+            assert thread.is_alive(), "B did not wait for A's uncommitted takeover"
+        thread.join(30)
+        assert outcome["rowcount"] == 0 and outcome["waited"] >= 0.9
+        (token,) = a.execute(
+            f"SELECT token FROM {q.LOCK} WHERE lock_name = ?", [lock_name]
+        ).fetchone()
+        assert token == "tok-a"
+
+        second = f"{lock_name}-insert"
+        failure: dict[str, Any] = {}
+
+        def b_inserts() -> None:
+            try:
+                b.execute(q.INSERT_LOCK, [second, "tok-b", None, "h", 2, now, now])
+            except WarehouseError as exc:
+                failure["error"] = str(exc)
+
+        try:
+            with a.transaction():
+                a.execute(q.INSERT_LOCK, [second, "tok-a", None, "h", 1, now, now])
+                thread = threading.Thread(target=b_inserts)
+                thread.start()
+                time.sleep(1.0)
+                assert thread.is_alive(), "B did not wait for A's uncommitted insert"
+            thread.join(30)
+            assert "native error 2627" in failure["error"]
+        finally:
+            a.execute(f"DELETE FROM {q.LOCK} WHERE lock_name = ?", [second])
+    finally:
+        a.close()
+        b.close()
+
+
+# --- the source client against a stand-in queue.Refresh ---------------------------------------
+
+STAND_IN = [
+    "EXEC('CREATE SCHEMA queue')",
+    *(f"CREATE TABLE queue.[{t}] (Id int)" for t in QUEUE_TABLES),
+    "CREATE TABLE queue.RefreshCalls (StartDate datetime NULL, NocountOn int)",
+    """CREATE PROCEDURE queue.Refresh @StartDate datetime = NULL AS
+BEGIN
+    INSERT INTO queue.RefreshCalls VALUES (@StartDate, @@OPTIONS & 512);
+    DELETE FROM queue.Customers;
+    INSERT INTO queue.Customers VALUES (1), (2);
+    SELECT 'a result set the client must skip';
+    IF @StartDate = '19000101' RAISERROR('stand-in failure after results', 16, 1);
+END""",
+]
+
+
+@pytest.fixture
+def stand_in(target: Target) -> Iterator[None]:
+    con = open_sqlserver(target)
+    try:
+        if con.execute("SELECT SCHEMA_ID('queue')").fetchone()[0] is not None:
+            pytest.skip("the test database has a queue schema: not installing a stand-in")
+        for stmt in STAND_IN:
+            con.execute(stmt)
+        yield
+    finally:
+        for stmt in [
+            "IF OBJECT_ID('queue.Refresh') IS NOT NULL DROP PROCEDURE queue.Refresh",
+            "IF OBJECT_ID('queue.RefreshCalls') IS NOT NULL DROP TABLE queue.RefreshCalls",
+            *(f"IF OBJECT_ID('queue.[{t}]') IS NOT NULL DROP TABLE queue.[{t}]"
+              for t in QUEUE_TABLES),
+            "IF SCHEMA_ID('queue') IS NOT NULL EXEC('DROP SCHEMA queue')",
+        ]:  # fmt: skip
+            with suppress(Exception):
+                con.execute(stmt)
+        con.close()
+
+
+def test_source_client_refresh_against_a_stand_in_procedure(target: Target, stand_in: None) -> None:
+    """Proves on a real server: the start reaches the procedure as the exact floored datetime,
+    NOCOUNT is on inside it, the result set it sends is drained, the clock and the six counts
+    come back, a query() streams rows; and an error raised after results fails the refresh."""
+    client = SqlServerSourceClient(target, query_timeout=60)
+    start = datetime(2026, 1, 4, 23, 50, 0, 125999)
+    result = client.refresh(start)
+    assert result.requested_start == datetime(2026, 1, 4, 23, 50, 0, 123000)
+    assert result.refresh_started_at <= result.refresh_finished_at
+    assert result.row_counts == {t: (2 if t == "Customers" else 0) for t in QUEUE_TABLES}
+    with client.query("SELECT StartDate, NocountOn FROM queue.RefreshCalls") as cur:
+        assert [tuple(r) for r in cur.fetchall()] == [(result.requested_start, 512)]
+    with pytest.raises(SourceError, match="stand-in failure after results"):
+        client.refresh(datetime(1900, 1, 1))
+
+
+def test_checks_run_against_the_server(target: Target) -> None:
+    """Proves run_checks against the live server: every check returns, the logins pass."""
+    database = target.config["database"]
+    results = {r.name: r for r in check.run_checks(target, target, database)}
+    assert results["source login"].ok and results["warehouse login"].ok, results
+    assert results["clock skew"].ok, results["clock skew"]
+    assert os.environ.get(ENV + "PASSWORD", "") not in repr(results)

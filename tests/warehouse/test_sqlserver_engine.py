@@ -1,0 +1,223 @@
+"""The SQL Server warehouse connection (the `WarehouseConnection` the ledger and the lock use),
+short of a live server.
+
+It is driven through `open_sqlserver`'s `connect` seam with the recording DB-API double of
+tests/source/test_sqlserver_client.py: every SQL text, parameter, autocommit state, commit and
+rollback is recorded, and pyodbc-shaped errors are raised on demand. What a double cannot prove:
+SQL Server's locking and transaction semantics (the live tests in tests/sqlserver/ run the
+ledger and race the lock where a server is configured).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pyodbc
+import pytest
+
+from exigo_sync.profiles import ProfileError
+from exigo_sync.warehouse import ledger
+from exigo_sync.warehouse import ledger_sql as q
+from exigo_sync.warehouse.connection import WarehouseBusy, WarehouseError
+from exigo_sync.warehouse.sqlserver_engine import SqlServerWarehouse, open_sqlserver
+from tests.source.test_sqlserver_client import (
+    PASSWORD,
+    Outcome,
+    RecordingDriver,
+    odbc_error,
+    sqlserver_target,
+)
+from tests.sqlserver.test_tsql_syntax import parse_tsql
+
+NOW = datetime(2026, 1, 5, 10, 0, 0, 123456)
+
+
+def warehouse(respond: Any = None) -> tuple[SqlServerWarehouse, RecordingDriver]:
+    driver = RecordingDriver(respond or (lambda sql, params: [[(1, "a")]]))
+    return open_sqlserver(sqlserver_target(), connect=driver.open), driver
+
+
+def test_execute_binds_parameters_as_one_sequence_and_returns_tuples() -> None:
+    """Proves execute(): `?` parameters go to the driver as one sequence, values and types
+    unchanged (a datetime stays a datetime), autocommit is on, rows come back as tuples through
+    fetchone()/fetchall(), rowcount is kept, the cursor is drained and closed."""
+
+    def respond(sql: str, params: tuple) -> Outcome:
+        return [[(7, "x"), (8, "y")]] if sql.startswith("SELECT") else [1]
+
+    con, driver = warehouse(respond)
+    res = con.execute(q.GET_LOCK, ["exigo-sync-lock"])
+    assert res.fetchone() == (7, "x") and res.fetchall() == [(8, "y")]
+    assert res.fetchone() is None
+    upd = con.execute(q.HEARTBEAT_LOCK, [NOW, "exigo-sync-lock", "token"])
+    assert upd.rowcount == 1 and upd.fetchall() == []
+    calls = driver.log.calls
+    assert [c.params for c in calls] == [("exigo-sync-lock",), (NOW, "exigo-sync-lock", "token")]
+    assert calls[1].param_types == (datetime, str, str)
+    assert all(c.autocommit for c in calls)
+    assert driver.log.nextset_calls == 2  # each statement drained to the end
+    con.close()
+    assert driver.connections[0].closed
+
+
+def test_execute_without_parameters_sends_none() -> None:
+    """Proves a parameterless statement is executed without a parameter list (pyodbc and
+    mssql-python both accept that; an empty list is not passed)."""
+    con, driver = warehouse(lambda sql, params: [])
+    con.execute("SET XACT_ABORT ON")
+    assert driver.log.calls[0].params == ()
+
+
+def test_session_setting_parses_as_tsql() -> None:
+    """Proves the one statement the connection itself sends (dbt-sqlserver's session default)
+    parses as T-SQL; the ledger's statements are checked in tests/sqlserver/test_tsql_syntax.py.
+    Cannot prove the server accepts it (the live test connects through it)."""
+    from sqlglot import exp
+
+    assert isinstance(parse_tsql("SET XACT_ABORT ON"), exp.Set)
+
+
+def test_execute_surfaces_an_error_after_a_first_result() -> None:
+    """Proves draining: an error that follows a first result (as in a multi-statement batch)
+    is raised by execute(), not left on the connection for the next statement."""
+    failure = odbc_error(pyodbc.IntegrityError, "23000", 2627, "Violation of PRIMARY KEY.")
+    con, _ = warehouse(lambda sql, params: [3, failure])
+    with pytest.raises(WarehouseError, match="duplicate key"):
+        con.execute(q.INSERT_LOCK, ["L", "t", None, "h", 1, NOW, NOW])
+
+
+def test_ledger_ddl_and_abandon_run_through_the_engine() -> None:
+    """Proves the ledger's own functions work on this engine: the T-SQL DDL is sent statement
+    by statement as ddl('sqlserver') gives it, and abandon_in_flight reads a count with
+    fetchone() and updates with bound parameters."""
+
+    def respond(sql: str, params: tuple) -> Outcome:
+        return [[(2,)]] if sql == q.COUNT_IN_FLIGHT else []
+
+    con, driver = warehouse(respond)
+    ledger.ensure_schema(con, "sqlserver")
+    assert driver.log.sql() == q.ddl("sqlserver")
+    assert ledger.abandon_in_flight(con, "abandoned: test") == 2
+    abandon = driver.log.calls[-1]
+    assert abandon.sql == q.ABANDON_IN_FLIGHT and abandon.params[0] == "abandoned: test"
+
+
+def test_transaction_commits_all_statements_with_autocommit_off() -> None:
+    """Proves transaction(): autocommit off for the statements inside, one commit at the end,
+    autocommit back on afterwards (what mark_merged relies on, L2)."""
+    con, driver = warehouse(lambda sql, params: [1])
+    with con.transaction():
+        con.execute(q.DELETE_STATS, [4])
+        con.execute(q.MARK_MERGED, ["inv", NOW, 4])
+    con.execute(q.HEARTBEAT_LOCK, [NOW, "L", "t"])
+    assert [c.autocommit for c in driver.log.calls] == [False, False, True]
+    assert driver.log.events == ["autocommit=False", "commit", "autocommit=True"]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_transaction_rolls_back_on_any_exception(error: BaseException) -> None:
+    """Proves all-or-nothing: any exception inside (a failed statement, a bug, Ctrl-C) rolls
+    back, is re-raised unchanged, and autocommit is restored."""
+    con, driver = warehouse(lambda sql, params: [1])
+    with pytest.raises(type(error)), con.transaction():
+        con.execute(q.DELETE_STATS, [4])
+        raise error
+    assert driver.log.events == ["autocommit=False", "rollback", "autocommit=True"]
+
+
+def test_transaction_rolls_back_when_a_statement_fails_and_when_commit_fails() -> None:
+    """Proves a failing statement inside the transaction (mapped to WarehouseError) and a
+    failing COMMIT both end in a rollback; and that transactions do not nest."""
+    denied = odbc_error(pyodbc.ProgrammingError, "42000", 229, "The INSERT permission was denied")
+    con, driver = warehouse(lambda sql, params: [denied] if "INSERT" in sql else [1])
+    with pytest.raises(WarehouseError, match="permission denied"), con.transaction():
+        con.execute(q.DELETE_STATS, [4])
+        con.execute(q.INSERT_STATS, [4, "orders", 1, 2, 3, 4, 5])
+    assert driver.log.events == ["autocommit=False", "rollback", "autocommit=True"]
+
+    con, driver = warehouse(lambda sql, params: [1])
+    lost = odbc_error(pyodbc.OperationalError, "08S01", 10054, "TCP Provider: reset")
+
+    def failing_commit() -> None:
+        raise lost
+
+    driver_con = driver.connections[0]
+    driver_con.commit = failing_commit  # type: ignore[method-assign]
+    with pytest.raises(WarehouseBusy, match="run COMMIT"), con.transaction():
+        con.execute(q.DELETE_STATS, [4])
+    assert driver.log.events == ["autocommit=False", "rollback", "autocommit=True"]
+
+    with pytest.raises(WarehouseError, match="nested"), con.transaction(), con.transaction():
+        pass
+
+
+@pytest.mark.parametrize(
+    ("number", "sqlstate", "kind"),
+    [(1205, "40001", WarehouseBusy), (1222, "HY000", WarehouseBusy),
+     (10054, "08S01", WarehouseBusy), (40613, "42000", WarehouseBusy),
+     (229, "42000", WarehouseError), (262, "42000", WarehouseError),
+     (208, "42S02", WarehouseError)],
+)  # fmt: skip
+def test_driver_errors_are_mapped_busy_or_permanent(
+    number: int, sqlstate: str, kind: type[WarehouseError]
+) -> None:
+    """Proves the error mapping: deadlock, lock timeout, connection loss and Azure failover are
+    WarehouseBusy (transient: the lock loop retries it); permission and missing-object errors
+    are WarehouseError; the message names the statement and the server, on one line."""
+    exc = odbc_error(pyodbc.OperationalError, sqlstate, number, "server says no")
+    con, _ = warehouse(lambda sql, params: [exc])
+    with pytest.raises(WarehouseError) as raised:
+        con.execute(q.RELEASE_LOCK, ["L", "t"])
+    assert type(raised.value) is kind
+    message = str(raised.value)
+    assert "run DELETE FROM exigo_sync.run_lock WHERE lock_name = ?" in message
+    assert "sql.example.internal,1433/exigo_warehouse" in message
+    assert f"native error {number}" in message and "\n" not in message
+
+
+def test_open_maps_connection_failures_and_keeps_config_errors() -> None:
+    """Proves open_sqlserver(): an unreachable server is WarehouseBusy, a login failure a
+    WarehouseError, both secret-free with no exception chain; a profile problem stays a
+    ProfileError."""
+    from exigo_sync.sqlserver_connection import SqlServerConfigError
+
+    target = sqlserver_target()
+    for exc, kind in [
+        (odbc_error(pyodbc.OperationalError, "08001", 10060, "timeout"), WarehouseBusy),
+        (odbc_error(pyodbc.InterfaceError, "28000", 18456, f"Login failed '{PASSWORD}'"),
+         WarehouseError),
+    ]:  # fmt: skip
+
+        def failing(exc: BaseException = exc) -> Any:
+            raise exc
+
+        with pytest.raises(WarehouseError) as raised:
+            open_sqlserver(target, connect=failing)
+        assert type(raised.value) is kind
+        assert "could not connect to the warehouse" in str(raised.value)
+        assert PASSWORD not in str(raised.value)
+        assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+    def misconfigured() -> Any:
+        raise SqlServerConfigError("dbt target 'sqlserver': no driver")
+
+    with pytest.raises(ProfileError, match="no driver"):
+        open_sqlserver(target, connect=misconfigured)
+
+
+def test_default_connect_goes_through_dbt_sqlserver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proves that without a seam the engine opens its connection with
+    sqlserver_connection.connect on the target's own database (the warehouse)."""
+    from exigo_sync import sqlserver_connection
+
+    seen: list[Any] = []
+    driver = RecordingDriver(lambda sql, params: [])
+
+    def fake(target: Any, **kwargs: Any) -> Any:
+        seen.append((target.name, kwargs))
+        return driver.open()
+
+    monkeypatch.setattr(sqlserver_connection, "connect", fake)
+    open_sqlserver(sqlserver_target()).close()
+    assert seen == [("sqlserver", {})]
