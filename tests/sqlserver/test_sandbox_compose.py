@@ -114,7 +114,13 @@ def _make(target: str, fake_docker: str, tmp_path: Path, env: dict[str, str] | N
     docker = bin_dir / "docker"
     docker.write_text(f"#!/bin/sh\n{fake_docker}\n")
     docker.chmod(0o755)
-    base = {k: v for k, v in os.environ.items() if not k.startswith("EXIGO_SYNC_SANDBOX_")}
+    # Not the sandbox's variables, nor the flags of a make this test may run under (`make test`).
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EXIGO_SYNC_SANDBOX_")
+        and k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+    }
     base["PATH"] = f"{bin_dir}:/usr/bin:/bin"
     return subprocess.run(
         ["make", "--no-print-directory", target],
