@@ -315,8 +315,13 @@ def _login(login: str, password_var: str, default_database: str) -> str:
         f"    CREATE LOGIN {q(login)} WITH PASSWORD = {password}, "
         f"DEFAULT_DATABASE = {q(default_database)}, CHECK_POLICY = ON, CHECK_EXPIRATION = OFF;\n"
         "END;\n"
-        "-- Run again with a new password: the login takes it.\n"
-        f"ALTER LOGIN {q(login)} WITH PASSWORD = {password};"
+        "-- Run again with a new password: the login takes it (only then: re-setting the same\n"
+        "-- password could trip a password-history policy).\n"
+        "IF NOT EXISTS (SELECT 1 FROM sys.sql_logins\n"
+        f"    WHERE name = {n(login)} AND PWDCOMPARE({password}, password_hash) = 1)\n"
+        "BEGIN\n"
+        f"    ALTER LOGIN {q(login)} WITH PASSWORD = {password};\n"
+        "END;"
     )
 
 

@@ -26,16 +26,26 @@ IF SUSER_ID(N'exigo_sync_source') IS NULL
 BEGIN
     CREATE LOGIN [exigo_sync_source] WITH PASSWORD = N'$(SourceLoginPassword)', DEFAULT_DATABASE = [ExigoSync], CHECK_POLICY = ON, CHECK_EXPIRATION = OFF;
 END;
--- Run again with a new password: the login takes it.
-ALTER LOGIN [exigo_sync_source] WITH PASSWORD = N'$(SourceLoginPassword)';
+-- Run again with a new password: the login takes it (only then: re-setting the same
+-- password could trip a password-history policy).
+IF NOT EXISTS (SELECT 1 FROM sys.sql_logins
+    WHERE name = N'exigo_sync_source' AND PWDCOMPARE(N'$(SourceLoginPassword)', password_hash) = 1)
+BEGIN
+    ALTER LOGIN [exigo_sync_source] WITH PASSWORD = N'$(SourceLoginPassword)';
+END;
 GO
 
 IF SUSER_ID(N'exigo_sync_warehouse') IS NULL
 BEGIN
     CREATE LOGIN [exigo_sync_warehouse] WITH PASSWORD = N'$(WarehouseLoginPassword)', DEFAULT_DATABASE = [ExigoWarehouse], CHECK_POLICY = ON, CHECK_EXPIRATION = OFF;
 END;
--- Run again with a new password: the login takes it.
-ALTER LOGIN [exigo_sync_warehouse] WITH PASSWORD = N'$(WarehouseLoginPassword)';
+-- Run again with a new password: the login takes it (only then: re-setting the same
+-- password could trip a password-history policy).
+IF NOT EXISTS (SELECT 1 FROM sys.sql_logins
+    WHERE name = N'exigo_sync_warehouse' AND PWDCOMPARE(N'$(WarehouseLoginPassword)', password_hash) = 1)
+BEGIN
+    ALTER LOGIN [exigo_sync_warehouse] WITH PASSWORD = N'$(WarehouseLoginPassword)';
+END;
 GO
 
 USE [ExigoSync];
