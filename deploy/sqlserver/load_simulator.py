@@ -370,7 +370,8 @@ class Progress:
         if tenth > self.reported and (tenth < 10 or self.done >= self.total):
             self.reported = tenth
             pct = 100 if self.total == 0 else self.done * 100 // self.total
-            print(f"  {self.label}: {self.done:,}/{self.total:,} rows ({pct}%)", file=self.out)
+            line = f"  {self.label}: {self.done:,}/{self.total:,} rows ({pct}%)"
+            print(line, file=self.out, flush=True)
 
 
 @dataclass
@@ -403,7 +404,7 @@ class Loader:
         self.pyodbc = pyodbc
 
     def say(self, text: str) -> None:
-        print(text, file=self.out)
+        print(text, file=self.out, flush=True)  # progress shows even when piped (make)
 
     def _cursor(self) -> Any:
         cur = self.con.cursor()
@@ -605,7 +606,7 @@ def main(
                 raise LoaderError(f"--since: {exc}") from None
         settings = ConnectionSettings.from_env(env, database=args.database)
         sim = SimulatorFile.open(args.simulator)
-        print(f"connecting to {settings.describe()}", file=out)
+        print(f"connecting to {settings.describe()}", file=out, flush=True)
         con = connect(settings)
         Loader(
             con,
