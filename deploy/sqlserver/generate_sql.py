@@ -313,7 +313,7 @@ def _login(login: str, password_var: str, default_database: str) -> str:
     return (
         f"IF SUSER_ID({n(login)}) IS NULL\nBEGIN\n"
         f"    CREATE LOGIN {q(login)} WITH PASSWORD = {password}, "
-        f"DEFAULT_DATABASE = {q(default_database)}, CHECK_POLICY = ON, CHECK_EXPIRATION = OFF;\n"
+        f"DEFAULT_DATABASE = {default_database}, CHECK_POLICY = ON, CHECK_EXPIRATION = OFF;\n"
         "END;\n"
         "-- Run again with a new password: the login takes it (only then: re-setting the same\n"
         "-- password could trip a password-history policy).\n"

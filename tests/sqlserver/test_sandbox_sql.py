@@ -170,8 +170,8 @@ def check_create_login(sql: str) -> None:
         assert m["login"] == m["login2"], sql
 
     _check_guarded(
-        rf"IF (?P<cond>SUSER_ID\(N'(?P<login>\w+)'\) IS NULL)\s+BEGIN\s+"
-        rf"CREATE LOGIN \[(?P<login2>\w+)\] WITH PASSWORD = N'[^']+', DEFAULT_DATABASE = {IDENT}, "
+        r"IF (?P<cond>SUSER_ID\(N'(?P<login>\w+)'\) IS NULL)\s+BEGIN\s+"
+        r"CREATE LOGIN \[(?P<login2>\w+)\] WITH PASSWORD = N'[^']+', DEFAULT_DATABASE = \w+, "
         r"CHECK_POLICY = ON, CHECK_EXPIRATION = OFF;\s+END",
         inner,
     )(sql)
@@ -722,7 +722,7 @@ def effective_permissions(values: dict[str, str]) -> tuple[set[Permission], dict
             rf"CREATE USER {IDENT} FOR LOGIN {IDENT} WITH DEFAULT_SCHEMA = {IDENT}", sql
         ):
             users[(database, m[1])] = m[3]
-        elif m := re.search(rf"CREATE LOGIN {IDENT} .* DEFAULT_DATABASE = {IDENT}", sql):
+        elif m := re.search(rf"CREATE LOGIN {IDENT} .* DEFAULT_DATABASE = (\w+)", sql):
             logins[m[1]] = m[2]
     return perms, owned, users, logins
 

@@ -24,7 +24,7 @@ GO
 
 IF SUSER_ID(N'exigo_sync_source') IS NULL
 BEGIN
-    CREATE LOGIN [exigo_sync_source] WITH PASSWORD = N'$(SourceLoginPassword)', DEFAULT_DATABASE = [ExigoSync], CHECK_POLICY = ON, CHECK_EXPIRATION = OFF;
+    CREATE LOGIN [exigo_sync_source] WITH PASSWORD = N'$(SourceLoginPassword)', DEFAULT_DATABASE = ExigoSync, CHECK_POLICY = ON, CHECK_EXPIRATION = OFF;
 END;
 -- Run again with a new password: the login takes it (only then: re-setting the same
 -- password could trip a password-history policy).
@@ -37,7 +37,7 @@ GO
 
 IF SUSER_ID(N'exigo_sync_warehouse') IS NULL
 BEGIN
-    CREATE LOGIN [exigo_sync_warehouse] WITH PASSWORD = N'$(WarehouseLoginPassword)', DEFAULT_DATABASE = [ExigoWarehouse], CHECK_POLICY = ON, CHECK_EXPIRATION = OFF;
+    CREATE LOGIN [exigo_sync_warehouse] WITH PASSWORD = N'$(WarehouseLoginPassword)', DEFAULT_DATABASE = ExigoWarehouse, CHECK_POLICY = ON, CHECK_EXPIRATION = OFF;
 END;
 -- Run again with a new password: the login takes it (only then: re-setting the same
 -- password could trip a password-history policy).
