@@ -45,3 +45,77 @@ docs: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .prefect data dbt_project/target dbt_project/logs .pytest_cache
+
+# --- SQL Server sandbox (deploy/sqlserver/README.md) ------------------------------------------
+# Needs Docker with Compose v2. Passwords come from EXIGO_SYNC_SANDBOX_SA_PASSWORD,
+# EXIGO_SYNC_SANDBOX_SOURCE_PASSWORD and EXIGO_SYNC_SANDBOX_WAREHOUSE_PASSWORD (never defaulted,
+# never echoed: recipes name the variables, the shell expands them); the port from
+# EXIGO_SYNC_SANDBOX_PORT (1433), bound to 127.0.0.1 only.
+.PHONY: sqlserver-docker sqlserver-sql sqlserver-up sqlserver-load test-sqlserver sqlserver-down
+
+SQLSERVER_COMPOSE := docker compose -f deploy/sqlserver/compose.yaml
+SQLSERVER_SQLCMD := $(SQLSERVER_COMPOSE) exec -T sqlserver sh /exigo-sync/sqlcmd.sh
+SQLSERVER_PORT := $(or $(EXIGO_SYNC_SANDBOX_PORT),1433)
+SQLSERVER_SIMULATOR ?= data/exigo_source.duckdb
+SQLSERVER_CUSTOMERS ?= 2000
+SQLSERVER_LOAD_ARGS ?=
+# The host's ODBC driver: Microsoft's ODBC Driver 18 when installed, else FreeTDS (tdsodbc, which
+# `make bootstrap` installs when run as root).
+SQLSERVER_DRIVER ?= $(shell odbcinst -q -d 2>/dev/null | grep -qx '\[ODBC Driver 18 for SQL Server\]' && echo 'ODBC Driver 18 for SQL Server' || echo FreeTDS)
+# Who the live tests connect as: the least-privilege warehouse login, in the warehouse database.
+SQLSERVER_TEST_USER ?= exigo_sync_warehouse
+SQLSERVER_TEST_DATABASE ?= ExigoWarehouse
+SQLSERVER_HOST_ENV = EXIGO_SYNC_TEST_MSSQL_SERVER=127.0.0.1 EXIGO_SYNC_TEST_MSSQL_PORT=$(SQLSERVER_PORT) \
+	EXIGO_SYNC_TEST_MSSQL_DRIVER="$(SQLSERVER_DRIVER)" EXIGO_SYNC_TEST_MSSQL_TRUST_CERT=yes
+
+# Stops with one line when the variables named in $(1) are not all set.
+define sqlserver-require
+@for v in $(1); do [ -n "$${!v}" ] || { echo "error: set $$v (see deploy/sqlserver/README.md)" >&2; exit 1; }; done
+endef
+
+# Every sandbox target needs Docker: one clear line, then stop, when `docker info` fails.
+sqlserver-docker:
+	$(if $(shell docker info >/dev/null 2>&1 && echo ok),,$(error Docker is not available ('docker info' failed): the SQL Server sandbox needs Docker with a running daemon))
+	$(if $(shell docker compose version >/dev/null 2>&1 && echo ok),,$(error 'docker compose' is not available: the SQL Server sandbox needs Docker Compose v2))
+
+# Regenerate deploy/sqlserver/sql/*.sql from the catalogue (a test fails while they differ).
+sqlserver-sql: $(STAMP)
+	$(BIN)/python deploy/sqlserver/generate_sql.py
+
+# SQL Server 2022 up and healthy, then the sync database, queue.Refresh, the warehouse database and
+# the logins (idempotent: run it again at will).
+sqlserver-up: sqlserver-docker
+	$(call sqlserver-require,EXIGO_SYNC_SANDBOX_SA_PASSWORD EXIGO_SYNC_SANDBOX_SOURCE_PASSWORD EXIGO_SYNC_SANDBOX_WAREHOUSE_PASSWORD)
+	$(SQLSERVER_COMPOSE) up --detach --wait
+	@for f in $(sort $(notdir $(wildcard deploy/sqlserver/sql/*.sql))); do \
+	  echo "sqlcmd -i sql/$$f"; $(SQLSERVER_SQLCMD) -i /exigo-sync/sql/$$f || exit 1; \
+	done
+	@echo "SQL Server sandbox ready on 127.0.0.1:$(SQLSERVER_PORT) (ExigoSync, ExigoWarehouse; logins exigo_sync_source, exigo_sync_warehouse)"
+
+# Fill ExigoSync.dbo from the simulator file (created if missing); run again after
+# `exigo-sync simulate advance` to apply the changes. Extra options: SQLSERVER_LOAD_ARGS=--full.
+sqlserver-load: sqlserver-docker $(STAMP)
+	$(call sqlserver-require,EXIGO_SYNC_SANDBOX_SA_PASSWORD)
+	@test -f $(SQLSERVER_SIMULATOR) || { mkdir -p $(dir $(SQLSERVER_SIMULATOR)) && \
+	  $(BIN)/exigo-sync simulate create $(SQLSERVER_SIMULATOR) --customers $(SQLSERVER_CUSTOMERS); }
+	$(SQLSERVER_HOST_ENV) EXIGO_SYNC_TEST_MSSQL_USER=sa EXIGO_SYNC_TEST_MSSQL_PASSWORD="$$EXIGO_SYNC_SANDBOX_SA_PASSWORD" \
+	  $(BIN)/python deploy/sqlserver/load_simulator.py $(SQLSERVER_SIMULATOR) $(SQLSERVER_LOAD_ARGS)
+
+# The live test suite (pytest -m sqlserver tests/sqlserver) against the sandbox.
+test-sqlserver: sqlserver-docker $(STAMP)
+	$(call sqlserver-require,EXIGO_SYNC_SANDBOX_SA_PASSWORD EXIGO_SYNC_SANDBOX_SOURCE_PASSWORD EXIGO_SYNC_SANDBOX_WAREHOUSE_PASSWORD)
+	$(SQLSERVER_HOST_ENV) EXIGO_SYNC_TEST_MSSQL_USER=$(SQLSERVER_TEST_USER) \
+	  EXIGO_SYNC_TEST_MSSQL_DATABASE=$(SQLSERVER_TEST_DATABASE) \
+	  EXIGO_SYNC_TEST_MSSQL_PASSWORD="$$(case $(SQLSERVER_TEST_USER) in \
+	    sa) printf %s "$$EXIGO_SYNC_SANDBOX_SA_PASSWORD";; \
+	    exigo_sync_source) printf %s "$$EXIGO_SYNC_SANDBOX_SOURCE_PASSWORD";; \
+	    *) printf %s "$$EXIGO_SYNC_SANDBOX_WAREHOUSE_PASSWORD";; esac)" \
+	  $(BIN)/python -m pytest -q -m sqlserver tests/sqlserver
+
+# Stop the sandbox and delete its data volume (compose needs the password variables set to read
+# the file; for `down` their values do not matter).
+sqlserver-down: sqlserver-docker
+	EXIGO_SYNC_SANDBOX_SA_PASSWORD="$${EXIGO_SYNC_SANDBOX_SA_PASSWORD:-unused}" \
+	EXIGO_SYNC_SANDBOX_SOURCE_PASSWORD="$${EXIGO_SYNC_SANDBOX_SOURCE_PASSWORD:-unused}" \
+	EXIGO_SYNC_SANDBOX_WAREHOUSE_PASSWORD="$${EXIGO_SYNC_SANDBOX_WAREHOUSE_PASSWORD:-unused}" \
+	  $(SQLSERVER_COMPOSE) down --volumes
