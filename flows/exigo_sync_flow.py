@@ -19,11 +19,11 @@ from prefect.runtime import flow_run
 
 from exigo_sync import dbt_runner
 from exigo_sync.batch import Batch
-from exigo_sync.profiles import Target, load_target
 from exigo_sync.report import batch_markdown
 from exigo_sync.settings import Settings
 from exigo_sync.source import RefreshResult, TransientSourceError
-from exigo_sync.warehouse import ledger
+from exigo_sync.topology import Topology
+from exigo_sync.warehouse import landing, ledger
 from exigo_sync.warehouse.lock import run_lock
 from exigo_sync.window import Window, compute_window, parse_since, refuse_since_after_watermark
 
@@ -41,13 +41,13 @@ def _retry_transient_only(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(name="compute window", cache_policy=NO_CACHE)
 def compute_window_task(
-    target: Target, settings: Settings, since: datetime | None, allow_gap: bool,
+    topology: Topology, settings: Settings, since: datetime | None, allow_gap: bool,
     overlap_minutes: float | None,
 ) -> Window:  # fmt: skip
-    watermark = ledger.watermark(target)
+    watermark = ledger.watermark(topology.warehouse)
     # W3: a since after the watermark is refused before the source is touched.
     refuse_since_after_watermark(since, watermark, allow_gap=allow_gap)
-    client = target.source_client()
+    client = topology.source_client()
     try:
         source_now = client.source_clock()
     finally:
@@ -67,12 +67,13 @@ def compute_window_task(
 
 
 @task(name="start batch", cache_policy=NO_CACHE)
-def start_batch(target: Target, window: Window) -> int:
+def start_batch(topology: Topology, window: Window) -> int:
     """Ledger: a new batch, `refreshing`, before queue.Refresh is called."""
     run_id = str(flow_run.id) if flow_run.id else None
     batch_id = ledger.start_batch(
-        target, flow_run_id=run_id, window_kind=window.kind, requested_start=window.start
-    )
+        topology.warehouse, flow_run_id=run_id, window_kind=window.kind,
+        requested_start=window.start,
+    )  # fmt: skip
     get_run_logger().info(
         "batch %d: queue.Refresh from %s (%s)", batch_id, window.start, window.kind
     )
@@ -80,24 +81,43 @@ def start_batch(target: Target, window: Window) -> int:
 
 
 @task(name="refresh queue", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient_only)
-def refresh_queue(target: Target, batch_id: int, start: datetime) -> RefreshResult:
+def refresh_queue(topology: Topology, batch_id: int, start: datetime) -> RefreshResult:
     """`exec queue.Refresh @start`, always with an explicit start (W1); ledger: `refreshed`."""
-    client = target.source_client()
+    client = topology.source_client()
     try:
         result = client.refresh(start)
     finally:
         client.close()
-    ledger.mark_refreshed(target, batch_id, result)
+    ledger.mark_refreshed(topology.warehouse, batch_id, result)
     return result
+
+
+@task(name="land the snapshot", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient_only)
+def land_snapshot(topology: Topology, settings: Settings, batch_id: int) -> dict[str, int]:
+    """Landed topology: copy the queue tables (and swept dbo keys) into the warehouse."""
+    client = topology.source_client()
+    try:
+        return landing.land_batch(
+            client, topology.source.type, topology.warehouse, batch_id,
+            landing.tables_for_batch(settings.sweep_entities), logger=get_run_logger(),
+        )  # fmt: skip
+    finally:
+        client.close()
 
 
 @task(name="merge with dbt", cache_policy=NO_CACHE)
 def merge(
-    settings: Settings, target: Target, batch_id: int, refreshed_at: datetime, select: str | None
-) -> dbt_runner.DbtOutcome:
+    settings: Settings, topology: Topology, batch_id: int, refreshed_at: datetime,
+    select: str | None,
+) -> dbt_runner.DbtOutcome:  # fmt: skip
     return dbt_runner.run_build(
-        settings.dbt_invocation(target.name),
-        batch_vars=dbt_runner.batch_vars(batch_id, refreshed_at),
+        settings.dbt_invocation(topology.warehouse.name),
+        batch_vars=dbt_runner.batch_vars(
+            batch_id,
+            refreshed_at,
+            exigo_deletion_sweep_entities=settings.sweep_entities,
+            **topology.dbt_vars(),
+        ),
         select=select or settings.dbt_select,
         exclude=settings.dbt_exclude,
         logger=get_run_logger(),
@@ -105,10 +125,10 @@ def merge(
 
 
 @task(name="record merged batch", cache_policy=NO_CACHE)
-def record_merged(target: Target, batch_id: int, invocation_id: str | None) -> list:
+def record_merged(topology: Topology, batch_id: int, invocation_id: str | None) -> list:
     """Ledger: per-entity statistics and `merged`, together; the watermark moves (L2)."""
-    stats = ledger.compute_stats(target, batch_id)
-    ledger.mark_merged(target, batch_id, invocation_id, stats)
+    stats = ledger.compute_stats(topology.warehouse, batch_id)
+    ledger.mark_merged(topology.warehouse, batch_id, invocation_id, stats)
     return stats
 
 
@@ -124,33 +144,39 @@ def exigo_sync(
 
     Args:
         since: backfill/replay start on the source clock (ISO 8601); later runs resume (W2).
-        target: dbt target (default: the profile's); the source comes from the same target.
+        target: dbt target of the warehouse (default: the profile's); the source is the
+            profile's `source` output or the warehouse target itself (exigo_sync.topology).
         allow_gap: accept a `since` after the watermark or in the future (W3).
         overlap_minutes: override the window overlap for this run (default from settings).
         dbt_select: dbt selector for the merge (default: staging and everything downstream).
     """
     settings = Settings()
     since_at = parse_since(since, allow_gap=allow_gap)  # W3: before any connection is opened
-    tgt = load_target(settings.profiles_dir, settings.profile, target or settings.target)
-    batch = Batch(tgt, get_run_logger())
+    topology = settings.topology_for(target)
+    batch = Batch(topology, get_run_logger())
 
     with batch.run(), run_lock(
-        tgt, tgt.lock_name(settings.source_name),
+        topology.warehouse, topology.lock_name(settings.source_name),
         flow_run_id=str(flow_run.id) if flow_run.id else None,
         timeout=settings.lock_timeout_seconds, stale_after=settings.stale_after,
         poll=settings.lock_poll_seconds, heartbeat_seconds=settings.lock_heartbeat_seconds,
     ) as lock, batch.holding(lock):  # fmt: skip
         with batch.step("window"):
-            window = compute_window_task(tgt, settings, since_at, allow_gap, overlap_minutes)
-            batch.id = start_batch(tgt, window)
+            window = compute_window_task(topology, settings, since_at, allow_gap, overlap_minutes)
+            batch.id = start_batch(topology, window)
         with batch.step("refresh"):
             result = refresh_queue.with_options(
                 retries=settings.refresh_retries, retry_delay_seconds=settings.retry_delays()
-            )(tgt, batch.id, window.start)
+            )(topology, batch.id, window.start)
+        if topology.landed:
+            with batch.step("land"):
+                land_snapshot.with_options(
+                    retries=settings.refresh_retries, retry_delay_seconds=settings.retry_delays()
+                )(topology, settings, batch.id)
         with batch.step("dbt"):
-            outcome = merge(settings, tgt, batch.id, result.refresh_started_at, dbt_select)
+            outcome = merge(settings, topology, batch.id, result.refresh_started_at, dbt_select)
         with batch.step("ledger"):
-            stats = record_merged(tgt, batch.id, outcome.invocation_id)
+            stats = record_merged(topology, batch.id, outcome.invocation_id)
 
     _publish_report(batch, window, result, stats, outcome)
     return {

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from exigo_sync.profiles import Target
 from exigo_sync.settings import FAULT_POINTS, fault
+from exigo_sync.topology import Topology
 from exigo_sync.warehouse import ledger
 from exigo_sync.warehouse.lock import RunLock
 
@@ -45,7 +45,7 @@ def _cancelled_error() -> type[BaseException]:
 
 @dataclass
 class Batch:
-    target: Target
+    topology: Topology
     logger: logging.Logger | logging.LoggerAdapter[Any]
     id: int | None = None
     step_name: str = "lock"
@@ -60,7 +60,7 @@ class Batch:
         try:
             yield
         except Exception as exc:
-            message = self.target.scrub(describe_stop(exc))
+            message = self.topology.scrub(describe_stop(exc))
             if self.id is not None:
                 raise SyncFailed(
                     f"batch {self.id} failed at step '{self.step_name}' (watermark unchanged): "
@@ -101,14 +101,16 @@ class Batch:
 
     def _record_failure(self, exc: BaseException) -> None:
         assert self.id is not None
-        message = self.target.scrub(describe_stop(exc))
+        message = self.topology.scrub(describe_stop(exc))
         try:
-            ledger.mark_failed(self.target, self.id, message, getattr(exc, "invocation_id", None))
+            ledger.mark_failed(
+                self.topology.warehouse, self.id, message, getattr(exc, "invocation_id", None)
+            )
         except Exception as ledger_exc:  # the warehouse may be what failed; the next run
             # finds the batch in flight and marks it abandoned
             self.logger.error(
                 "could not record the failure in the ledger: %s",
-                self.target.scrub(str(ledger_exc)),
+                self.topology.scrub(str(ledger_exc)),
             )
 
 

@@ -116,12 +116,17 @@ def run_checks(
     source_database: str | None = None,
     *,
     connect: Connector | None = None,
+    source_file: Path | None = None,
 ) -> list[CheckResult]:
     """Every check, in order. `source` may be the warehouse target itself (co-located topology,
-    with `source_database` the sync database's name). `connect(target, database)` opens a
-    DB-API connection (default: dbt-sqlserver's way, without retries); tests pass a double."""
+    with `source_database` the sync database's name). `source_file`: a DuckDB source's
+    simulator file, when it is not the warehouse's `exigo` attachment. `connect(target,
+    database)` opens a DB-API connection (default: dbt-sqlserver's way, without retries);
+    tests pass a double."""
     opener = connect or _default_connect
     src = _Side("source", source, source_database or source.config.get("database"))
+    if source_file is not None:
+        src.extra["path"] = source_file
     wh = _Side("warehouse", warehouse, None)
     results: list[CheckResult] = []
 
@@ -275,7 +280,7 @@ def _login(side: _Side, opener: Connector) -> CheckResult:
 def _duckdb_source_file(side: _Side) -> CheckResult:
     from exigo_sync.source.duckdb_client import DuckDbSourceClient
 
-    path = side.target.source_path()
+    path = side.extra.get("path") or side.target.source_path()
     clock = DuckDbSourceClient(path).source_clock()  # checks: exists, is a simulator
     side.extra.update(path=path, clock=clock)
     side.ready = True

@@ -157,13 +157,16 @@ def docs(
 ) -> None:
     """Build the analysts' catalogue (dbt docs) from the warehouse."""
     from exigo_sync.dbt_runner import generate_docs
-    from exigo_sync.profiles import load_target
     from exigo_sync.settings import Settings
 
     try:
         s = Settings()
-        tgt = load_target(s.profiles_dir, s.profile, target or s.target)
-        out = generate_docs(s.dbt_invocation(tgt.name), logger=logging.getLogger("exigo_sync"))
+        topology = s.topology_for(target)
+        out = generate_docs(
+            s.dbt_invocation(topology.warehouse.name),
+            vars=topology.dbt_vars(),
+            logger=logging.getLogger("exigo_sync"),
+        )
     except Exception as exc:
         _fail(exc)
     console.print(f"catalogue written to {out / 'index.html'} (serve it with: dbt docs serve)")

@@ -7,7 +7,6 @@ prefect-dbt resolves them. Rendered values may hold secrets: `Target` never prin
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -16,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from exigo_sync.source import SourceClient, SourceError
 
 SOURCE_ALIAS = "exigo"
 
@@ -34,15 +31,16 @@ class Target:
     config: Mapping[str, Any] = field(repr=False)
 
     def warehouse_path(self) -> Path:
-        """The DuckDB warehouse file (the target's `path`)."""
+        """The DuckDB file of this output (its `path`): the warehouse, or a simulator file when
+        the output is the source."""
         self._require_duckdb("warehouse")
         path = self.config.get("path")
         if not path or path == ":memory:":
-            raise ProfileError(f"dbt target '{self.name}' has no warehouse file `path`")
+            raise ProfileError(f"dbt target '{self.name}' has no DuckDB file `path`")
         return Path(str(path)).expanduser()
 
     def source_path(self) -> Path:
-        """The simulator file: the target's `attach` entry with alias `exigo`."""
+        """The simulator file a DuckDB warehouse attaches with alias `exigo` (co-located)."""
         self._require_duckdb("source")
         for entry in self.config.get("attach") or []:
             if isinstance(entry, Mapping) and entry.get("alias") == SOURCE_ALIAS:
@@ -51,39 +49,11 @@ class Target:
             f"dbt target '{self.name}' has no `attach` entry with alias '{SOURCE_ALIAS}'"
         )
 
-    def lock_name(self, override: str | None = None) -> str:
-        """Name of the per-source lock (R2): one in-flight batch per *source*, not per target."""
-        if override:
-            ident, label = override, override
-        elif self.type == "duckdb":
-            ident = str(self.source_path().resolve())
-            label = self.source_path().stem
-        else:
-            c = self.config
-            ident = f"{c.get('server')}:{c.get('port')}/{c.get('database')}"
-            label = str(c.get("database"))
-        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40]
-        # The digest keeps two sources with the same label apart.
-        return f"exigo-sync-{slug}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
-
     def scrub(self, text: str) -> str:
         """Blank every secret of this target out of `text` (belt and braces for S1)."""
         for value in _secret_values(self.config):
             text = text.replace(value, "***")
         return text
-
-    def source_client(self) -> SourceClient:
-        if self.type == "duckdb":
-            from exigo_sync.source.duckdb_client import DuckDbSourceClient
-
-            return DuckDbSourceClient(self.source_path())
-        if self.type == "sqlserver":
-            # The pyodbc client is its own issue; never import pyodbc on the DuckDB path.
-            raise SourceError(
-                f"dbt target '{self.name}' is sqlserver: the SQL Server source client is not "
-                "implemented yet"
-            )
-        raise SourceError(f"dbt target '{self.name}' has unsupported type '{self.type}'")
 
     def _require_duckdb(self, what: str) -> None:
         if self.type != "duckdb":
@@ -110,7 +80,7 @@ def _secret_values(config: Any, secret: bool = False) -> set[str]:
     return {str(config)} if secret and config is not None and len(str(config)) >= 4 else set()
 
 
-def load_target(profiles_dir: Path, profile: str, target: str | None = None) -> Target:
+def _read_profile(profiles_dir: Path, profile: str) -> Mapping[str, Any]:
     path = Path(profiles_dir) / "profiles.yml"
     if not path.exists():
         raise ProfileError(
@@ -124,6 +94,16 @@ def load_target(profiles_dir: Path, profile: str, target: str | None = None) -> 
     prof = data.get(profile)
     if not isinstance(prof, Mapping):
         raise ProfileError(f"profile '{profile}' not found in {path}")
+    return prof
+
+
+def profile_outputs(profiles_dir: Path, profile: str) -> list[str]:
+    """The names of the profile's outputs (unrendered: nothing is resolved)."""
+    return [str(name) for name in (_read_profile(profiles_dir, profile).get("outputs") or {})]
+
+
+def load_target(profiles_dir: Path, profile: str, target: str | None = None) -> Target:
+    prof = _read_profile(profiles_dir, profile)
     outputs = prof.get("outputs") or {}
     name = target or _render({"t": prof.get("target", "")})["t"]
     if name not in outputs:

@@ -10,18 +10,21 @@ import os
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from exigo_sync.dbt_runner import DbtInvocation
+    from exigo_sync.topology import Topology
 
 # The repository root when running from a checkout (src/exigo_sync/settings.py -> ../../).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-FAULT_POINTS = ("before_refresh", "after_refresh", "before_current", "after_dbt")
+FAULT_POINTS = (
+    "before_refresh", "after_refresh", "during_land", "before_current", "after_dbt",
+)  # fmt: skip
 
 
 def _default_profiles_dir() -> Path:
@@ -40,6 +43,14 @@ class Settings(BaseSettings):
     profiles_dir: Path = Field(default_factory=_default_profiles_dir)
     profile: str = "exigo_sync"
     target: str | None = Field(default=None, description="dbt target; None = profile default")
+    # The profile output of the Exigo sync database; None = the output named `source`, if
+    # any, else the warehouse target itself (exigo_sync.topology).
+    source_target: str | None = None
+    # auto | colocated | landed (exigo_sync.topology); auto = co-located when possible.
+    topology: Literal["auto", "colocated", "landed"] = "auto"
+    # Entities whose physical deletions each batch finds by comparing history with the
+    # source's keys (dbt var exigo_deletion_sweep_entities). Exigo deletes payments physically.
+    sweep_entities: list[str] = Field(default_factory=lambda: ["payments"])
     # dbt selector for the merge; None = staging and everything downstream (+ their tests).
     dbt_select: str | None = None
     # dbt --exclude (space-separated selectors). dbt unit tests need no exclusion: the project
@@ -95,6 +106,14 @@ class Settings(BaseSettings):
             target_path=self.dbt_target_path or self.dbt_project_dir / "target",
             log_path=self.dbt_log_path or self.dbt_project_dir / "logs",
         )
+
+    def topology_for(self, target: str | None = None) -> Topology:
+        from exigo_sync.topology import resolve_topology
+
+        return resolve_topology(
+            self.profiles_dir, self.profile, target=target or self.target,
+            source_target=self.source_target, topology=self.topology,
+        )  # fmt: skip
 
     def retry_delays(self) -> list[float]:
         """Exponential backoff between refresh attempts (B5): d, 2d, 4d, ..."""

@@ -1,19 +1,24 @@
-"""`exigo-sync status`: the ledger as an operator wants to see it."""
+"""`exigo-sync status`: the ledger and the lock as an operator wants to see them."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from exigo_sync.profiles import Target, load_target
 from exigo_sync.settings import Settings
+from exigo_sync.topology import Topology
 from exigo_sync.warehouse import ledger
 from exigo_sync.warehouse.ledger_sql import ROW_COLUMNS
+from exigo_sync.warehouse.lock import Holder, read_holder
+
+IN_FLIGHT = ("refreshing", "refreshed")
 
 
-def _source_clock(tgt: Target) -> str | object:
+def _source_clock(topology: Topology) -> Any:
     try:
-        client = tgt.source_client()
+        client = topology.source_client()
         try:
             return client.source_clock()
         finally:
@@ -24,34 +29,34 @@ def _source_clock(tgt: Target) -> str | object:
 
 def render_status(console: Console, *, target: str | None, last: int) -> None:
     s = Settings()
-    tgt = load_target(s.profiles_dir, s.profile, target or s.target)
-    if tgt.type == "duckdb" and not tgt.warehouse_path().exists():
-        console.print(f"no warehouse yet at {tgt.warehouse_path()}: run `exigo-sync run` first")
+    topology = s.topology_for(target)
+    wh = topology.warehouse
+    if wh.type == "duckdb" and not wh.warehouse_path().exists():
+        console.print(f"no warehouse yet at {wh.warehouse_path()}: run `exigo-sync run` first")
         return
-    batches = ledger.recent_batches(tgt, last)
-    watermark = ledger.watermark(tgt)
-    now = _source_clock(tgt)
+    batches = ledger.recent_batches(wh, last)
+    watermark = ledger.watermark(wh)
+    now = _source_clock(topology)
+    holder = read_holder(wh, topology.lock_name(s.source_name))
+    death = holder.death(s.stale_after) if holder else None
 
-    table = Table(title=f"exigo-sync batches (target {tgt.name})")
-    for col in (
-        "batch",
-        "status",
-        "window",
-        "from",
-        "refresh at",
-        "queue rows",
-        "UTC start",
-        "secs",
-        "error",
-    ):
+    table = Table(title=f"exigo-sync batches ({topology.describe()})")
+    for col in ("batch", "status", "window", "from", "refresh at", "queue rows", "UTC start",
+                "secs", "error"):  # fmt: skip
         table.add_column(col, overflow="fold")
     for b in batches:
         rows = sum(b[c] or 0 for c in ROW_COLUMNS.values())
         secs = (b["finished_at"] - b["started_at"]).total_seconds() if b["finished_at"] else None
-        style = {"merged": "green", "failed": "red"}.get(b["status"], "yellow")
+        status = b["status"]
+        if status in IN_FLIGHT and (holder is None or death is not None):
+            # Its run is gone: the next run marks it failed ("abandoned") and redoes the window.
+            status = f"[red]{status}: run gone, abandoned[/red]"
+        else:
+            style = {"merged": "green", "failed": "red"}.get(status, "yellow")
+            status = f"[{style}]{status}[/{style}]"
         table.add_row(
             str(b["batch_id"]),
-            f"[{style}]{b['status']}[/{style}]",
+            status,
             b["window_kind"] or "",
             f"{b['requested_start']:%Y-%m-%d %H:%M}" if b["requested_start"] else "",
             f"{b['refresh_started_at']:%Y-%m-%d %H:%M}" if b["refresh_started_at"] else "",
@@ -61,12 +66,24 @@ def render_status(console: Console, *, target: str | None, last: int) -> None:
             (b["error"] or "")[:120],
         )
     console.print(table)
+    console.print(f"lock: {_describe_lock(holder, death)}")
     console.print(f"watermark (source clock): {watermark or 'none: no merged batch yet'}")
     console.print(f"source clock now: {now}")
     if watermark is not None and not isinstance(now, str):
         console.print(f"lag behind the source: {now - watermark}")
-    rejects = ledger.recent_rejects(tgt, last)
+    rejects = ledger.recent_rejects(wh, last)
     if rejects:
         console.print("rejected rows (last batches): " + ", ".join(f"{e} {n}" for e, n in rejects))
     else:
         console.print("rejected rows (last batches): none")
+
+
+def _describe_lock(holder: Holder | None, death: str | None) -> str:
+    if holder is None:
+        return "free"
+    if death is None:
+        return f"held by {holder.describe()} (alive)"
+    return (
+        f"[red]held by a dead run[/red]: {holder.describe()}: {death}; the next run takes it "
+        "over by itself (nothing to do)"
+    )

@@ -10,15 +10,14 @@ from datetime import timedelta
 import pytest
 from flow_helpers import SyncEnv, advance
 
-from exigo_sync.profiles import load_target
 from exigo_sync.settings import Settings
 from exigo_sync.warehouse.lock import read_holder, run_lock
 
 
 def _target() -> tuple:
     s = Settings()
-    tgt = load_target(s.profiles_dir, s.profile, s.target)
-    return tgt, tgt.lock_name(s.source_name)
+    topology = s.topology_for()
+    return topology.warehouse, topology.lock_name(s.source_name)
 
 
 def test_r2_loser_waits_then_stops_naming_the_holder(

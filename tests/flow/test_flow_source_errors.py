@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from flow_helpers import SyncEnv
 
-from exigo_sync.profiles import load_target
 from exigo_sync.settings import Settings
 from exigo_sync.source import TransientSourceError
 from exigo_sync.source.duckdb_client import DuckDbSourceClient
@@ -19,7 +18,7 @@ def test_b5_transient_errors_retried_then_fail_watermark_unchanged(
     env = sync_env
     env.run_ok()
     s = Settings()
-    tgt = load_target(s.profiles_dir, s.profile, s.target)
+    tgt = s.topology_for().warehouse
     watermark = ledger.watermark(tgt)
     attempts: list[object] = []
 

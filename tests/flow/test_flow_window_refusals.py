@@ -7,16 +7,16 @@ from __future__ import annotations
 import pytest
 from flow_helpers import SyncEnv
 
-import exigo_sync.profiles
-import exigo_sync.warehouse
+import exigo_sync.topology
+import exigo_sync.warehouse.duckdb_engine
 
 
 def _forbid_connections(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*_a: object, **_k: object) -> None:
         raise AssertionError("a connection was opened")
 
-    monkeypatch.setattr(exigo_sync.warehouse, "connect", boom)
-    monkeypatch.setattr(exigo_sync.profiles.Target, "source_client", boom)
+    monkeypatch.setattr(exigo_sync.warehouse.duckdb_engine, "open_duckdb", boom)
+    monkeypatch.setattr(exigo_sync.topology.Topology, "source_client", boom)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import pytest
 from exigo_sync.dbt_runner import DbtBuildFailed, batch_vars, build_args, judge
 from exigo_sync.profiles import ProfileError, load_target
 from exigo_sync.settings import REPO_ROOT
+from exigo_sync.topology import resolve_topology
 from exigo_sync.warehouse import ledger_sql
 from exigo_sync.window import WindowRefused, compute_window, parse_since
 
@@ -86,7 +87,9 @@ def test_profile_gives_source_and_warehouse(
     t = load_target(_profile(tmp_path, monkeypatch), "exigo_sync", "duckdb")
     assert t.warehouse_path() == tmp_path / "wh.duckdb"
     assert t.source_path() == tmp_path / "src.duckdb"
-    assert t.lock_name().startswith("exigo-sync-src-")
+    topology = resolve_topology(tmp_path, "exigo_sync", target="duckdb")
+    assert topology.name == "colocated" and topology.source_path() == tmp_path / "src.duckdb"
+    assert topology.lock_name().startswith("exigo-sync-src-")
     with pytest.raises(ProfileError, match="not found"):
         load_target(tmp_path, "exigo_sync", "nope")
 

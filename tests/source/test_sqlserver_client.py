@@ -25,6 +25,7 @@ from exigo_sync.profiles import Target
 from exigo_sync.source import QUEUE_TABLES, SourceError, TransientSourceError
 from exigo_sync.source import sqlserver_client as client_mod
 from exigo_sync.source.sqlserver_client import SqlServerSourceClient, to_sql_datetime
+from exigo_sync.topology import Topology
 from tests.sqlserver.test_tsql_syntax import parse_tsql
 
 PASSWORD = "S1-kn0wn-Pa55w0rd-src"
@@ -695,23 +696,15 @@ def test_client_tsql_parses() -> None:
 # --- B5 through the flow's own refresh task ----------------------------------------------------
 
 
-class ClientTarget(Target):
-    """A Target whose source client is the SQL Server client over a recording double: the seam
-    the flow's refresh task uses (`target.source_client()`). The double hangs on a per-test
-    subclass, so it survives Prefect copying the (dataclass) parameter."""
+class RecordingTopology(Topology):
+    """A topology whose source client is the SQL Server client over a recording double: the
+    seam the flow's refresh task uses (`topology.source_client()`). The double hangs on a
+    per-test subclass, so it survives Prefect copying the (dataclass) parameter."""
 
     driver: Any = None
 
     def source_client(self) -> SqlServerSourceClient:  # type: ignore[override]
-        return SqlServerSourceClient(self, database="ExigoSync", connect=self.driver.open)
-
-
-@pytest.fixture(scope="module")
-def prefect_api() -> Any:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
+        return SqlServerSourceClient(self.source, database="ExigoSync", connect=self.driver.open)
 
 
 @pytest.mark.parametrize(
@@ -737,13 +730,14 @@ def test_b5_flow_refresh_task_retries_only_transient_sqlserver_errors(
 
     refresh_queue = load_flow().fn.__globals__["refresh_queue"]
     driver = RecordingDriver(default_responder(refresh=[error]))
-    target_type = type("RecordingClientTarget", (ClientTarget,), {"driver": driver})
-    target = target_type("sqlserver", "sqlserver", dict(sqlserver_target().config))
+    topology_type = type("RecordingTopology", (RecordingTopology,), {"driver": driver})
+    target = sqlserver_target()
+    topology = topology_type(target, target, "colocated", "ExigoSync")
 
     @flow
     def b5() -> Any:
         task = refresh_queue.with_options(retries=2, retry_delay_seconds=[0, 0])
-        return task(target, datetime(2026, 1, 4))
+        return task(topology, 1, datetime(2026, 1, 4))
 
     state = b5(return_state=True)
     assert state.is_failed()

@@ -89,15 +89,25 @@ def test_execute_surfaces_an_error_after_a_first_result() -> None:
 
 def test_ledger_ddl_and_abandon_run_through_the_engine() -> None:
     """Proves the ledger's own functions work on this engine: the T-SQL DDL is sent statement
-    by statement as ddl('sqlserver') gives it, and abandon_in_flight reads a count with
-    fetchone() and updates with bound parameters."""
+    by statement as ddl('sqlserver') gives it, an older lock table gets its missing columns
+    (ALTER TABLE ... ADD, T-SQL's form), and abandon_in_flight reads a count with fetchone()
+    and updates with bound parameters."""
+    old_lock_columns = [("lock_name",), ("token",), ("pid",)]
 
     def respond(sql: str, params: tuple) -> Outcome:
+        if sql == q.TABLE_COLUMNS:
+            return [old_lock_columns]
         return [[(2,)]] if sql == q.COUNT_IN_FLIGHT else []
 
     con, driver = warehouse(respond)
     ledger.ensure_schema(con, "sqlserver")
-    assert driver.log.sql() == q.ddl("sqlserver")
+    sent = driver.log.sql()
+    assert sent[: len(q.ddl("sqlserver"))] == q.ddl("sqlserver")
+    added = [s for s in sent if s.startswith("ALTER TABLE")]
+    assert added == [
+        q.add_column("sqlserver", "run_lock", c) for c, _ in q.ADDED_COLUMNS["run_lock"]
+    ]
+    assert all(" ADD " in s and "ADD COLUMN" not in s for s in added)
     assert ledger.abandon_in_flight(con, "abandoned: test") == 2
     abandon = driver.log.calls[-1]
     assert abandon.sql == q.ABANDON_IN_FLIGHT and abandon.params[0] == "abandoned: test"

@@ -423,17 +423,22 @@ LOOKUP_TABLES: dict[str, LookupTable] = {
     )
 }
 
-_NVARCHAR = re.compile(r"^n?varchar\((\d+|max)\)$")
-_VARBINARY = re.compile(r"^varbinary\((\d+|max)\)$")
+_NVARCHAR = re.compile(r"^n?(var)?char(\((\d+|max)\))?$|^n?text$|^sysname$")
+_VARBINARY = re.compile(r"^(var)?binary(\((\d+|max)\))?$|^image$")
 _SIMPLE_TYPES = {
     "int": "INTEGER",
     "bigint": "BIGINT",
     "smallint": "SMALLINT",
+    "tinyint": "UTINYINT",
     "bit": "BOOLEAN",
     "datetime": "TIMESTAMP",
+    "smalldatetime": "TIMESTAMP",
+    "date": "DATE",
     "money": "DECIMAL(19,4)",
+    "smallmoney": "DECIMAL(10,4)",
     "uniqueidentifier": "UUID",
     "float": "DOUBLE",
+    "real": "FLOAT",
 }
 
 
@@ -446,7 +451,9 @@ def duckdb_type(sql_type: str) -> str:
         return "VARCHAR"
     if _VARBINARY.match(t):
         return "BLOB"
-    decimal = re.match(r"^decimal\((\d+),\s*(\d+)\)$", t)
+    decimal = re.match(r"^(?:decimal|numeric)\((\d+),\s*(\d+)\)$", t)
     if decimal:
         return f"DECIMAL({decimal.group(1)},{decimal.group(2)})"
+    if re.match(r"^(datetime2|time)(\(\d\))?$", t):
+        return "TIMESTAMP" if t.startswith("datetime2") else "TIME"
     raise ValueError(f"no DuckDB mapping for SQL Server type {sql_type!r}")

@@ -70,6 +70,21 @@ class SqlServerWarehouse:
                     cur.close()
         return Result(rows, rowcount, description)
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Many rows of one INSERT through the driver's bulk parameter path (pyodbc's
+        `fast_executemany`: the parameters travel as arrays, not a round trip per row)."""
+        if not rows:
+            return
+        with self._mapped(_label(sql)):
+            cur = self.raw.cursor()
+            try:
+                if hasattr(cur, "fast_executemany"):
+                    cur.fast_executemany = True
+                cur.executemany(sql, [list(r) for r in rows])
+            finally:
+                with suppress(Exception):
+                    cur.close()
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         if self._in_transaction:

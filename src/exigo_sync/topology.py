@@ -1,0 +1,180 @@
+"""Where the source is, seen from the warehouse: the two ways exigo-sync can be set up.
+
+- **co-located**: the warehouse can read the sync database itself, so dbt reads `queue.*` (and
+  `dbo.*` keys) where they are: a DuckDB warehouse that attaches the simulator file as `exigo`,
+  or a SQL Server warehouse on the same server as the sync database (three-part names).
+- **landed**: the warehouse is elsewhere (another SQL Server, a DuckDB file next to a real sync
+  database). After `queue.Refresh` the flow copies the queue tables (and the `dbo` keys the
+  deletion sweep compares against) into the warehouse's landing schemas, tagged with the batch,
+  and dbt reads those (exigo_sync.warehouse.landing).
+
+Both ends come from the dbt profile: the warehouse is the dbt target; the source is the output
+named by EXIGO_SYNC_SOURCE_TARGET, else the simulator file a DuckDB warehouse target attaches as
+`exigo`, else the profile's output named `source`.
+EXIGO_SYNC_TOPOLOGY picks the topology; `auto` (the default) takes co-located when the profile
+makes it possible, landed otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from exigo_sync.profiles import SOURCE_ALIAS, ProfileError, Target, load_target, profile_outputs
+from exigo_sync.source import SourceClient
+
+DEFAULT_SOURCE_OUTPUT = "source"
+TopologyName = Literal["colocated", "landed"]
+
+
+@dataclass(frozen=True)
+class Topology:
+    warehouse: Target
+    source: Target  # the profile output the source is reached through
+    name: TopologyName
+    # SQL Server: the sync database (co-located: read by three-part names from the warehouse).
+    source_database: str | None = None
+
+    @property
+    def landed(self) -> bool:
+        return self.name == "landed"
+
+    def source_path(self) -> Path:
+        """The simulator file of a DuckDB source."""
+        if self.source is self.warehouse:
+            return self.warehouse.source_path()
+        return self.source.warehouse_path()  # a DuckDB source output's own `path`
+
+    def source_client(self) -> SourceClient:
+        if self.source.type == "duckdb":
+            from exigo_sync.source.duckdb_client import DuckDbSourceClient
+
+            return DuckDbSourceClient(self.source_path())
+        from exigo_sync.source.sqlserver_client import SqlServerSourceClient
+
+        return SqlServerSourceClient(self.source, database=self.source_database)
+
+    def lock_name(self, override: str | None = None) -> str:
+        """Name of the per-source lock (R2): one in-flight batch per *source*."""
+        if override:
+            ident, label = override, override
+        elif self.source.type == "duckdb":
+            path = self.source_path().resolve()
+            ident, label = str(path), path.stem
+        else:
+            c = self.source.config
+            server = c.get("server") or c.get("host")
+            ident = f"{server}:{c.get('port', 1433)}/{self.source_database}"
+            label = str(self.source_database)
+        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40]
+        # The digest keeps two sources with the same label apart.
+        return f"exigo-sync-{slug}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
+
+    def dbt_vars(self) -> dict[str, Any]:
+        """What dbt needs to find the source's tables (sources YAML and staging macros)."""
+        if self.landed:
+            return {"exigo_landed": True}
+        if self.source.type == "duckdb":
+            return {"exigo_source_database": SOURCE_ALIAS}
+        return {"exigo_source_database": self.source_database}
+
+    def scrub(self, text: str) -> str:
+        return self.source.scrub(self.warehouse.scrub(text))
+
+    def describe(self) -> str:
+        where = (
+            str(self.source_path())
+            if self.source.type == "duckdb"
+            else f"database {self.source_database} via output '{self.source.name}'"
+        )
+        return f"{self.name}: source {where}, warehouse target '{self.warehouse.name}'"
+
+
+def resolve_topology(
+    profiles_dir: Path,
+    profile: str,
+    *,
+    target: str | None,
+    source_target: str | None = None,
+    topology: str = "auto",
+) -> Topology:
+    if topology not in ("auto", "colocated", "landed"):
+        raise ProfileError(
+            f"EXIGO_SYNC_TOPOLOGY must be auto, colocated or landed, got {topology!r}"
+        )
+    warehouse = load_target(profiles_dir, profile, target)
+    outputs = profile_outputs(profiles_dir, profile)
+    attached = warehouse.type == "duckdb" and _attached_source(warehouse) is not None
+    default = DEFAULT_SOURCE_OUTPUT if DEFAULT_SOURCE_OUTPUT in outputs and not attached else None
+    name = source_target or default
+    if source_target and source_target not in outputs:
+        raise ProfileError(
+            f"EXIGO_SYNC_SOURCE_TARGET={source_target!r} is not an output of profile "
+            f"'{profile}' (have: {', '.join(outputs)})"
+        )
+    source = load_target(profiles_dir, profile, name) if name and name != warehouse.name else None
+
+    if source is None:
+        if warehouse.type == "duckdb" and _attached_source(warehouse) is not None:
+            if topology == "landed":
+                raise ProfileError(
+                    "EXIGO_SYNC_TOPOLOGY=landed needs a source output in the profile (set "
+                    "EXIGO_SYNC_SOURCE_TARGET, or name the output `source`)"
+                )
+            return Topology(warehouse, warehouse, "colocated")
+        raise ProfileError(
+            f"no source for dbt target '{warehouse.name}': add an output named "
+            f"'{DEFAULT_SOURCE_OUTPUT}' for the Exigo sync database to profile '{profile}' (or "
+            "set EXIGO_SYNC_SOURCE_TARGET to the output that is)"
+            + ("" if warehouse.type != "duckdb" else ", or attach the simulator file as 'exigo'")
+        )
+
+    if source.type not in ("duckdb", "sqlserver"):
+        raise ProfileError(f"source output '{source.name}' has unsupported type '{source.type}'")
+    colocated = _colocated(warehouse, source)
+    if topology == "colocated" and colocated is None:
+        raise ProfileError(
+            f"EXIGO_SYNC_TOPOLOGY=colocated, but warehouse target '{warehouse.name}' cannot read "
+            f"source output '{source.name}' (a SQL Server warehouse must be on the same server; "
+            "a DuckDB warehouse must attach the source file as 'exigo')"
+        )
+    if topology != "landed" and colocated is not None:
+        return colocated
+    if source.type == "duckdb" and warehouse.type != "duckdb":
+        raise ProfileError(
+            "a DuckDB source (the simulator) can only be landed in a DuckDB warehouse"
+        )
+    database = source.config.get("database") if source.type == "sqlserver" else None
+    return Topology(warehouse, source, "landed", database)
+
+
+def _attached_source(warehouse: Target) -> Path | None:
+    for entry in warehouse.config.get("attach") or []:
+        if isinstance(entry, Mapping) and entry.get("alias") == SOURCE_ALIAS:
+            return Path(str(entry["path"])).expanduser()
+    return None
+
+
+def _colocated(warehouse: Target, source: Target) -> Topology | None:
+    """The co-located topology, if the warehouse can read the source where it is."""
+    if warehouse.type == "duckdb" and source.type == "duckdb":
+        attached = _attached_source(warehouse)
+        if attached is not None and attached.resolve() == source.warehouse_path().resolve():
+            return Topology(warehouse, source, "colocated")
+        return None
+    same_server = warehouse.type == source.type == "sqlserver" and (
+        _server(warehouse) == _server(source)
+    )
+    if same_server:
+        return Topology(warehouse, source, "colocated", source.config.get("database"))
+    return None
+
+
+def _server(target: Target) -> tuple[str, int]:
+    c = target.config
+    host = str(c.get("server") or c.get("host") or "").lower()
+    return host, int(c.get("port") or 1433)

@@ -1,0 +1,343 @@
+"""Landing: copy one batch's queue snapshot, and the `dbo` keys the deletion sweep compares
+against, from the source into the warehouse, when the warehouse cannot read the source itself
+(the landed topology, exigo_sync.topology).
+
+Each table is streamed from a DB-API cursor on the source (`SourceClient.query`) in chunks of
+FETCH_SIZE rows into an `<name>__incoming` table of the warehouse: into DuckDB as Arrow record
+batches, into SQL Server with the driver's bulk parameter path (pyodbc `fast_executemany`).
+Memory stays at one chunk whatever the table's size. Only when every table has arrived does one
+transaction swap them all in and record the batch in the manifest, so dbt sees either the whole
+of this batch's snapshot or the whole of the previous one; a copy that dies part-way leaves
+the landing as it was, and the batch merges nothing.
+
+Columns and types are the source's own (read from its information_schema), mapped to the
+warehouse engine where it differs (SQL Server -> DuckDB: `source.catalog.duckdb_type`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from exigo_sync.profiles import Target
+from exigo_sync.settings import fault
+from exigo_sync.source import FETCH_SIZE, QUEUE_TABLES, SourceClient
+from exigo_sync.source.catalog import REPLICATED_TABLES, duckdb_type
+from exigo_sync.warehouse.connection import WarehouseConnection, connect, engine
+from exigo_sync.warehouse.ledger import utcnow
+
+QUEUE_SCHEMA = "exigo_landing"  # the queue tables, under their own names
+DBO_SCHEMA = "exigo_landing_dbo"  # key sets (and lookups) of dbo tables, under their own names
+MANIFEST = f"{QUEUE_SCHEMA}.landed_tables"
+INCOMING = "__incoming"
+PROGRESS_EVERY_ROWS = 100_000
+
+
+class LandingError(RuntimeError):
+    """A table could not be copied; nothing of this batch was swapped in."""
+
+
+@dataclass(frozen=True)
+class LandingTable:
+    source_schema: str  # queue | dbo
+    name: str
+    columns: tuple[str, ...] | None = None  # None: every column
+
+    @property
+    def landing_schema(self) -> str:
+        return QUEUE_SCHEMA if self.source_schema == "queue" else DBO_SCHEMA
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    warehouse_type: str
+
+
+def tables_for_batch(swept_entities: Sequence[str]) -> list[LandingTable]:
+    """The six queue tables, plus the keys of each dbo table whose deletions are swept."""
+    from exigo_sync.naming import entity_name
+
+    keys = [
+        LandingTable("dbo", name, tuple(table.key))
+        for name, table in REPLICATED_TABLES.items()
+        if entity_name(name) in swept_entities
+    ]
+    return [LandingTable("queue", name) for name in QUEUE_TABLES] + keys
+
+
+def land_batch(
+    source: SourceClient,
+    source_engine: str,
+    warehouse: Target,
+    batch_id: int,
+    tables: Sequence[LandingTable],
+    *,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> dict[str, int]:
+    """Copy `tables` for batch `batch_id`; returns rows landed per `schema.table`."""
+    target_engine = engine(warehouse)
+    landed: dict[str, int] = {}
+    with connect(warehouse) as con:
+        writer = _WRITERS[target_engine](con)
+        writer.ensure_schemas()
+        for table in tables:
+            columns = _source_columns(source, source_engine, target_engine, table)
+            started = time.monotonic()
+            writer.create_incoming(table, columns)
+            rows = 0
+            for chunk in _chunks(source, source_engine, table, columns):
+                writer.append(table, columns, chunk)
+                before, rows = rows, rows + len(chunk)
+                if rows // PROGRESS_EVERY_ROWS > before // PROGRESS_EVERY_ROWS:
+                    logger.info("landing %s.%s: %s rows", table.source_schema, table.name,
+                                f"{rows:,}")  # fmt: skip
+            landed[f"{table.source_schema}.{table.name}"] = rows
+            fault("during_land")  # a copy that dies part-way (R1 tests)
+            logger.info(
+                "landed %s.%s: %s rows in %.1fs", table.source_schema, table.name, f"{rows:,}",
+                time.monotonic() - started,
+            )  # fmt: skip
+        writer.swap_in(tables, batch_id, landed)
+    return landed
+
+
+def landed_batch(warehouse: Target) -> int | None:
+    """The batch whose snapshot the landing holds now (None before the first landing)."""
+    with connect(warehouse) as con:
+        try:
+            row = con.execute(f"SELECT MAX(batch_id) FROM {MANIFEST}").fetchone()
+        except Exception:
+            return None
+    return int(row[0]) if row and row[0] is not None else None
+
+
+# --- reading the source --------------------------------------------------------------------
+
+_COLUMNS_SQL = {
+    "sqlserver": """SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION,
+    NUMERIC_SCALE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
+ORDER BY ORDINAL_POSITION""",
+    "duckdb": """SELECT column_name, data_type, NULL, NULL, NULL FROM information_schema.columns
+WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?
+ORDER BY ordinal_position""",
+}
+
+
+def _sqlserver_type(data_type: str, length: Any, precision: Any, scale: Any) -> str:
+    t = data_type.lower()
+    if t in ("nvarchar", "varchar", "nchar", "char", "varbinary", "binary"):
+        return f"{t}({'max' if length in (-1, None) else int(length)})"
+    if t in ("decimal", "numeric"):
+        return f"{t}({int(precision)},{int(scale)})"
+    return t
+
+
+def _source_columns(
+    source: SourceClient, source_engine: str, target_engine: str, table: LandingTable
+) -> list[Column]:
+    with source.query(_COLUMNS_SQL[source_engine], [table.source_schema, table.name]) as cur:
+        rows = cur.fetchall()
+    if not rows:
+        raise LandingError(
+            f"source table {table.source_schema}.{table.name} is missing (B4); nothing was landed"
+        )
+    found = {}
+    for name, data_type, length, precision, scale in rows:
+        source_type = (
+            _sqlserver_type(data_type, length, precision, scale)
+            if source_engine == "sqlserver"
+            else str(data_type)
+        )
+        found[str(name)] = _warehouse_type(
+            source_engine, target_engine, source_type, f"{table.source_schema}.{table.name}",
+            str(name),
+        )  # fmt: skip
+    wanted = table.columns or tuple(found)
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise LandingError(
+            f"source table {table.source_schema}.{table.name} has no column "
+            f"{', '.join(missing)} (B4); nothing was landed"
+        )
+    return [Column(c, found[c]) for c in wanted]
+
+
+def _warehouse_type(source_engine: str, target_engine: str, source_type: str, table: str,
+                    column: str) -> str:  # fmt: skip
+    if source_engine == target_engine:
+        return source_type
+    if (source_engine, target_engine) == ("sqlserver", "duckdb"):
+        try:
+            return duckdb_type(source_type)
+        except ValueError:
+            raise LandingError(
+                f"source column {table}.{column} has type {source_type}, which exigo-sync "
+                "cannot land in DuckDB; nothing was landed"
+            ) from None
+    raise LandingError(f"cannot land a {source_engine} source in a {target_engine} warehouse")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _chunks(
+    source: SourceClient, source_engine: str, table: LandingTable, columns: Sequence[Column]
+) -> Iterator[list[tuple]]:
+    select = ", ".join(_quote(c.name) for c in columns)
+    schema = table.source_schema
+    # Identifiers come from the catalogue and the source's own information_schema (quoted).
+    with source.query(f"SELECT {select} FROM {_quote(schema)}.{_quote(table.name)}") as cur:
+        while rows := cur.fetchmany(FETCH_SIZE):
+            yield [tuple(r) for r in rows]
+
+
+# --- writing the warehouse -----------------------------------------------------------------
+
+
+class _Writer:
+    def __init__(self, con: WarehouseConnection) -> None:
+        self.con = con
+
+    def ensure_schemas(self) -> None:
+        raise NotImplementedError
+
+    def create_incoming(self, table: LandingTable, columns: Sequence[Column]) -> None:
+        raise NotImplementedError
+
+    def append(self, table: LandingTable, columns: Sequence[Column], rows: list[tuple]) -> None:
+        raise NotImplementedError
+
+    def swap_in(
+        self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int]
+    ) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _name(table: LandingTable, suffix: str = "") -> str:
+        return f"{table.landing_schema}.{_quote(table.name + suffix)}"
+
+    def _record(self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int],
+                now: datetime) -> None:  # fmt: skip
+        self.con.execute(f"DELETE FROM {MANIFEST}")
+        for t in tables:
+            self.con.execute(
+                f"INSERT INTO {MANIFEST} (table_name, batch_id, row_count, landed_at) "
+                "VALUES (?, ?, ?, ?)",
+                [f"{t.landing_schema}.{t.name}", batch_id, landed[f"{t.source_schema}.{t.name}"],
+                 now],
+            )  # fmt: skip
+
+
+class _DuckDbWriter(_Writer):
+    """Arrow record batches into DuckDB (no per-row Python on the DuckDB side)."""
+
+    def ensure_schemas(self) -> None:
+        for schema in (QUEUE_SCHEMA, DBO_SCHEMA):
+            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        self.con.execute(
+            f"CREATE TABLE IF NOT EXISTS {MANIFEST} (table_name VARCHAR PRIMARY KEY, "
+            "batch_id BIGINT NOT NULL, row_count BIGINT NOT NULL, landed_at TIMESTAMP NOT NULL)"
+        )
+
+    def create_incoming(self, table: LandingTable, columns: Sequence[Column]) -> None:
+        body = ", ".join(f"{_quote(c.name)} {c.warehouse_type}" for c in columns)
+        self.con.execute(f"CREATE OR REPLACE TABLE {self._name(table, INCOMING)} ({body})")
+
+    def append(self, table: LandingTable, columns: Sequence[Column], rows: list[tuple]) -> None:
+        import pyarrow as pa
+
+        arrays = [
+            _arrow_array(values, c.warehouse_type)
+            for values, c in zip(zip(*rows, strict=True), columns, strict=True)
+        ]
+        chunk = pa.Table.from_arrays(arrays, names=[c.name for c in columns])
+        raw = self.con.raw  # type: ignore[attr-defined]
+        raw.register("exigo_landing_chunk", chunk)
+        try:
+            raw.execute(
+                f"INSERT INTO {self._name(table, INCOMING)} SELECT * FROM exigo_landing_chunk"
+            )
+        finally:
+            raw.unregister("exigo_landing_chunk")
+
+    def swap_in(
+        self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int]
+    ) -> None:
+        with self.con.transaction():
+            for t in tables:
+                self.con.execute(f"DROP TABLE IF EXISTS {self._name(t)}")
+                self.con.execute(
+                    f"ALTER TABLE {self._name(t, INCOMING)} RENAME TO {_quote(t.name)}"
+                )
+            self._record(tables, batch_id, landed, utcnow())
+
+
+def _arrow_array(values: Sequence[Any], duckdb_type_name: str) -> Any:
+    """One column as an Arrow array of the type DuckDB will store (strings for UUIDs: DuckDB
+    casts them on insert)."""
+    import pyarrow as pa
+
+    t = duckdb_type_name.upper()
+    if t.startswith("DECIMAL"):
+        precision, scale = (int(x) for x in t[t.index("(") + 1 : t.index(")")].split(","))
+        return pa.array(values, type=pa.decimal128(precision, scale))
+    arrow_type = _ARROW_TYPES.get(t.split("(")[0])
+    if arrow_type is None:
+        return pa.array(values)
+    if arrow_type == "string":
+        return pa.array([v if v is None or isinstance(v, str) else str(v) for v in values],
+                        type=pa.string())  # fmt: skip
+    return pa.array(values, type=getattr(pa, arrow_type)())
+
+
+_ARROW_TYPES = {
+    "INTEGER": "int32", "BIGINT": "int64", "SMALLINT": "int16", "TINYINT": "int8",
+    "UTINYINT": "uint8", "BOOLEAN": "bool_", "VARCHAR": "string", "UUID": "string",
+    "DOUBLE": "float64", "FLOAT": "float32", "BLOB": "binary", "DATE": "date32",
+}  # fmt: skip
+# TIMESTAMP / TIME: pa.array infers microsecond precision from Python datetimes.
+
+
+class _SqlServerWriter(_Writer):
+    """The driver's bulk parameter path into SQL Server (pyodbc `fast_executemany`)."""
+
+    def ensure_schemas(self) -> None:
+        for schema in (QUEUE_SCHEMA, DBO_SCHEMA):
+            self.con.execute(f"IF SCHEMA_ID('{schema}') IS NULL EXEC('CREATE SCHEMA {schema}')")
+        self.con.execute(
+            f"IF OBJECT_ID('{MANIFEST}') IS NULL CREATE TABLE {MANIFEST} "
+            "(table_name NVARCHAR(300) NOT NULL PRIMARY KEY, batch_id BIGINT NOT NULL, "
+            "row_count BIGINT NOT NULL, landed_at DATETIME2 NOT NULL)"
+        )
+
+    def create_incoming(self, table: LandingTable, columns: Sequence[Column]) -> None:
+        name = self._name(table, INCOMING)
+        body = ", ".join(f"{_quote(c.name)} {c.warehouse_type}" for c in columns)
+        self.con.execute(f"IF OBJECT_ID('{name}') IS NOT NULL DROP TABLE {name}")
+        self.con.execute(f"CREATE TABLE {name} ({body})")
+
+    def append(self, table: LandingTable, columns: Sequence[Column], rows: list[tuple]) -> None:
+        marks = ", ".join("?" for _ in columns)
+        sql = f"INSERT INTO {self._name(table, INCOMING)} VALUES ({marks})"
+        self.con.executemany(sql, rows)  # type: ignore[attr-defined]
+
+    def swap_in(
+        self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int]
+    ) -> None:
+        with self.con.transaction():
+            for t in tables:
+                final = self._name(t)
+                self.con.execute(f"IF OBJECT_ID('{final}') IS NOT NULL DROP TABLE {final}")
+                self.con.execute(
+                    "EXEC sp_rename ?, ?", [f"{t.landing_schema}.{t.name}{INCOMING}", t.name]
+                )
+            self._record(tables, batch_id, landed, utcnow())
+
+
+_WRITERS: dict[str, type[_Writer]] = {"duckdb": _DuckDbWriter, "sqlserver": _SqlServerWriter}
