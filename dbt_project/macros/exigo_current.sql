@@ -3,6 +3,9 @@
     here, so a run that crashed between history and current is healed by the next one (R1). -#}
 {% macro exigo_current_state(entity) -%}
     {%- set spec = exigo_entities()[entity] -%}
+    {%- set key_names = [] -%}
+    {%- for k in spec['keys'] -%}{%- do key_names.append(exigo_snake_case(k)) -%}{%- endfor -%}
+    {{- config(indexes=exigo_table_indexes('current', key_names)) -}}
     {%- set history = ref(entity ~ '_history') -%}
     {%- set skip = ['valid_to', 'is_current'] -%}
     {%- set cols = [] -%}

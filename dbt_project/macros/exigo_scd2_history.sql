@@ -81,6 +81,7 @@
     {%- set spec = exigo_entities()[entity] -%}
     {%- set key_names = [] -%}
     {%- for k in spec['keys'] -%}{%- do key_names.append(exigo_snake_case(k)) -%}{%- endfor -%}
+    {{- config(indexes=exigo_table_indexes('history', key_names)) -}}
     {%- set columns = exigo_history_columns(entity, key_names) -%}
     {%- set column_names = columns | map(attribute='name') | list -%}
     {%- set staging = ref('stg_exigo__' ~ entity) -%}

@@ -1,6 +1,7 @@
 -- B1: queue rows that cannot be merged (NULL key, NULL version time, order line whose parent order
 -- is not in the batch), kept with the (S2-policy-applied) raw row. Append-only; a re-run of the
 -- same batch id adds nothing twice.
+{{ config(indexes=exigo_table_indexes('rejected')) }}
 {%- set parts = [] -%}
 {%- for entity in exigo_entities().keys() -%}{{ exigo_register_sources(entity) }}{%- endfor -%}
 {%- if execute -%}
