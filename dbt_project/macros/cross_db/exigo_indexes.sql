@@ -14,7 +14,8 @@
       current : unique clustered (keys)                 -> delete+insert on the key seeks; C1.
       mart    : unique nonclustered (grain) beside the clustered columnstore index.
       rejected: nonclustered (batch_id)                 -> `batch_id not in (...)` of the append.
-    Key columns must be bounded types: SQL Server rejects nvarchar(max) in an index key. -#}
+    Key columns must be bounded types: SQL Server rejects nvarchar(max) in an index key, hence
+    exigo_version_id_type() for history_version_id. -#}
 {% macro exigo_table_indexes(layer, keys=[]) -%}
     {{ return(adapter.dispatch('exigo_table_indexes', 'exigo_sync')(layer, keys)) }}
 {%- endmacro %}

@@ -37,3 +37,17 @@
 {% macro exigo_normalize_type(type_name) -%}
     {{ return(type_name | lower | replace(' ', '') | replace('character varying', 'varchar')) }}
 {%- endmacro %}
+
+{#- Type of history_version_id ('<key>[|<key>]@<batch id>'). On SQL Server it is the clustered
+    index key of history (exigo_table_indexes), and nvarchar(max) cannot be an index key
+    (Msg 1919): 400 characters = 800 bytes, inside the 900-byte limit of a clustered key. The
+    keys are ints, so a version id is a few dozen characters. -#}
+{% macro exigo_version_id_type() -%}
+    {{ return(adapter.dispatch('exigo_version_id_type', 'exigo_sync')()) }}
+{%- endmacro %}
+{% macro default__exigo_version_id_type() -%}
+    {{ return(dbt.type_string()) }}
+{%- endmacro %}
+{% macro sqlserver__exigo_version_id_type() -%}
+    {{ return('nvarchar(400)') }}
+{%- endmacro %}
