@@ -75,7 +75,7 @@
 
 {#- Masked and hashed values are text, whatever the source type. -#}
 {% macro exigo_policy_type(treatment, warehouse_type) -%}
-    {{ return(dbt.type_string() if treatment in ('mask', 'hash') else warehouse_type) }}
+    {{ return(exigo_type_string() if treatment in ('mask', 'hash') else warehouse_type) }}
 {%- endmacro %}
 
 {#- Documented columns that survive the S2 policy, as staged: [{source, name, type}]. Needs no
@@ -313,10 +313,10 @@ where version_rank = 1
 {% macro exigo_rejected_rows_sql(entity) -%}
     {%- set plan = exigo_stage_plan(entity) -%}
     select
-        cast('{{ entity }}' as {{ dbt.type_string() }}) as entity,
+        cast('{{ entity }}' as {{ exigo_type_string() }}) as entity,
         cast({{ exigo_batch_id() }} as {{ exigo_type('int') }}) as batch_id,
-        cast(reject_reason as {{ dbt.type_string() }}) as reason,
-        cast(raw_row as {{ dbt.type_string() }}) as raw_row,
+        cast(reject_reason as {{ exigo_type_string() }}) as reason,
+        cast(raw_row as {{ exigo_type_string() }}) as raw_row,
         {{ dbt.current_timestamp() }} as rejected_at
     from (
         {{ exigo_typed_rows_sql(plan) }}

@@ -51,3 +51,17 @@
 {% macro sqlserver__exigo_version_id_type() -%}
     {{ return('nvarchar(400)') }}
 {%- endmacro %}
+
+{#- Unbounded text. On SQL Server dbt.type_string() is VARCHAR(MAX) even with
+    dbt_sqlserver_use_native_string_types (VARCHAR(8000) without it): not Unicode, so a masked
+    value or a rejected row's JSON would lose every character outside the database code page
+    (tests/dbt/test_project.py pins what the adapter returns). -#}
+{% macro exigo_type_string() -%}
+    {{ return(adapter.dispatch('exigo_type_string', 'exigo_sync')()) }}
+{%- endmacro %}
+{% macro default__exigo_type_string() -%}
+    {{ return(dbt.type_string()) }}
+{%- endmacro %}
+{% macro sqlserver__exigo_type_string() -%}
+    {{ return('nvarchar(max)') }}
+{%- endmacro %}

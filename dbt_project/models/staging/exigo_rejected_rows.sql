@@ -15,10 +15,10 @@ select * from (
     {{ parts | join('\n    union all\n') }}
 {%- else %}
     select
-        cast(null as {{ dbt.type_string() }}) as entity,
+        cast(null as {{ exigo_type_string() }}) as entity,
         cast(null as {{ exigo_type('int') }}) as batch_id,
-        cast(null as {{ dbt.type_string() }}) as reason,
-        cast(null as {{ dbt.type_string() }}) as raw_row,
+        cast(null as {{ exigo_type_string() }}) as reason,
+        cast(null as {{ exigo_type_string() }}) as raw_row,
         {{ dbt.current_timestamp() }} as rejected_at
 {%- endif %}
 ) rejected
