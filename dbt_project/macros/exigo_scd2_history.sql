@@ -212,7 +212,7 @@ new_versions as (
         case when is_deleted = {{ exigo_true() }} then version_time else cast(null as {{ ts }}) end as deleted_at,
         row_hash,
         cast({{ exigo_batch_id() }} as {{ exigo_type('int') }}) as batch_id,
-        cast({{ dbt.concat(key_text + ["'@'", exigo_text(exigo_batch_id() ~ '')]) }} as {{ exigo_version_id_type() }}) as history_version_id
+        cast({{ exigo_concat_text(key_text + ["'@'", exigo_text(exigo_batch_id() ~ '')]) }} as {{ exigo_version_id_type() }}) as history_version_id
     from compared
     where transition in ('new', 'change')
 )

@@ -95,14 +95,15 @@
 
 {#- H1 row hash: for every column in a fixed (alphabetical) order, name + length + value when
     non-null, nothing when NULL: NULL differs from '', and a column added at the source that is
-    still all-NULL leaves existing hashes unchanged. Full SHA-256, never truncated. -#}
+    still all-NULL leaves existing hashes unchanged. Full SHA-256 over the whole text, never
+    truncated (exigo_concat_text: no 8000-byte CONCAT limit on SQL Server). -#}
 {% macro exigo_row_hash(columns) -%}
     {%- set parts = [] -%}
     {%- for c in columns | sort(attribute='name') -%}
         {%- set txt = exigo_text(c.name, c.type) -%}
-        {%- do parts.append("case when " ~ c.name ~ " is null then '' else " ~ dbt.concat(["'" ~ c.name ~ ":'", exigo_text(exigo_length(txt)), "':'", txt, "';'"]) ~ " end") -%}
+        {%- do parts.append("case when " ~ c.name ~ " is null then '' else " ~ exigo_concat_text(["'" ~ c.name ~ ":'", exigo_text(exigo_length(txt)), "':'", txt, "';'"]) ~ " end") -%}
     {%- endfor -%}
-    {{ exigo_hash(dbt.concat(parts)) }}
+    {{ exigo_hash(exigo_concat_text(parts)) }}
 {%- endmacro %}
 
 {#- Plan for one queue table (execution time only): checks B4, finds extra columns and values

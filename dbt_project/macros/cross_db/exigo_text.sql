@@ -33,11 +33,25 @@
     (datalength({{ expr }}) / 2)
 {%- endmacro %}
 
+{#- Concatenation of text parts that must never be cut short (row hash input, masks, version
+    ids). T-SQL CONCAT returns at most 8000 bytes unless an argument is a max type; on SQL Server
+    the first argument is an explicit nvarchar(max), so that holds whatever the parts' types,
+    provably from the SQL text alone. NULL parts: callers pass none (CONCAT would read them as ''). -#}
+{% macro exigo_concat_text(parts) -%}
+    {{ return(adapter.dispatch('exigo_concat_text', 'exigo_sync')(parts)) }}
+{%- endmacro %}
+{% macro default__exigo_concat_text(parts) -%}
+    {{ dbt.concat(parts) }}
+{%- endmacro %}
+{% macro sqlserver__exigo_concat_text(parts) -%}
+    concat(cast('' as nvarchar(max)), {{ parts | join(', ') }})
+{%- endmacro %}
+
 {#- S2 mask: keep the last 4 characters ('****1234'); 4 characters or fewer become '****'. -#}
 {% macro exigo_mask(expr) -%}
     case
         when {{ expr }} is null then null
         when {{ exigo_length(expr) }} <= 4 then '****'
-        else {{ dbt.concat(["'****'", dbt.right(expr, 4)]) }}
+        else {{ exigo_concat_text(["'****'", dbt.right(expr, 4)]) }}
     end
 {%- endmacro %}
