@@ -178,7 +178,7 @@
     {%- if to_check -%}
         {%- set probes = [] -%}
         {%- for c in to_check -%}
-            {%- do probes.append("select '" ~ c.source ~ "' as column_name, min(" ~ exigo_text(c.quoted) ~ ") as bad_value from " ~ existing ~ " q where " ~ c.quoted ~ " is not null and " ~ exigo_try_cast(c.quoted, c.type) ~ " is null") -%}
+            {%- do probes.append("select '" ~ c.source ~ "' as column_name, min(" ~ exigo_text(c.quoted) ~ ") as bad_value from " ~ existing ~ " q where " ~ c.quoted ~ " is not null and " ~ exigo_cast_loses_value(c.quoted, c.type)) -%}
         {%- endfor -%}
         {%- set result = run_query("select column_name, bad_value from (" ~ probes | join(" union all ") ~ ") probe where bad_value is not null") -%}
         {%- if result.rows | length > 0 -%}
