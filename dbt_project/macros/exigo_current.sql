@@ -13,6 +13,7 @@
         {%- for col in adapter.get_columns_in_relation(history) -%}
             {%- if col.name | lower not in skip -%}{%- do cols.append(col.name) -%}{%- endif -%}
         {%- endfor -%}
+        {%- do exigo_end_read_transaction() -%}
     {%- endif -%}
 select
     {%- for c in cols %}

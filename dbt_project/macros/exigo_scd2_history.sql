@@ -31,6 +31,7 @@
                 {%- do found.update({col.name | lower: col}) -%}
             {%- endfor -%}
         {%- endif -%}
+        {%- do exigo_end_read_transaction() -%}
     {%- endif -%}
     {{ return(found) }}
 {%- endmacro %}

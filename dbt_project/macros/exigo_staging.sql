@@ -188,6 +188,7 @@
             {{ exceptions.raise_compiler_error("exigo_sync: queue table " ~ real_name ~ ", column " ~ row[0] ~ ": value '" ~ row[1] ~ "' cannot be cast to " ~ declared[0] ~ " (B3); nothing was merged") }}
         {%- endif -%}
     {%- endif -%}
+    {%- do exigo_end_read_transaction() -%}
     {{ return({'relation': rel, 'columns': columns, 'keys': spec['keys'], 'entity': entity, 'table': table, 'parent': spec.get('parent')}) }}
 {%- endmacro %}
 
