@@ -42,6 +42,7 @@ from dbt.adapters.sqlserver.sqlserver_runtime import (
     configure_runtime_state_for_test,
     reset_runtime_state_for_test,
 )
+from sqlglot import exp
 
 from exigo_sync.source.catalog import REPLICATED_TABLES
 from tests.dbt.helpers import (
@@ -222,6 +223,27 @@ def test_non_ascii_text_is_n_prefixed_or_absent(reports):
         for problem in tsql.literal_problems(parsed)
     ]
     assert not problems, "\n".join(problems)
+
+
+def test_hash_input_cannot_be_cut_at_8000_bytes(passes, reports):
+    """H1 on SQL Server: T-SQL CONCAT returns at most 8000 bytes unless an argument is a max
+    type. Every CONCAT inside a HASHBYTES input starts with an explicit (n)varchar(max)
+    argument, so no row hash input is truncated, however long the row."""
+    for name, report in reports.items():
+        hashed = 0
+        for parsed in report.parsed:
+            for digest in parsed.tree.find_all(exp.SHA2, exp.SHA, exp.MD5) if parsed.tree else ():
+                concats = list(digest.find_all(exp.Concat))
+                assert concats, (name, digest.sql("tsql")[:200])
+                for concat in concats:
+                    first = concat.expressions[0]
+                    assert isinstance(first, exp.Cast) and first.to.sql("tsql").endswith("(MAX)"), (
+                        name,
+                        concat.sql("tsql")[:200],
+                    )
+                hashed += 1
+        staging = [m for m in models(passes[name]) if m.startswith("stg_exigo__")]
+        assert hashed >= len(staging) == 6, (name, hashed)
 
 
 def merge_models(p: Pass) -> dict[str, dict]:
