@@ -91,6 +91,7 @@ class Leaf:
 
     text: str
     tokens: list[Token]
+    semicolons: int = 0  # `;` tokens right after the statement (2+: an empty statement follows)
 
     @property
     def head(self) -> str:
@@ -176,7 +177,11 @@ def _statement(sql: str, tokens: list[Token], i: int) -> tuple[Node, int]:
             node, j = _statement(sql, tokens, j)
             body.append(node)
     j = _scan(tokens, i + 1, head)
-    return _leaf(sql, tokens, i, j), (j + 1 if j < len(tokens) and _is_semicolon(tokens[j]) else j)
+    leaf = _leaf(sql, tokens, i, j)
+    while j < len(tokens) and _is_semicolon(tokens[j]):
+        leaf.semicolons += 1
+        j += 1
+    return leaf, j
 
 
 def _is_semicolon(tok: Token) -> bool:
@@ -235,9 +240,7 @@ def check_batch(sql: str, report: Report | None = None, in_exec: bool = False) -
     report = report if report is not None else Report()
     try:
         nodes = split_batch(sql)
-    except TsqlError:
-        raise
-    except Exception as e:  # tokenizer errors
+    except sqlglot.errors.TokenError as e:
         raise TsqlError(f"cannot tokenize: {e}\n{sql}") from e
     for node in nodes:
         _check_node(node, report, in_exec)
@@ -274,8 +277,6 @@ def exec_literal(leaf: Leaf) -> str | None:
 def _check_leaf(leaf: Leaf, report: Report, in_exec: bool) -> None:
     inner = exec_literal(leaf)
     if inner is not None:
-        if leaf.tokens[2].token_type == TokenType.NATIONAL_STRING:
-            pass  # N'...': fine either way
         check_batch(inner, report, in_exec=True)
         return
     for name, pattern in UNPARSED_BY_SQLGLOT.items():
@@ -348,7 +349,7 @@ def parse_one(sql: str) -> exp.Expression:
 # --- rules for model SQL ------------------------------------------------------------------------
 
 
-def view_body_problems(create: exp.Create, text: str) -> list[str]:
+def view_body_problems(create: exp.Create, leaf: Leaf) -> list[str]:
     """dbt-sqlserver runs model SQL as a view body: `CREATE OR ALTER VIEW v AS <sql>;`."""
     body = create.expression
     problems = []
@@ -363,8 +364,9 @@ def view_body_problems(create: exp.Create, text: str) -> list[str]:
     withs = list(body.find_all(exp.With))
     if any(w.parent is not body for w in withs):
         problems.append("nested WITH (CTEs cannot be nested in T-SQL)")
-    if re.search(r";\s*;\s*$", text) or text.rstrip().rstrip(";").rstrip().endswith(";"):
-        problems.append("model SQL ends with ';' (the view body then holds two statements)")
+    if leaf.semicolons > 1:
+        # dbt-sqlserver appends its own ';' to `CREATE OR ALTER VIEW v AS <sql>`
+        problems.append("model SQL ends with ';' (breaks every wrapper: `select * from (<sql>)`)")
     return problems
 
 
