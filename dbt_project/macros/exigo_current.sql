@@ -3,6 +3,9 @@
     here, so a run that crashed between history and current is healed by the next one (R1). -#}
 {% macro exigo_current_state(entity) -%}
     {%- set spec = exigo_entities()[entity] -%}
+    {%- set key_names = [] -%}
+    {%- for k in spec['keys'] -%}{%- do key_names.append(exigo_snake_case(k)) -%}{%- endfor -%}
+    {{- config(indexes=exigo_table_indexes('current', key_names)) -}}
     {%- set history = ref(entity ~ '_history') -%}
     {%- set skip = ['valid_to', 'is_current'] -%}
     {%- set cols = [] -%}
@@ -10,6 +13,7 @@
         {%- for col in adapter.get_columns_in_relation(history) -%}
             {%- if col.name | lower not in skip -%}{%- do cols.append(col.name) -%}{%- endif -%}
         {%- endfor -%}
+        {%- do exigo_end_read_transaction() -%}
     {%- endif -%}
 select
     {%- for c in cols %}

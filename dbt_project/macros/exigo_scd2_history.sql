@@ -31,6 +31,7 @@
                 {%- do found.update({col.name | lower: col}) -%}
             {%- endfor -%}
         {%- endif -%}
+        {%- do exigo_end_read_transaction() -%}
     {%- endif -%}
     {{ return(found) }}
 {%- endmacro %}
@@ -81,6 +82,7 @@
     {%- set spec = exigo_entities()[entity] -%}
     {%- set key_names = [] -%}
     {%- for k in spec['keys'] -%}{%- do key_names.append(exigo_snake_case(k)) -%}{%- endfor -%}
+    {{- config(indexes=exigo_table_indexes('history', key_names)) -}}
     {%- set columns = exigo_history_columns(entity, key_names) -%}
     {%- set column_names = columns | map(attribute='name') | list -%}
     {%- set staging = ref('stg_exigo__' ~ entity) -%}
@@ -211,7 +213,7 @@ new_versions as (
         case when is_deleted = {{ exigo_true() }} then version_time else cast(null as {{ ts }}) end as deleted_at,
         row_hash,
         cast({{ exigo_batch_id() }} as {{ exigo_type('int') }}) as batch_id,
-        {{ dbt.concat(key_text + ["'@'", exigo_text(exigo_batch_id() ~ '')]) }} as history_version_id
+        cast({{ exigo_concat_text(key_text + ["'@'", exigo_text(exigo_batch_id() ~ '')]) }} as {{ exigo_version_id_type() }}) as history_version_id
     from compared
     where transition in ('new', 'change')
 )

@@ -75,7 +75,7 @@
 
 {#- Masked and hashed values are text, whatever the source type. -#}
 {% macro exigo_policy_type(treatment, warehouse_type) -%}
-    {{ return(dbt.type_string() if treatment in ('mask', 'hash') else warehouse_type) }}
+    {{ return(exigo_type_string() if treatment in ('mask', 'hash') else warehouse_type) }}
 {%- endmacro %}
 
 {#- Documented columns that survive the S2 policy, as staged: [{source, name, type}]. Needs no
@@ -95,14 +95,15 @@
 
 {#- H1 row hash: for every column in a fixed (alphabetical) order, name + length + value when
     non-null, nothing when NULL: NULL differs from '', and a column added at the source that is
-    still all-NULL leaves existing hashes unchanged. Full SHA-256, never truncated. -#}
+    still all-NULL leaves existing hashes unchanged. Full SHA-256 over the whole text, never
+    truncated (exigo_concat_text: no 8000-byte CONCAT limit on SQL Server). -#}
 {% macro exigo_row_hash(columns) -%}
     {%- set parts = [] -%}
     {%- for c in columns | sort(attribute='name') -%}
         {%- set txt = exigo_text(c.name, c.type) -%}
-        {%- do parts.append("case when " ~ c.name ~ " is null then '' else " ~ dbt.concat(["'" ~ c.name ~ ":'", exigo_text(exigo_length(txt)), "':'", txt, "';'"]) ~ " end") -%}
+        {%- do parts.append("case when " ~ c.name ~ " is null then '' else " ~ exigo_concat_text(["'" ~ c.name ~ ":'", exigo_text(exigo_length(txt)), "':'", txt, "';'"]) ~ " end") -%}
     {%- endfor -%}
-    {{ exigo_hash(dbt.concat(parts)) }}
+    {{ exigo_hash(exigo_concat_text(parts)) }}
 {%- endmacro %}
 
 {#- Plan for one queue table (execution time only): checks B4, finds extra columns and values
@@ -177,7 +178,7 @@
     {%- if to_check -%}
         {%- set probes = [] -%}
         {%- for c in to_check -%}
-            {%- do probes.append("select '" ~ c.source ~ "' as column_name, min(" ~ exigo_text(c.quoted) ~ ") as bad_value from " ~ existing ~ " q where " ~ c.quoted ~ " is not null and " ~ exigo_try_cast(c.quoted, c.type) ~ " is null") -%}
+            {%- do probes.append("select '" ~ c.source ~ "' as column_name, min(" ~ exigo_text(c.quoted) ~ ") as bad_value from " ~ existing ~ " q where " ~ c.quoted ~ " is not null and " ~ exigo_cast_loses_value(c.quoted, c.type)) -%}
         {%- endfor -%}
         {%- set result = run_query("select column_name, bad_value from (" ~ probes | join(" union all ") ~ ") probe where bad_value is not null") -%}
         {%- if result.rows | length > 0 -%}
@@ -187,6 +188,7 @@
             {{ exceptions.raise_compiler_error("exigo_sync: queue table " ~ real_name ~ ", column " ~ row[0] ~ ": value '" ~ row[1] ~ "' cannot be cast to " ~ declared[0] ~ " (B3); nothing was merged") }}
         {%- endif -%}
     {%- endif -%}
+    {%- do exigo_end_read_transaction() -%}
     {{ return({'relation': rel, 'columns': columns, 'keys': spec['keys'], 'entity': entity, 'table': table, 'parent': spec.get('parent')}) }}
 {%- endmacro %}
 
@@ -313,10 +315,10 @@ where version_rank = 1
 {% macro exigo_rejected_rows_sql(entity) -%}
     {%- set plan = exigo_stage_plan(entity) -%}
     select
-        cast('{{ entity }}' as {{ dbt.type_string() }}) as entity,
+        cast('{{ entity }}' as {{ exigo_type_string() }}) as entity,
         cast({{ exigo_batch_id() }} as {{ exigo_type('int') }}) as batch_id,
-        cast(reject_reason as {{ dbt.type_string() }}) as reason,
-        cast(raw_row as {{ dbt.type_string() }}) as raw_row,
+        cast(reject_reason as {{ exigo_type_string() }}) as reason,
+        cast(raw_row as {{ exigo_type_string() }}) as raw_row,
         {{ dbt.current_timestamp() }} as rejected_at
     from (
         {{ exigo_typed_rows_sql(plan) }}

@@ -1,10 +1,13 @@
-"""Project-level checks: the SQL Server target parses, docs generate, and the generated YAML /
-catalogue macro are in step with src/exigo_sync/source/catalog.py."""
+"""Project-level checks: the SQL Server target parses, its dbt-sqlserver behaviour flags are set and
+mean what the project relies on, docs generate, and the generated YAML / catalogue macro are in
+step with src/exigo_sync/source/catalog.py."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+
+import yaml
 
 from exigo_sync.naming import column_name
 from exigo_sync.source.catalog import REPLICATED_TABLES
@@ -26,12 +29,105 @@ def test_parse_for_sqlserver_target(dbt_env):
     assert res.success, failures(res)
     manifest = json.loads((dbt_env.target_path / "manifest.json").read_text())
     assert manifest["metadata"]["adapter_type"] == "sqlserver"
-    history = manifest["nodes"]["model.exigo_sync.customers_history"]["config"]
+    node = manifest["nodes"]["model.exigo_sync.customers_history"]
+    history = node["config"]
     assert (history["incremental_strategy"], history["full_refresh"], history["unique_key"]) == (
         "delete+insert",
         False,
         "history_version_id",
     )
+    # Physical design (README "SQL Server"): rowstore, history_version_id the clustered key.
+    assert history["as_columnstore"] is False
+    assert history["indexes"][0] == {
+        "columns": ["history_version_id"],
+        "type": "clustered",
+        "unique": True,
+    }
+    # dbt_sqlserver_use_default_schema_concat is on (the 1.12 default): the project's own
+    # generate_schema_name still wins, schemas are used as-is.
+    assert node["schema"] == "exigo_history"
+
+
+def test_sqlserver_physical_design_is_absent_on_duckdb(dbt_env):
+    """The indexes config is empty for DuckDB (dbt-duckdb would build ART indexes from it);
+    as_columnstore is a key dbt-duckdb never reads."""
+    res = dbt_env.invoke("parse")
+    assert res.success, failures(res)
+    manifest = json.loads((dbt_env.target_path / "manifest.json").read_text())
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "model":
+            assert not node["config"].get("indexes"), node["unique_id"]
+
+
+SQLSERVER_FLAGS = {
+    "dbt_sqlserver_use_dbt_transactions": True,
+    "dbt_sqlserver_use_native_string_types": True,
+    "dbt_sqlserver_use_default_schema_concat": True,
+    "dbt_sqlserver_enable_safe_type_expansion": False,
+}
+
+
+def test_sqlserver_behaviour_flags_are_set(dbt_env):
+    """The flags as dbt_project.yml sets them and as the adapter reads them back."""
+    project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
+    assert {k: project["flags"][k] for k in SQLSERVER_FLAGS} == SQLSERVER_FLAGS
+    probes = "|".join(f"{{{{ adapter.behavior.{k}.setting }}}}" for k in SQLSERVER_FLAGS)
+    assert _compile_sqlserver(dbt_env, probes).split("|") == [
+        str(v) for v in SQLSERVER_FLAGS.values()
+    ]
+
+
+def test_native_string_types_flag_does_not_make_type_string_unicode(dbt_env):
+    """What dbt_sqlserver_use_native_string_types really changes, read from the adapter at test
+    time: dbt.type_string() becomes VARCHAR(MAX) (from VARCHAR(8000)), not NVARCHAR. The project
+    therefore uses its own exigo_type_string() (nvarchar(max)) for text it stores. If an adapter
+    upgrade changes either answer, this fails."""
+    rendered = _compile_sqlserver(
+        dbt_env,
+        "{{ dbt.type_string() }}|{{ api.Column.translate_type('nvarchar') }}|"
+        "{{ exigo_type_string() }}|{{ exigo_version_id_type() }}",
+    )
+    assert rendered.split("|") == [
+        "VARCHAR(MAX)",
+        "NVARCHAR(4000)",
+        "nvarchar(max)",
+        "nvarchar(400)",
+    ]
+
+
+def test_dbt_transactions_flag_makes_begin_and_commit_real(dbt_env):
+    """What dbt_sqlserver_use_dbt_transactions really changes, read from the adapter at test
+    time: with it, the connection manager sends BEGIN TRANSACTION / COMMIT and rolls back with
+    ROLLBACK; without it, begin and commit send nothing and the driver autocommits each
+    statement (so a failing INSERT after the DELETE of a delete+insert loses rows: H8)."""
+    from dbt.adapters.sqlserver.sqlserver_connections import SQLServerConnectionManager
+
+    _compile_sqlserver(dbt_env, "select 1 as x")  # the adapter reads the project's flags
+    assert SQLServerConnectionManager._dbt_sqlserver_use_dbt_transactions is True
+
+    class Recorder:
+        def __init__(self, flag: bool):
+            self._dbt_sqlserver_use_dbt_transactions = flag
+            self.sent: list[str] = []
+
+        def add_query(self, sql: str, auto_begin: bool = True):
+            self.sent.append(sql)
+
+    on, off = Recorder(True), Recorder(False)
+    for manager in (on, off):
+        SQLServerConnectionManager.add_begin_query(manager)
+        SQLServerConnectionManager.add_commit_query(manager)
+    assert on.sent == ["BEGIN TRANSACTION", "IF @@TRANCOUNT > 0 COMMIT TRANSACTION"]
+    assert off.sent == []
+
+
+def _compile_sqlserver(dbt_env, inline: str) -> str:
+    """`dbt compile --inline` for the sqlserver target: needs no connection."""
+    res = dbt_env.invoke(
+        "compile", "--target", "sqlserver", "--no-populate-cache", "--inline", inline
+    )
+    assert res.success, failures(res)
+    return res.result.results[0].node.compiled_code.strip()
 
 
 def test_docs_generate_documents_every_model(dbt_env):
@@ -57,7 +153,6 @@ def test_docs_generate_documents_every_model(dbt_env):
 
 def test_generated_yaml_and_catalogue_macro_are_current():
     gen = _generator()
-    import yaml
 
     expected = {
         "models/staging/_exigo__sources.yml": gen.sources(),

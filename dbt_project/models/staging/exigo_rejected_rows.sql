@@ -1,6 +1,7 @@
 -- B1: queue rows that cannot be merged (NULL key, NULL version time, order line whose parent order
 -- is not in the batch), kept with the (S2-policy-applied) raw row. Append-only; a re-run of the
 -- same batch id adds nothing twice.
+{{ config(indexes=exigo_table_indexes('rejected')) }}
 {%- set parts = [] -%}
 {%- for entity in exigo_entities().keys() -%}{{ exigo_register_sources(entity) }}{%- endfor -%}
 {%- if execute -%}
@@ -14,10 +15,10 @@ select * from (
     {{ parts | join('\n    union all\n') }}
 {%- else %}
     select
-        cast(null as {{ dbt.type_string() }}) as entity,
+        cast(null as {{ exigo_type_string() }}) as entity,
         cast(null as {{ exigo_type('int') }}) as batch_id,
-        cast(null as {{ dbt.type_string() }}) as reason,
-        cast(null as {{ dbt.type_string() }}) as raw_row,
+        cast(null as {{ exigo_type_string() }}) as reason,
+        cast(null as {{ exigo_type_string() }}) as raw_row,
         {{ dbt.current_timestamp() }} as rejected_at
 {%- endif %}
 ) rejected
