@@ -54,7 +54,8 @@
     {%- endif -%}
     {%- set columns = [] -%}
     {%- for c in entry['columns'] -%}{%- do columns.append({'name': c[0], 'data_type': c[1]}) -%}{%- endfor -%}
-    {{ return({'database': var('exigo_source_database', 'exigo'), 'schema': 'queue' if source_name == 'exigo_queue' else 'dbo',
+    {%- set location = exigo_source_location(source_name) -%}
+    {{ return({'database': location.database, 'schema': location.schema,
                'identifier': table, 'keys': entry['keys'], 'required': entry['required'], 'columns': columns}) }}
 {%- endmacro %}
 
@@ -111,6 +112,7 @@
 {% macro exigo_stage_plan(entity) -%}
     {%- set spec = exigo_entities()[entity] -%}
     {%- set table = spec['table'] -%}
+    {%- do exigo_check_landed_batch(table) -%}
     {%- set node = exigo_source_node('exigo_queue', table) -%}
     {#- Introspect the real queue table named by the source node; select FROM source(), which a
         unit test replaces with its fixture. -#}

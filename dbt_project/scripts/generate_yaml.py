@@ -104,14 +104,19 @@ def sources() -> dict[str, Any]:
         }
         for lk in LOOKUP_TABLES.values()
     ]
-    db = "{{ var('exigo_source_database', 'exigo') }}"
+    # The same expressions as macro exigo_source_location (YAML cannot call macros): the sync
+    # database (co-located), or the warehouse's landing schemas (landed).
+    landed = "var('exigo_landed', false) | string | lower in ('true', '1')"
+    db = f"{{{{ target.database if {landed} else var('exigo_source_database', 'exigo') }}}}"
+    queue_schema = f"{{{{ 'exigo_landing' if {landed} else 'queue' }}}}"
+    dbo_schema = f"{{{{ 'exigo_landing_dbo' if {landed} else 'dbo' }}}}"
     return {
         "version": 2,
         "sources": [
             {
                 "name": "exigo_queue",
                 "database": db,
-                "schema": "queue",
+                "schema": queue_schema,
                 "description": "The sync's `queue` schema: snapshot tables refreshed by "
                 "`exec queue.Refresh @start` (one batch).",
                 "tables": [table_entry(t, False) for t in REPLICATED_TABLES.values()],
@@ -119,7 +124,7 @@ def sources() -> dict[str, Any]:
             {
                 "name": "exigo_dbo",
                 "database": db,
-                "schema": "dbo",
+                "schema": dbo_schema,
                 "description": "The sync's `dbo` schema (the truth): Payments for the deletion "
                 "sweep, and the lookup tables.",
                 "tables": [table_entry(REPLICATED_TABLES["Payments"], True), *lookups],
