@@ -61,8 +61,25 @@ def _same(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     ]
 
 
+def _land(sim: SyncSimulator, env: DbtEnv, batch_id: int) -> None:
+    """The landed topology's copy step, exactly as the flow runs it: the simulator read through
+    its DB-API cursor, Arrow into the warehouse, swapped in with the batch id."""
+    import logging
+
+    from exigo_sync.profiles import Target
+    from exigo_sync.source.duckdb_client import DuckDbSourceClient
+    from exigo_sync.warehouse.landing import land_batch, tables_for_batch
+
+    warehouse = Target("duckdb", "duckdb", {"path": str(env.warehouse)})
+    land_batch(
+        DuckDbSourceClient(sim.path), "duckdb", warehouse, batch_id,
+        tables_for_batch(["payments"]), logger=logging.getLogger("t1"),
+    )  # fmt: skip
+
+
 @pytest.mark.slow
-def test_t1_current_equals_truth_and_history_holds_every_delivered_state(tmp_path):
+@pytest.mark.parametrize("landed", [False, True], ids=["colocated", "landed"])
+def test_t1_current_equals_truth_and_history_holds_every_delivered_state(tmp_path, landed):
     rng = random.Random(20260105)
     sim = SyncSimulator.create(
         tmp_path / "exigo_source.duckdb",
@@ -95,7 +112,11 @@ def test_t1_current_equals_truth_and_history_holds_every_delivered_state(tmp_pat
                 delivered[table][key].append(row)
                 seen_keys[table].add(key)
         t = time.perf_counter()
-        out = env.fast_build(batch_id, res.refresh_started_at)
+        if landed:
+            _land(sim, env, batch_id)
+        out = env.fast_build(
+            batch_id, res.refresh_started_at, extra_vars={"exigo_landed": True} if landed else None
+        )
         timings["dbt"] += time.perf_counter() - t
         assert out.success, f"batch {batch_id} failed: {failures(out)}"
         # W1: the next window starts where this merged batch's refresh began, minus the overlap.

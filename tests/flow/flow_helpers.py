@@ -93,11 +93,28 @@ class SyncEnv:
             con.close()
 
 
-def make_env(root: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -> SyncEnv:
+# The simulator as a source output of its own, for the landed topology: a DuckDB warehouse that
+# does not attach the source, so dbt can only read what the flow landed.
+LANDED_SOURCE_OUTPUT = """
+    source_sim:
+      type: duckdb
+      path: "{{ env_var('EXIGO_SYNC_SOURCE_PATH') }}"
+"""
+
+
+def make_env(
+    root: Path, template: Path, monkeypatch: pytest.MonkeyPatch, *, landed: bool = False
+) -> SyncEnv:
+    """Files and settings for one test. landed: the warehouse target `duckdb_local` (no
+    attachment) with the simulator as output `source_sim`: the landed topology on DuckDB,
+    through the same DB-API cursor -> Arrow path a SQL Server source takes."""
     root.mkdir(parents=True, exist_ok=True)
     profiles = root / "profiles"
     profiles.mkdir(exist_ok=True)
-    shutil.copyfile(REPO_ROOT / "profiles.example.yml", profiles / "profiles.yml")
+    profile_text = (REPO_ROOT / "profiles.example.yml").read_text()
+    if landed:
+        profile_text = profile_text.rstrip("\n") + "\n" + LANDED_SOURCE_OUTPUT
+    (profiles / "profiles.yml").write_text(profile_text)
     env = SyncEnv(root, root / "exigo_source.duckdb", root / "warehouse.duckdb", profiles)
     if template is not None:
         shutil.copyfile(template, env.source)
@@ -118,6 +135,11 @@ def make_env(root: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -> Syn
         "EXIGO_SYNC_DBT_EXCLUDE": "resource_type:test",
     }.items():
         monkeypatch.setenv(key, value)
+    if landed:
+        monkeypatch.setenv("EXIGO_SYNC_TARGET", "duckdb_local")
+        monkeypatch.setenv("EXIGO_SYNC_SOURCE_TARGET", "source_sim")
+    else:
+        monkeypatch.delenv("EXIGO_SYNC_SOURCE_TARGET", raising=False)
     monkeypatch.delenv("EXIGO_SYNC_FAULT", raising=False)
     monkeypatch.delenv("EXIGO_SYNC_FAULT_MODE", raising=False)
     return env

@@ -11,8 +11,10 @@ import pytest
 from flow_helpers import SyncEnv, copy_files, make_env, table_diff
 
 
-def _fresh(r1_start: dict[str, Any], tmp_path: Path, mp: pytest.MonkeyPatch) -> SyncEnv:
-    env = make_env(tmp_path / "env", r1_start["start"].source, mp)
+def _fresh(
+    r1_start: dict[str, Any], tmp_path: Path, mp: pytest.MonkeyPatch, *, landed: bool = False
+) -> SyncEnv:
+    env = make_env(tmp_path / "env", r1_start["start"].source, mp, landed=landed)
     copy_files(r1_start["start"], env)
     return env
 
@@ -39,11 +41,49 @@ def _crash_then_recover(env: SyncEnv, point: str, mp: pytest.MonkeyPatch) -> Non
 
 
 @pytest.mark.parametrize(
-    "point", ["before_refresh", "after_refresh", "before_current", "after_dbt"]
+    ("point", "landed"),
+    [
+        ("before_refresh", False),
+        ("after_refresh", False),
+        ("before_current", False),
+        ("after_dbt", False),
+        # Landed topology: the copy dies after its first table (nothing is swapped in), and a
+        # crash between history and current state with dbt reading the landed copy.
+        ("during_land", True),
+        ("before_current", True),
+    ],
+    ids=lambda v: v if isinstance(v, str) else ("landed" if v else "colocated"),
 )
 def test_r1_crash_recovers(
-    point: str, r1_start: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    point: str,
+    landed: bool,
+    r1_start: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    env = _fresh(r1_start, tmp_path, monkeypatch)
+    """The next normal run leaves exactly the tables an uninterrupted (co-located) run leaves:
+    in the landed topology too, whose copy of the snapshot must change nothing."""
+    env = _fresh(r1_start, tmp_path, monkeypatch, landed=landed)
     _crash_then_recover(env, point, monkeypatch)
     assert not table_diff(env.snapshot(), r1_start["expected"])
+
+
+def test_r1_landing_that_dies_half_way_merges_nothing(
+    r1_start: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy of batch 2 dies after its first table: history and current are untouched, and
+    the landing still holds batch 1's complete copy, which dbt would refuse for batch 2."""
+    env = _fresh(r1_start, tmp_path, monkeypatch, landed=True)
+    before = env.snapshot()
+    env.run_ok()  # batch 2 lands and merges: the landing now holds batch 2's copy
+    landed_before = env.query(env.warehouse, "SELECT * FROM exigo_landing.landed_tables")
+    rows_before = env.query(env.warehouse, 'SELECT count(*) FROM exigo_landing."Orders"')
+    monkeypatch.setenv("EXIGO_SYNC_FAULT", "during_land")
+    merged = env.snapshot()
+    state = env.run()
+    assert state.is_failed() and "during_land" in env.batches()[-1]["error"]
+    assert env.snapshot() == merged  # nothing merged from the half-landed batch 3
+    assert env.query(env.warehouse, "SELECT * FROM exigo_landing.landed_tables") == landed_before
+    assert env.query(env.warehouse, 'SELECT count(*) FROM exigo_landing."Orders"') == rows_before
+    assert {r[1] for r in landed_before} == {2}
+    assert before != merged

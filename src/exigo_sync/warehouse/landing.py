@@ -26,7 +26,7 @@ from typing import Any
 from exigo_sync.profiles import Target
 from exigo_sync.settings import fault
 from exigo_sync.source import FETCH_SIZE, QUEUE_TABLES, SourceClient
-from exigo_sync.source.catalog import REPLICATED_TABLES, duckdb_type
+from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, duckdb_type
 from exigo_sync.warehouse.connection import WarehouseConnection, connect, engine
 from exigo_sync.warehouse.ledger import utcnow
 
@@ -59,7 +59,8 @@ class Column:
 
 
 def tables_for_batch(swept_entities: Sequence[str]) -> list[LandingTable]:
-    """The six queue tables, plus the keys of each dbo table whose deletions are swept."""
+    """The six queue tables, the keys of each dbo table whose deletions are swept, and the
+    (small) lookup tables the marts describe ids with."""
     from exigo_sync.naming import entity_name
 
     keys = [
@@ -67,7 +68,8 @@ def tables_for_batch(swept_entities: Sequence[str]) -> list[LandingTable]:
         for name, table in REPLICATED_TABLES.items()
         if entity_name(name) in swept_entities
     ]
-    return [LandingTable("queue", name) for name in QUEUE_TABLES] + keys
+    lookups = [LandingTable("dbo", name) for name in LOOKUP_TABLES]
+    return [LandingTable("queue", name) for name in QUEUE_TABLES] + keys + lookups
 
 
 def land_batch(
