@@ -152,6 +152,33 @@ def status(
 
 
 @app.command()
+def check(
+    target: Annotated[str | None, typer.Option(help="dbt target (default: profile's).")] = None,
+) -> None:
+    """Before the first run: can this machine reach the source and the warehouse, with the
+    rights a batch needs? One line per check; exit code 1 if any failed."""
+    from exigo_sync.check import run_checks
+    from exigo_sync.settings import Settings
+
+    try:
+        topology = Settings().topology_for(target)
+        results = run_checks(
+            topology.warehouse, topology.source, topology.source_database,
+            source_file=topology.source_path() if topology.source.type == "duckdb" else None,
+        )  # fmt: skip
+    except Exception as exc:
+        _fail(exc)
+    console.print(f"topology: {escape(topology.describe())}")
+    for r in results:
+        mark = "[green]ok[/green]  " if r.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {escape(r.name)}: {escape(r.detail)}", highlight=False)
+        if not r.ok and r.hint:
+            console.print(f"       hint: {escape(r.hint)}", highlight=False)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
 def docs(
     target: Annotated[str | None, typer.Option(help="dbt target (default: profile's).")] = None,
 ) -> None:
