@@ -176,9 +176,10 @@ class SyncSimulator:
         try:
             with connect(path) as con:
                 con.execute("BEGIN TRANSACTION")
-                ddl.create_schemas(con)
+                ddl.create_schemas(con, primary_keys=False)
                 pools.build_pools(con, seed)
                 next_ids = population.populate(con, params)
+                ddl.add_primary_keys(con)
                 con.execute("INSERT INTO sim.Clock VALUES (?)", [clock_start])
                 settings = {
                     "seed": seed,
