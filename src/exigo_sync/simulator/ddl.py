@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
+from exigo_sync.simulator import deletions
 from exigo_sync.simulator.db import quote
 from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, duckdb_type
 
@@ -46,13 +47,12 @@ def create_schemas(con: duckdb.DuckDBPyConnection, *, primary_keys: bool = True)
 
     con.execute("CREATE TABLE sim.Clock (Now TIMESTAMP NOT NULL)")
     con.execute("CREATE TABLE sim.Settings (Name VARCHAR PRIMARY KEY, Value VARCHAR NOT NULL)")
+    # Every physically deleted row as it was (sim.Deleted<Table>), sim.RemovedOrderLines.
+    deletions.create_archives(con)
+    # dbo tables a test emptied (see simulator.emptied); their rows wait in sim.Emptied<Table>.
     con.execute(
-        "CREATE TABLE sim.DeletedPayments (PaymentID INTEGER NOT NULL, OrderID INTEGER, "
-        "CustomerID INTEGER NOT NULL, DeletedAt TIMESTAMP NOT NULL)"
-    )
-    con.execute(
-        "CREATE TABLE sim.RemovedOrderLines (OrderID INTEGER NOT NULL, OrderLine INTEGER NOT NULL, "
-        "RemovedAt TIMESTAMP NOT NULL)"
+        "CREATE TABLE sim.EmptiedTables (TableName VARCHAR PRIMARY KEY, "
+        "EmptiedAt TIMESTAMP NOT NULL)"
     )
     # Every queue.Refresh call, whoever made it: lets tests see what the procedure did.
     con.execute(
