@@ -328,11 +328,16 @@ def order_deletes(
         con,
         p,
         "_odel",
+        # Payments are only probed for the candidates (SEMI JOIN hashes the small side).
         """
-        SELECT o.OrderID FROM dbo.Orders o
-        WHERE o.OrderStatusID IN (1, 2) AND o.OrderTypeID <> 8 AND o.ReturnOrderID IS NULL
-          AND o.ModifiedDate < $t0
-          AND NOT EXISTS (SELECT 1 FROM dbo.Payments y WHERE y.OrderID = o.OrderID)
+        WITH unpaid AS (
+            SELECT OrderID FROM dbo.Orders
+            WHERE OrderStatusID IN (1, 2) AND OrderTypeID <> 8 AND ReturnOrderID IS NULL
+              AND ModifiedDate < $t0
+        )
+        SELECT OrderID FROM unpaid ANTI JOIN (
+            SELECT y.OrderID FROM dbo.Payments y SEMI JOIN unpaid USING (OrderID)
+        ) p USING (OrderID)
         """,
         "OrderID",
         k,
