@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -29,6 +29,8 @@ from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, Table, d
 # Activity is generated in sub-steps of at most this length so that a long advance still lets
 # an order move through several statuses (each row changes at most once per sub-step).
 SUBSTEP = timedelta(hours=1)
+
+_T = TypeVar("_T")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -397,55 +399,26 @@ class SyncSimulator:
         t = self._table(table)
         if (n is None) == (keys is None):
             raise SimulatorError("restore_deleted needs either n or keys")
-        with self.connect(read_only=False) as con:
+
+        def work(con: duckdb.DuckDBPyConnection) -> list[Any]:
             for name in (t.name, *(c[0] for c in deletions.CASCADES.get(t.name, ()))):
                 self._refuse_if_emptied(con, name, f"restore deleted {t.name} rows")
-            con.execute("BEGIN TRANSACTION")
-            try:
-                restored = deletions.restore(con, t.name, n, keys, sim_clock(con))
-                con.execute("COMMIT")
-            except RestoreError as exc:
-                con.execute("ROLLBACK")
-                raise SimulatorError(str(exc)) from None
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return restored
+            return deletions.restore(con, t.name, n, keys, sim_clock(con))
+
+        return self._write(work)
 
     def empty_table(self, table: str) -> int:
         """dbo.<table> reads empty from now on, as during a sync re-initialisation or after a
         permissions change, until `restore_table`; returns how many rows were hidden. The
         rows are not deleted (not in `deletions`), and activity goes on behind them."""
         t = self._table(table)
-        with self.connect(read_only=False) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                n = emptied.empty(con, t.name, sim_clock(con))
-                con.execute("COMMIT")
-            except EmptiedError as exc:
-                con.execute("ROLLBACK")
-                raise SimulatorError(str(exc)) from None
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return n
+        return self._write(lambda con: emptied.empty(con, t.name, sim_clock(con)))
 
     def restore_table(self, table: str) -> int:
         """Bring an emptied dbo.<table>'s rows back, exactly as they were (plus what activity
         changed meanwhile); returns how many rows."""
         t = self._table(table)
-        with self.connect(read_only=False) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                n = emptied.restore(con, t.name)
-                con.execute("COMMIT")
-            except EmptiedError as exc:
-                con.execute("ROLLBACK")
-                raise SimulatorError(str(exc)) from None
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return n
+        return self._write(lambda con: emptied.restore(con, t.name))
 
     def emptied_tables(self) -> dict[str, datetime]:
         """The dbo tables that read empty now, with the source-clock time each was emptied."""
@@ -522,6 +495,22 @@ class SyncSimulator:
             raise SimulatorError(
                 f"unknown table {table!r}; expected one of {', '.join(REPLICATED_TABLES)}"
             ) from None
+
+    def _write(self, work: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
+        """`work` in one transaction on a read-write connection: all or nothing. A refusal
+        (RestoreError, EmptiedError) becomes a SimulatorError."""
+        with self.connect(read_only=False) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                out = work(con)
+                con.execute("COMMIT")
+            except (RestoreError, EmptiedError) as exc:
+                con.execute("ROLLBACK")
+                raise SimulatorError(str(exc)) from None
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return out
 
     @staticmethod
     def _refuse_if_emptied(con: duckdb.DuckDBPyConnection, table: str, action: str) -> None:
