@@ -31,16 +31,17 @@ class ActivityRates:
     payment_deletes: float = 0.2
     account_changes: float = 1.0
     site_edits: float = 0.5
-    customer_purges: float = 0.05
-    order_deletes: float = 0.1
-    account_deletes: float = 0.05
-    site_deletes: float = 0.02
     decline_fraction: float = 0.04
     cancel_fraction: float = 0.03
     accept_after_minutes: tuple[float, float] = (5.0, 60.0)
     print_after_hours: tuple[float, float] = (2.0, 12.0)
     ship_after_hours: tuple[float, float] = (12.0, 36.0)
     replication_lag: timedelta = timedelta(0)
+    # Added after the others so that positional construction keeps its meaning.
+    customer_purges: float = 0.05
+    order_deletes: float = 0.1
+    account_deletes: float = 0.05
+    site_deletes: float = 0.02
 
     def __post_init__(self) -> None:
         if not isinstance(self.replication_lag, timedelta):
