@@ -15,8 +15,16 @@ CLOCK_START = datetime(2026, 1, 5)
 SEED = 7
 CUSTOMERS = 300
 
-# Enough of every kind that a few simulated hours show each of them.
-BUSY = ActivityRates(decline_fraction=0.15, cancel_fraction=0.15).scaled(5.0)
+# Enough of every kind that a few simulated hours show each of them (the physical deletions,
+# rare by default, at one of each per hour).
+BUSY = ActivityRates(
+    decline_fraction=0.15,
+    cancel_fraction=0.15,
+    customer_purges=0.2,
+    order_deletes=0.2,
+    account_deletes=0.2,
+    site_deletes=0.2,
+).scaled(5.0)
 # Nothing happens except time-driven order progression, which is pushed beyond any test window.
 QUIET = ActivityRates(
     **{name: 0.0 for name in PER_HOUR_RATES},

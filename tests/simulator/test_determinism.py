@@ -21,8 +21,10 @@ def _run(path: Path, seed: int) -> tuple[SyncSimulator, dict, object]:
 def _snapshot(sim: SyncSimulator) -> dict[str, list[dict]]:
     tables = {name: sim.current_rows(name) for name in REPLICATED_TABLES}
     with sim.connect() as con:
-        for extra in ("sim.DeletedPayments", "sim.RemovedOrderLines", "sim.People"):
+        archives = [f"sim.Deleted{name}" for name in REPLICATED_TABLES]
+        for extra in (*archives, "sim.RemovedOrderLines", "sim.People", "sim.Settings"):
             tables[extra] = con.execute(f"SELECT * FROM {extra} ORDER BY ALL").fetchall()
+    tables["sim.Settings"] = [r for r in tables["sim.Settings"] if r[0] != "create_seconds"]
     return tables
 
 
@@ -31,7 +33,23 @@ def test_same_seed_and_calls_give_identical_databases(tmp_path: Path) -> None:
     b, counts_b, queue_b = _run(tmp_path / "b.duckdb", seed=11)
     assert counts_a == counts_b
     assert queue_a == queue_b
-    assert _snapshot(a) == _snapshot(b)
+    snap = _snapshot(a)
+    assert snap == _snapshot(b)
+    # every kind of deletion took part
+    assert all(snap[f"sim.Deleted{name}"] for name in REPLICATED_TABLES)
+
+
+def test_same_seed_gives_identical_restores(tmp_path: Path) -> None:
+    def run(path: Path) -> dict[str, list[dict]]:
+        sim, _, _ = _run(path, seed=11)
+        sim.restore_deleted("Customers", 1)
+        sim.restore_deleted("Orders", 2)
+        sim.empty_table("Payments")
+        sim.advance(timedelta(hours=1), BUSY)
+        sim.restore_table("Payments")
+        return _snapshot(sim)
+
+    assert run(tmp_path / "a.duckdb") == run(tmp_path / "b.duckdb")
 
 
 def test_different_seed_gives_different_data(tmp_path: Path) -> None:

@@ -162,7 +162,7 @@ def test_modified_date_strictly_increases_per_key_across_versions(sim: SyncSimul
             for key in current["OrderDetails"].keys() | previous["OrderDetails"].keys()
             if current["OrderDetails"].get(key) != previous["OrderDetails"].get(key)
         }
-        for order_id in line_orders:
+        for order_id in line_orders - sim.deleted_keys("Orders"):  # deleted with its lines
             order = current["Orders"][(order_id,)]
             old_order = previous["Orders"].get((order_id,))
             assert old_order is None or order["ModifiedDate"] > old_order["ModifiedDate"]

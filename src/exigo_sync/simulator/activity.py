@@ -43,6 +43,13 @@ def run_substep(
     if lagged:
         p["lag_us"] = lag.lag_us(rates.replication_lag)
         lag.remember_recent(con, p)
+    # Physical deletions first: every row still has ModifiedDate < t0, so a deleted row (and
+    # what goes with it) was not changed earlier in this sub-step, and nothing later in it can
+    # touch a deleted row or hang a new order or enrolment on a purged customer.
+    customer_events.customer_purges(con, p, rates, summary)
+    order_events.order_deletes(con, p, rates, summary)
+    customer_events.account_deletes(con, p, rates, summary)
+    customer_events.site_deletes(con, p, rates, summary)
     customer_events.new_customers(con, p, rates, summary)
     order_events.new_orders(con, p, rates, summary)
     order_events.progress_orders(con, p, rates, summary)

@@ -132,6 +132,15 @@ def advance(
     payment_deletes: Annotated[float | None, typer.Option(min=0.0)] = None,
     account_changes: Annotated[float | None, typer.Option(min=0.0)] = None,
     site_edits: Annotated[float | None, typer.Option(min=0.0)] = None,
+    customer_purges: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Customer rows physically deleted (with account and site)."),
+    ] = None,
+    order_deletes: Annotated[
+        float | None, typer.Option(min=0.0, help="Unpaid orders deleted with their lines.")
+    ] = None,
+    account_deletes: Annotated[float | None, typer.Option(min=0.0)] = None,
+    site_deletes: Annotated[float | None, typer.Option(min=0.0)] = None,
     replication_lag_minutes: Annotated[
         float,
         typer.Option(
@@ -156,6 +165,10 @@ def advance(
         "payment_deletes": payment_deletes,
         "account_changes": account_changes,
         "site_edits": site_edits,
+        "customer_purges": customer_purges,
+        "order_deletes": order_deletes,
+        "account_deletes": account_deletes,
+        "site_deletes": site_deletes,
     }
     try:
         lag = timedelta(minutes=replication_lag_minutes)
@@ -208,14 +221,95 @@ def refresh(
 
 @simulate_app.command()
 def counts(path: PathArg) -> None:
-    """Row counts of the dbo and queue tables, the clock and the last refresh."""
+    """Row counts of the dbo and queue tables, deleted keys, the clock and the last refresh."""
     _print_counts(SyncSimulator(path))
+
+
+TableArg = Annotated[
+    str, typer.Argument(help=f"A replicated table: {', '.join(QUEUE_TABLES)}.", show_default=False)
+]
+
+
+@simulate_app.command("empty-table")
+def empty_table(path: PathArg, table: TableArg) -> None:
+    """Make dbo.TABLE read empty (a sync re-initialisation, a lost permission) until
+    restore-table. Its rows are hidden, not deleted; activity goes on behind them."""
+    n = SyncSimulator(path).empty_table(table)
+    _console.print(f"dbo.{table} now reads empty ({n:,} rows hidden)")
+
+
+@simulate_app.command("restore-table")
+def restore_table(path: PathArg, table: TableArg) -> None:
+    """Bring an emptied dbo.TABLE's rows back."""
+    n = SyncSimulator(path).restore_table(table)
+    _console.print(f"dbo.{table} restored ({n:,} rows)")
+
+
+@simulate_app.command("restore-deleted")
+def restore_deleted(
+    path: PathArg,
+    table: TableArg,
+    count: Annotated[
+        int | None, typer.Option(min=0, help="How many keys: those deleted longest ago.")
+    ] = None,
+    key: Annotated[
+        list[str] | None,
+        typer.Option(help="A key to restore (repeatable); OrderDetails: ORDERID:LINE."),
+    ] = None,
+) -> None:
+    """Make physically deleted keys reappear with their old rows and old ModifiedDate (a
+    re-initialisation or restore): queue.Refresh will not show them."""
+    if (count is None) == (not key):
+        raise typer.BadParameter("give either --count or --key")
+    keys = [_parse_key(k) for k in key] if key else None
+    restored = SyncSimulator(path).restore_deleted(table, count, keys=keys)
+    shown = ", ".join(str(k) for k in restored[:20]) + (" ..." if len(restored) > 20 else "")
+    _console.print(f"restored {len(restored):,} {table} key(s)" + (f": {shown}" if shown else ""))
+
+
+def _parse_key(text: str) -> int | tuple[int, ...]:
+    try:
+        parts = tuple(int(p) for p in text.split(":"))
+    except ValueError:
+        raise typer.BadParameter(f"not a key: {text!r} (integers, ORDERID:LINE)") from None
+    return parts[0] if len(parts) == 1 else parts
+
+
+@simulate_app.command()
+def bench(
+    customers: Annotated[int, typer.Option(min=1, help="Base population size.")] = 1_000_000,
+    orders_per_customer: Annotated[float, typer.Option(min=0.0)] = 5.0,
+    seed: Annotated[int, typer.Option(min=0)] = 42,
+    advance_hours: Annotated[float, typer.Option(min=0.0, help="Then advance this long.")] = 3.0,
+    rate_scale: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Multiply the default rates (default: customers / 1000)."),
+    ] = None,
+    path: Annotated[
+        Path | None, typer.Option(help="Keep the database here (default: a temp dir).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Time creating, advancing and refreshing a database of a given size; peak RSS."""
+    from exigo_sync.simulator.bench import as_json, format_result, run_bench
+
+    result = run_bench(
+        customers=customers,
+        orders_per_customer=orders_per_customer,
+        seed=seed,
+        advance_hours=advance_hours,
+        rate_scale=rate_scale,
+        path=path,
+        progress=None if json_output else lambda m: typer.echo(m, err=True),
+    )
+    typer.echo(as_json(result) if json_output else format_result(result))
 
 
 def _print_counts(sim: SyncSimulator) -> None:
     dbo = sim.row_counts("dbo")
     queue = sim.row_counts("queue")
     last = sim.last_refresh_time()
+    hidden = sim.emptied_tables()
     table = Table(
         title=f"source clock {sim.now():%Y-%m-%d %H:%M:%S}",
         caption="last queue.Refresh: " + ("never" if last is None else f"{last:%Y-%m-%d %H:%M:%S}"),
@@ -223,6 +317,8 @@ def _print_counts(sim: SyncSimulator) -> None:
     table.add_column("table")
     table.add_column("dbo rows", justify="right")
     table.add_column("queue rows", justify="right")
+    table.add_column("deleted keys", justify="right")
     for name in QUEUE_TABLES:
-        table.add_row(name, f"{dbo[name]:,}", f"{queue[name]:,}")
+        rows = f"{dbo[name]:,}" + (" (emptied)" if name in hidden else "")
+        table.add_row(name, rows, f"{queue[name]:,}", f"{len(sim.deleted_keys(name)):,}")
     _console.print(table)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
-from exigo_sync.simulator import ddl, pools, population
+from exigo_sync.simulator import ddl, deletions, emptied, pools, population
 from exigo_sync.simulator.activity import (
     ActivityRates,
     ActivitySummary,
@@ -20,6 +20,8 @@ from exigo_sync.simulator.activity import (
     run_substep,
 )
 from exigo_sync.simulator.db import connect, quote, scalar, table_columns
+from exigo_sync.simulator.deletions import RestoreError
+from exigo_sync.simulator.emptied import EmptiedError
 from exigo_sync.simulator.refresh import run_refresh, sim_clock
 from exigo_sync.source import QUEUE_TABLES, RefreshResult
 from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, Table, duckdb_type
@@ -27,6 +29,8 @@ from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, Table, d
 # Activity is generated in sub-steps of at most this length so that a long advance still lets
 # an order move through several statuses (each row changes at most once per sub-step).
 SUBSTEP = timedelta(hours=1)
+
+_T = TypeVar("_T")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -117,6 +121,11 @@ class SyncSimulator:
             ).fetchone()
             if not found or found[0] != 2:
                 raise SimulatorError(f"{self.path} is not a simulator database (no sim.Clock)")
+            if "EmptiedTables" not in _sim_tables(con):
+                raise SimulatorError(
+                    f"{self.path} was made by an older simulator (no deletion archive in sim); "
+                    "create it again"
+                )
 
     def __repr__(self) -> str:
         return f"SyncSimulator({str(self.path)!r})"
@@ -176,9 +185,10 @@ class SyncSimulator:
         try:
             with connect(path) as con:
                 con.execute("BEGIN TRANSACTION")
-                ddl.create_schemas(con)
+                ddl.create_schemas(con, primary_keys=False)
                 pools.build_pools(con, seed)
                 next_ids = population.populate(con, params)
+                ddl.add_primary_keys(con)
                 con.execute("INSERT INTO sim.Clock VALUES (?)", [clock_start])
                 settings = {
                     "seed": seed,
@@ -246,6 +256,8 @@ class SyncSimulator:
                 }
                 end = start + duration
                 summary = ActivitySummary(started_at=start, finished_at=end)
+                # The back office carries on behind an emptied table (see simulator.emptied).
+                hidden = emptied.show_all(con)
                 t0 = start
                 while t0 < end:
                     t1 = min(t0 + SUBSTEP, end)
@@ -255,6 +267,7 @@ class SyncSimulator:
                     )
                     run_substep(con, p, rates, summary)
                     t0 = t1
+                emptied.hide_again(con, hidden)
                 con.execute("UPDATE sim.Clock SET Now = ?", [end])
                 for name in ("step", "next_customer_id", "next_order_id", "next_payment_id"):
                     con.execute(
@@ -307,7 +320,7 @@ class SyncSimulator:
             return _dicts(con.execute(f"{sql} ORDER BY {order}", [since]))
 
     def deleted_payment_ids(self) -> set[int]:
-        """PaymentIDs physically deleted from dbo.Payments so far."""
+        """PaymentIDs physically deleted from dbo.Payments so far (restored ones included)."""
         with self.connect() as con:
             return {
                 r[0] for r in con.execute("SELECT PaymentID FROM sim.DeletedPayments").fetchall()
@@ -316,13 +329,101 @@ class SyncSimulator:
     def deleted_payments(self) -> list[dict[str, Any]]:
         """PaymentID, OrderID, CustomerID and DeletedAt (source clock) of deleted payments."""
         with self.connect() as con:
-            return _dicts(con.execute("SELECT * FROM sim.DeletedPayments ORDER BY PaymentID"))
+            return _dicts(
+                con.execute(
+                    "SELECT PaymentID, OrderID, CustomerID, DeletedAt FROM sim.DeletedPayments "
+                    "ORDER BY PaymentID, DeletedAt"
+                )
+            )
 
     def removed_order_lines(self) -> set[tuple[int, int]]:
-        """(OrderID, OrderLine) of every order line removed at the source so far."""
+        """(OrderID, OrderLine) of every order line removed from its order at the source so far
+        (lines deleted with their order are `deletions("OrderDetails")` of another cause)."""
         with self.connect() as con:
             rows = con.execute("SELECT OrderID, OrderLine FROM sim.RemovedOrderLines").fetchall()
             return {(r[0], r[1]) for r in rows}
+
+    def deletions(self, table: str) -> list[dict[str, Any]]:
+        """Every physical deletion of a dbo.<table> row so far, in the order they happened: the
+        key columns, DeletedAt (source clock), Cause (see simulator.deletions: line_removed,
+        order_deleted, payment_deleted, customer_purged, account_deleted, site_deleted) and
+        RestoredAt (source clock of a `restore_deleted`, None while the key stays deleted)."""
+        t = self._table(table)
+        cols = ", ".join(quote(k) for k in (*t.key, *deletions.BOOKKEEPING_COLUMNS))
+        order = ", ".join(quote(k) for k in t.key)
+        with self.connect() as con:
+            return _dicts(
+                con.execute(
+                    f"SELECT {cols} FROM {deletions.archive(t.name)} ORDER BY DeletedAt, {order}"
+                )
+            )
+
+    def deleted_keys(self, table: str) -> set[Any]:
+        """Keys of dbo.<table> deleted at the source and not restored: a value for one-column
+        keys, (OrderID, OrderLine) for OrderDetails."""
+        t = self._table(table)
+        cols = ", ".join(quote(k) for k in t.key)
+        with self.connect() as con:
+            rows = con.execute(
+                f"SELECT {cols} FROM {deletions.archive(t.name)} WHERE RestoredAt IS NULL"
+            ).fetchall()
+        return {deletions.key_of(t.name, r) for r in rows}
+
+    def deleted_rows(self, table: str) -> list[dict[str, Any]]:
+        """The rows of dbo.<table> deleted and not restored, exactly as they were when deleted
+        (dbo's columns as they are now), ordered by key."""
+        t = self._table(table)
+        order = ", ".join(quote(k) for k in t.key)
+        with self.connect() as con:
+            cols = ", ".join(quote(c) for c in table_columns(con, "dbo", t.name))
+            return _dicts(
+                con.execute(
+                    f"SELECT {cols} FROM {deletions.archive(t.name)} WHERE RestoredAt IS NULL "
+                    f"ORDER BY {order}"
+                )
+            )
+
+    # --- resurrection and emptied tables (tests of contract rules H7 and H9) ----------------
+
+    def restore_deleted(
+        self, table: str, n: int | None = None, *, keys: Iterable[Any] | None = None
+    ) -> list[Any]:
+        """Make deleted keys of dbo.<table> reappear with their old row content and old
+        ModifiedDate, as a sync re-initialisation or a database restore would: the queue never
+        shows them (nothing changed since), only a key reconciliation can. A customer comes
+        back with the account and site rows its purge deleted, an order with its lines.
+
+        Give `n` (the n keys deleted longest ago that can come back: their customer, order,
+        enroller and sponsor are in dbo) or `keys` (values, or (OrderID, OrderLine) tuples);
+        returns the restored keys, in key order."""
+        t = self._table(table)
+        if (n is None) == (keys is None):
+            raise SimulatorError("restore_deleted needs either n or keys")
+
+        def work(con: duckdb.DuckDBPyConnection) -> list[Any]:
+            for name in (t.name, *(c[0] for c in deletions.CASCADES.get(t.name, ()))):
+                self._refuse_if_emptied(con, name, f"restore deleted {t.name} rows")
+            return deletions.restore(con, t.name, n, keys, sim_clock(con))
+
+        return self._write(work)
+
+    def empty_table(self, table: str) -> int:
+        """dbo.<table> reads empty from now on, as during a sync re-initialisation or after a
+        permissions change, until `restore_table`; returns how many rows were hidden. The
+        rows are not deleted (not in `deletions`), and activity goes on behind them."""
+        t = self._table(table)
+        return self._write(lambda con: emptied.empty(con, t.name, sim_clock(con)))
+
+    def restore_table(self, table: str) -> int:
+        """Bring an emptied dbo.<table>'s rows back, exactly as they were (plus what activity
+        changed meanwhile); returns how many rows."""
+        t = self._table(table)
+        return self._write(lambda con: emptied.restore(con, t.name))
+
+    def emptied_tables(self) -> dict[str, datetime]:
+        """The dbo tables that read empty now, with the source-clock time each was emptied."""
+        with self.connect() as con:
+            return emptied.emptied_tables(con)
 
     def row_counts(self, schema: str = "dbo") -> dict[str, int]:
         """Rows per replicated table in `schema` ("dbo" or "queue")."""
@@ -349,9 +450,17 @@ class SyncSimulator:
         self._check_identifier(column)
         ddb_type = duckdb_type(sql_type)
         with self.connect(read_only=False) as con:
+            self._refuse_if_emptied(con, t.name, "change its columns")
             if column.lower() in {c.lower() for c in table_columns(con, "dbo", t.name)}:
                 raise SimulatorError(f"dbo.{t.name} already has a column {column!r}")
             con.execute(f"ALTER TABLE dbo.{quote(t.name)} ADD COLUMN {quote(column)} {ddb_type}")
+            # Rows deleted from now on keep the new column too; a name the archive still has
+            # from an earlier drop keeps its old values.
+            archived = {c.lower() for c in table_columns(con, "sim", "Deleted" + t.name)}
+            if column.lower() not in archived:
+                con.execute(
+                    f"ALTER TABLE {deletions.archive(t.name)} ADD COLUMN {quote(column)} {ddb_type}"
+                )
 
     def drop_source_column(self, table: str, column: str) -> None:
         """Drop a column from dbo.<table>; later refreshes no longer carry it."""
@@ -364,8 +473,10 @@ class SyncSimulator:
                 "generator; it cannot be dropped"
             )
         with self.connect(read_only=False) as con:
+            self._refuse_if_emptied(con, t.name, "change its columns")
             if column not in table_columns(con, "dbo", t.name):
                 raise SimulatorError(f"dbo.{t.name} has no column {column!r}")
+            # The deletion archive keeps the column: rows deleted before still had it.
             con.execute(f"ALTER TABLE dbo.{quote(t.name)} DROP COLUMN {quote(column)}")
 
     # --- helpers ----------------------------------------------------------------------------
@@ -385,10 +496,39 @@ class SyncSimulator:
                 f"unknown table {table!r}; expected one of {', '.join(REPLICATED_TABLES)}"
             ) from None
 
+    def _write(self, work: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
+        """`work` in one transaction on a read-write connection: all or nothing. A refusal
+        (RestoreError, EmptiedError) becomes a SimulatorError."""
+        with self.connect(read_only=False) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                out = work(con)
+                con.execute("COMMIT")
+            except (RestoreError, EmptiedError) as exc:
+                con.execute("ROLLBACK")
+                raise SimulatorError(str(exc)) from None
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return out
+
+    @staticmethod
+    def _refuse_if_emptied(con: duckdb.DuckDBPyConnection, table: str, action: str) -> None:
+        if table in emptied.emptied_tables(con):
+            raise SimulatorError(f"dbo.{table} is emptied: restore_table it first to {action}")
+
     @staticmethod
     def _check_identifier(column: str) -> None:
         if not _IDENTIFIER.match(column):
             raise SimulatorError(f"not a valid column name: {column!r}")
+
+
+def _sim_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_catalog = current_database() AND table_schema = 'sim'"
+    ).fetchall()
+    return {r[0] for r in rows}
 
 
 def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """Customer activity: sign-ups in the enroller/sponsor tree, profile edits, status changes,
-card and bank changes, replicated-site edits."""
+card and bank changes, replicated-site edits, and the physical deletion of customer, account
+and site rows."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from exigo_sync.simulator import generate
+from exigo_sync.simulator import deletions, generate
 from exigo_sync.simulator.db import execute, update_rows
 from exigo_sync.simulator.rates import ActivityRates, ActivitySummary
 from exigo_sync.simulator.sampling import count_rows, event_count, pick
@@ -22,26 +23,34 @@ def new_customers(
     k = event_count(con, p, "new_customers", rates.new_customers)
     if k == 0:
         return
-    # Enroller and sponsor are existing customers (ids below the first new one).
+    # Enroller and sponsor are existing customers: an id drawn below the first new one, or,
+    # if that customer was purged, the nearest existing one below it (ASOF join).
     execute(
         con,
         """
         CREATE OR REPLACE TEMP TABLE _nc AS
-        WITH ids AS (SELECT ($next_customer_id + range)::INTEGER AS CustomerID FROM range($k))
-        SELECT CustomerID,
-            rtime($seed, $step, CustomerID, 'created', $t0, $span_us) AS CreatedDate,
-            rtime($seed, $step, CustomerID, 'created', $t0, $span_us) AS ModifiedDate,
-            (1 + rint($seed, $step, CustomerID, 'enroller', $next_customer_id - 1))::INTEGER
-                AS EnrollerID,
-            CASE WHEN rnd($seed, $step, CustomerID, 'sponsor_is_enroller') < 0.7
-                 THEN (1 + rint($seed, $step, CustomerID, 'enroller', $next_customer_id - 1))
-                 ELSE (1 + rint($seed, $step, CustomerID, 'sponsor', $next_customer_id - 1))
-                 END::INTEGER AS SponsorID,
-            CASE WHEN rnd($seed, 0, CustomerID, 'type') < 0.55 THEN 1
-                 WHEN rnd($seed, 0, CustomerID, 'type') < 0.75 THEN 2 ELSE 3 END
-                AS CustomerTypeID,
-            1 AS CustomerStatusID
-        FROM ids
+        WITH ids AS (SELECT ($next_customer_id + range)::INTEGER AS CustomerID FROM range($k)),
+        drawn AS (
+            SELECT CustomerID,
+                rtime($seed, $step, CustomerID, 'created', $t0, $span_us) AS CreatedDate,
+                rtime($seed, $step, CustomerID, 'created', $t0, $span_us) AS ModifiedDate,
+                (1 + rint($seed, $step, CustomerID, 'enroller', $next_customer_id - 1))::INTEGER
+                    AS EnrollerDraw,
+                CASE WHEN rnd($seed, $step, CustomerID, 'sponsor_is_enroller') < 0.7
+                     THEN (1 + rint($seed, $step, CustomerID, 'enroller', $next_customer_id - 1))
+                     ELSE (1 + rint($seed, $step, CustomerID, 'sponsor', $next_customer_id - 1))
+                     END::INTEGER AS SponsorDraw,
+                CASE WHEN rnd($seed, 0, CustomerID, 'type') < 0.55 THEN 1
+                     WHEN rnd($seed, 0, CustomerID, 'type') < 0.75 THEN 2 ELSE 3 END
+                    AS CustomerTypeID,
+                1 AS CustomerStatusID
+            FROM ids
+        )
+        SELECT d.CustomerID, d.CreatedDate, d.ModifiedDate, e.CustomerID AS EnrollerID,
+            s.CustomerID AS SponsorID, d.CustomerTypeID, d.CustomerStatusID
+        FROM drawn d
+        ASOF LEFT JOIN (SELECT CustomerID FROM dbo.Customers) e ON d.EnrollerDraw >= e.CustomerID
+        ASOF LEFT JOIN (SELECT CustomerID FROM dbo.Customers) s ON d.SponsorDraw >= s.CustomerID
         """,
         {**p, "k": k},
     )
@@ -270,3 +279,97 @@ def site_edits(
         p,
     )
     summary.add("site_edits", n)
+
+
+def customer_purges(
+    con: duckdb.DuckDBPyConnection,
+    p: dict[str, Any],
+    rates: ActivityRates,
+    summary: ActivitySummary,
+) -> None:
+    """A customer row physically deleted (a duplicate or test sign-up), with its account and
+    site rows. Only a customer nothing refers to: no order, no payment, nobody it enrolled or
+    sponsored (see simulator.deletions: a customer with history gets status 0 instead)."""
+    k = event_count(con, p, "customer_purges", rates.customer_purges)
+    if k == 0:
+        return
+    n = pick(
+        con,
+        p,
+        "_cpurge",
+        # Each step narrows the candidates, and the orders and payments are only probed for
+        # the remaining ones (SEMI JOIN hashes the small side): at 1M customers and 5M orders
+        # this is about half the cost of four NOT EXISTS.
+        """
+        WITH unchanged AS (SELECT CustomerID FROM dbo.Customers WHERE ModifiedDate < $t0),
+        no_downline AS (
+            SELECT CustomerID FROM unchanged
+            ANTI JOIN (SELECT EnrollerID AS CustomerID FROM dbo.Customers) e USING (CustomerID)
+            ANTI JOIN (SELECT SponsorID AS CustomerID FROM dbo.Customers) s USING (CustomerID)
+        ),
+        no_orders AS (
+            SELECT CustomerID FROM no_downline ANTI JOIN (
+                SELECT o.CustomerID FROM dbo.Orders o SEMI JOIN no_downline USING (CustomerID)
+            ) x USING (CustomerID)
+        )
+        SELECT CustomerID FROM no_orders ANTI JOIN (
+            SELECT y.CustomerID FROM dbo.Payments y SEMI JOIN no_orders USING (CustomerID)
+        ) z USING (CustomerID)
+        """,
+        "CustomerID",
+        k,
+    )
+    if n == 0:
+        return
+    for table in ("CustomerAccounts", "CustomerSites", "Customers"):
+        deletions.delete_rows(con, table, "_cpurge", ("CustomerID",), deletions.CUSTOMER_PURGED)
+    summary.add("customers_purged", n)
+
+
+def account_deletes(
+    con: duckdb.DuckDBPyConnection,
+    p: dict[str, Any],
+    rates: ActivityRates,
+    summary: ActivitySummary,
+) -> None:
+    """Every card and bank account on file removed: the CustomerAccounts row goes, the
+    customer stays."""
+    _delete_customer_rows(con, p, summary, "CustomerAccounts", rates.account_deletes, "accounts")
+
+
+def site_deletes(
+    con: duckdb.DuckDBPyConnection,
+    p: dict[str, Any],
+    rates: ActivityRates,
+    summary: ActivitySummary,
+) -> None:
+    """A distributor's replicated site taken down: the CustomerSites row goes, the customer
+    stays."""
+    _delete_customer_rows(con, p, summary, "CustomerSites", rates.site_deletes, "sites")
+
+
+def _delete_customer_rows(
+    con: duckdb.DuckDBPyConnection,
+    p: dict[str, Any],
+    summary: ActivitySummary,
+    table: str,
+    rate: float,
+    noun: str,
+) -> None:
+    k = event_count(con, p, f"{noun}_deletes", rate)
+    if k == 0:
+        return
+    picked = f"_{noun}_del"
+    n = pick(
+        con,
+        p,
+        picked,
+        f"SELECT CustomerID FROM dbo.{table} WHERE ModifiedDate < $t0",
+        "CustomerID",
+        k,
+    )
+    if n == 0:
+        return
+    cause = deletions.ACCOUNT_DELETED if table == "CustomerAccounts" else deletions.SITE_DELETED
+    deletions.delete_rows(con, table, picked, ("CustomerID",), cause)
+    summary.add(f"{noun}_deleted", n)

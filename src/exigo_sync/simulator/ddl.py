@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import duckdb
 
+from exigo_sync.simulator import deletions
 from exigo_sync.simulator.db import quote
 from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, duckdb_type
 
 
-def create_schemas(con: duckdb.DuckDBPyConnection) -> None:
+def create_schemas(con: duckdb.DuckDBPyConnection, *, primary_keys: bool = True) -> None:
+    """Every schema and table. `primary_keys=False` leaves the six replicated tables without
+    their keys, for a bulk load followed by `add_primary_keys`."""
     for schema in ("dbo", "queue", "sim"):
         con.execute(f"CREATE SCHEMA {schema}")
 
@@ -17,8 +20,9 @@ def create_schemas(con: duckdb.DuckDBPyConnection) -> None:
             f"{quote(c.name)} {duckdb_type(c.sql_type)}{'' if c.nullable else ' NOT NULL'}"
             for c in table.columns
         ]
-        pk = ", ".join(quote(k) for k in table.key)
-        con.execute(f"CREATE TABLE dbo.{quote(table.name)} ({', '.join(cols)}, PRIMARY KEY ({pk}))")
+        if primary_keys:
+            cols.append(f"PRIMARY KEY ({', '.join(quote(k) for k in table.key)})")
+        con.execute(f"CREATE TABLE dbo.{quote(table.name)} ({', '.join(cols)})")
         # The vendor procedure builds its queue tables with SELECT ... INTO: same columns as dbo,
         # no keys, no constraints.
         con.execute(
@@ -43,16 +47,25 @@ def create_schemas(con: duckdb.DuckDBPyConnection) -> None:
 
     con.execute("CREATE TABLE sim.Clock (Now TIMESTAMP NOT NULL)")
     con.execute("CREATE TABLE sim.Settings (Name VARCHAR PRIMARY KEY, Value VARCHAR NOT NULL)")
+    # Every physically deleted row as it was (sim.Deleted<Table>), sim.RemovedOrderLines.
+    deletions.create_archives(con)
+    # dbo tables a test emptied (see simulator.emptied); their rows wait in sim.Emptied<Table>.
     con.execute(
-        "CREATE TABLE sim.DeletedPayments (PaymentID INTEGER NOT NULL, OrderID INTEGER, "
-        "CustomerID INTEGER NOT NULL, DeletedAt TIMESTAMP NOT NULL)"
-    )
-    con.execute(
-        "CREATE TABLE sim.RemovedOrderLines (OrderID INTEGER NOT NULL, OrderLine INTEGER NOT NULL, "
-        "RemovedAt TIMESTAMP NOT NULL)"
+        "CREATE TABLE sim.EmptiedTables (TableName VARCHAR PRIMARY KEY, "
+        "EmptiedAt TIMESTAMP NOT NULL)"
     )
     # Every queue.Refresh call, whoever made it: lets tests see what the procedure did.
     con.execute(
         "CREATE TABLE sim.RefreshLog (CalledAt TIMESTAMP NOT NULL, RequestedStart TIMESTAMP, "
         "EffectiveStart TIMESTAMP NOT NULL)"
     )
+
+
+def add_primary_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """The replicated tables' primary keys, after a bulk load: building an index once over the
+    loaded rows is about twice as fast as checking every inserted row against it (10M order lines:
+    1.6 s against 3.3 s), and with the keys in place during the load a 1M-customer creation ran
+    out of memory under a 1 GB limit (without them it fits). Duplicate keys are still refused."""
+    for table in REPLICATED_TABLES.values():
+        pk = ", ".join(quote(k) for k in table.key)
+        con.execute(f"ALTER TABLE dbo.{quote(table.name)} ADD PRIMARY KEY ({pk})")

@@ -145,7 +145,7 @@ def insert_customers(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) 
 _LINES_SQL = """
 SELECT
     l.OrderID, l.OrderLine,
-    uuid_from_hash AS OrderDetailID,
+    ruuid($seed, 0, l.OrderID * 8 + l.OrderLine, 'line_uuid') AS OrderDetailID,
     i.ItemID, i.ItemCode, i.ItemDescription,
     l.Sign * l.Quantity AS Quantity, i.Price AS PriceEach,
     l.Sign * l.Quantity * i.Price AS PriceTotal,
@@ -158,11 +158,7 @@ SELECT
     l.Sign * l.Quantity * i.Price AS Taxable,
     round(l.Sign * l.Quantity * i.Price * 0.0725, 2) AS StateTax,
     false AS IsStateTaxOverride, '' AS Reference1
-FROM (
-    SELECT *, md5('line:' || $seed::VARCHAR || ':' || OrderID::VARCHAR || ':'
-                  || OrderLine::VARCHAR)::UUID AS uuid_from_hash
-    FROM _nl
-) l
+FROM _nl l
 JOIN sim.Items i ON i.idx = l.ItemIdx
 """
 

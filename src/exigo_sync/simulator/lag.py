@@ -29,6 +29,7 @@ from typing import Any
 
 import duckdb
 
+from exigo_sync.simulator import deletions
 from exigo_sync.simulator.db import dbo_columns, execute, quote, update_rows
 from exigo_sync.source.catalog import REPLICATED_TABLES
 
@@ -94,7 +95,8 @@ def remember_recent(con: duckdb.DuckDBPyConnection, p: Mapping[str, Any]) -> Non
 def back_date(con: duckdb.DuckDBPyConnection, p: Mapping[str, Any]) -> None:
     """After a sub-step: move every row that landed in it (ModifiedDate >= t0, changed since
     `remember_recent`) back to its back-office time, never at or below its previous
-    ModifiedDate; then the sub-step's removed-line and deleted-payment times likewise."""
+    ModifiedDate; then the sub-step's physical deletions likewise (never at or below the
+    deleted rows' last ModifiedDate)."""
     for name in _tables():
         t = REPLICATED_TABLES[name]
         on = " AND ".join(f"d.{quote(k)} = prev.{quote(k)}" for k in t.key)
@@ -126,23 +128,65 @@ def back_date(con: duckdb.DuckDBPyConnection, p: Mapping[str, Any]) -> None:
     # A removed line's time is its order's change (the bump), back-dated above.
     execute(
         con,
-        "UPDATE sim.RemovedOrderLines AS r SET RemovedAt = o.ModifiedDate FROM dbo.Orders o "
-        "WHERE r.OrderID = o.OrderID AND r.RemovedAt >= $t0",
-        p,
+        f"UPDATE {deletions.archive('OrderDetails')} AS r SET DeletedAt = o.ModifiedDate "
+        "FROM dbo.Orders o WHERE r.OrderID = o.OrderID AND r.Cause = $cause "
+        "AND r.DeletedAt >= $t0 AND r.RestoredAt IS NULL",
+        {**p, "cause": deletions.LINE_REMOVED},
     )
-    # A deleted payment: the lag of its order's events, but after the payment's last change.
+    for table, cause in _DELETION_EVENTS:
+        _back_date_deletions(con, p, table, cause)
+
+
+# Physical deletions that are events of their own: (table, cause). The rows deleted with them
+# (CASCADES: a purged customer's account and site, a deleted order's lines) take their time.
+_DELETION_EVENTS = (
+    ("Customers", deletions.CUSTOMER_PURGED),
+    ("Orders", deletions.ORDER_DELETED),
+    ("Payments", deletions.PAYMENT_DELETED),
+    ("CustomerAccounts", deletions.ACCOUNT_DELETED),
+    ("CustomerSites", deletions.SITE_DELETED),
+)
+
+
+def _back_date_deletions(
+    con: duckdb.DuckDBPyConnection, p: Mapping[str, Any], table: str, cause: str
+) -> None:
+    """The sub-step's `cause` deletions of dbo.<table> rows move back by the lag of their
+    event (the same draw as the row's other events: _EVENT_KEY), but stay after the last
+    change of every row the event deleted; the rows deleted with them follow."""
+    key = REPLICATED_TABLES[table].key[0]  # every deletion event has a one-column key
+    children = [
+        (child, column)
+        for child, column, child_cause in deletions.CASCADES.get(table, ())
+        if child_cause == cause
+    ]
+    joins, floors = [], ["a.ModifiedDate + " + _ONE_US]
+    for i, (child, column) in enumerate(children):
+        joins.append(
+            f"LEFT JOIN {deletions.archive(child)} c{i} ON c{i}.{quote(column)} = "
+            f"a.{quote(column)} AND c{i}.DeletedAt = a.DeletedAt AND c{i}.Cause = a.Cause "
+            f"AND c{i}.RestoredAt IS NULL"
+        )
+        if REPLICATED_TABLES[child].version_time_column is not None:
+            floors.append(f"max(c{i}.ModifiedDate) + {_ONE_US}")
+    event_key = _EVENT_KEY[table].replace("d.", "a.")
     execute(
         con,
         f"""
-        UPDATE sim.DeletedPayments AS r SET DeletedAt = x.NewDeletedAt
-        FROM (
-            SELECT d.PaymentID,
-                greatest({_lag_expr("d.DeletedAt", _EVENT_KEY["Payments"])},
-                         prev.ModifiedDate + {_ONE_US}) AS NewDeletedAt
-            FROM sim.DeletedPayments d LEFT JOIN {_prev("Payments")} prev USING (PaymentID)
-            WHERE d.DeletedAt >= $t0
-        ) x
-        WHERE r.PaymentID = x.PaymentID AND r.DeletedAt >= $t0
+        CREATE OR REPLACE TEMP TABLE _lag_del AS
+        SELECT a.{quote(key)} AS EventKey, a.DeletedAt AS OldAt,
+            greatest({_lag_expr("a.DeletedAt", event_key)}, {", ".join(floors)}) AS NewAt
+        FROM {deletions.archive(table)} a {" ".join(joins)}
+        WHERE a.Cause = $cause AND a.DeletedAt >= $t0 AND a.RestoredAt IS NULL
+        GROUP BY a.{quote(key)}, a.DeletedAt, a.ModifiedDate, {event_key}
         """,
-        p,
+        {**p, "cause": cause},
     )
+    for target, column in ((table, key), *children):
+        execute(
+            con,
+            f"UPDATE {deletions.archive(target)} AS r SET DeletedAt = x.NewAt FROM _lag_del x "
+            f"WHERE r.{quote(column)} = x.EventKey AND r.DeletedAt = x.OldAt "
+            "AND r.Cause = $cause AND r.RestoredAt IS NULL",
+            {**p, "cause": cause},
+        )

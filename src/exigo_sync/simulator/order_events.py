@@ -1,5 +1,5 @@
 """Order activity: new orders, the status pipeline, returns, line edits and removals, and
-payments deleted at the source."""
+orders and payments deleted at the source."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from exigo_sync.simulator import generate
+from exigo_sync.simulator import deletions, generate
 from exigo_sync.simulator.db import execute, update_rows
 from exigo_sync.simulator.population import LINES_FOR_ORDERS
 from exigo_sync.simulator.rates import ActivityRates, ActivitySummary, lifecycle_params
@@ -271,10 +271,8 @@ def line_removals(
         """,
         p,
     )
-    con.execute("INSERT INTO sim.RemovedOrderLines SELECT OrderID, OrderLine, T FROM _rm_lines")
-    con.execute(
-        "DELETE FROM dbo.OrderDetails d USING _rm_lines r "
-        "WHERE d.OrderID = r.OrderID AND d.OrderLine = r.OrderLine"
+    deletions.delete_rows(
+        con, "OrderDetails", "_rm_lines", ("OrderID", "OrderLine"), deletions.LINE_REMOVED
     )
     _bump_orders(con, "_rm", p)
     summary.add("line_removals", n)
@@ -310,8 +308,42 @@ def payment_deletes(
         "PaymentID",
         k,
     )
-    con.execute(
-        "INSERT INTO sim.DeletedPayments SELECT PaymentID, OrderID, CustomerID, T FROM _pdel"
-    )
-    con.execute("DELETE FROM dbo.Payments WHERE PaymentID IN (SELECT PaymentID FROM _pdel)")
+    deletions.delete_rows(con, "Payments", "_pdel", ("PaymentID",), deletions.PAYMENT_DELETED)
     summary.add("payments_deleted", n)
+
+
+def order_deletes(
+    con: duckdb.DuckDBPyConnection,
+    p: dict[str, Any],
+    rates: ActivityRates,
+    summary: ActivitySummary,
+) -> None:
+    """An unpaid order (still Pending, or declined) deleted in the back office, with all its
+    lines. Paid orders are cancelled instead (status 4), and returns and returned orders keep
+    their links, so no payment or order is left pointing at a deleted order."""
+    k = event_count(con, p, "order_deletes", rates.order_deletes)
+    if k == 0:
+        return
+    n = pick(
+        con,
+        p,
+        "_odel",
+        # Payments are only probed for the candidates (SEMI JOIN hashes the small side).
+        """
+        WITH unpaid AS (
+            SELECT OrderID FROM dbo.Orders
+            WHERE OrderStatusID IN (1, 2) AND OrderTypeID <> 8 AND ReturnOrderID IS NULL
+              AND ModifiedDate < $t0
+        )
+        SELECT OrderID FROM unpaid ANTI JOIN (
+            SELECT y.OrderID FROM dbo.Payments y SEMI JOIN unpaid USING (OrderID)
+        ) p USING (OrderID)
+        """,
+        "OrderID",
+        k,
+    )
+    if n == 0:
+        return
+    deletions.delete_rows(con, "OrderDetails", "_odel", ("OrderID",), deletions.ORDER_DELETED)
+    deletions.delete_rows(con, "Orders", "_odel", ("OrderID",), deletions.ORDER_DELETED)
+    summary.add("orders_deleted", n)

@@ -12,7 +12,14 @@ class ActivityRates:
     """Expected events per simulated hour (defaults suit ~1,000 customers), plus the order
     life-cycle: how long an order waits in each status and how often it fails instead, and the
     maximum replication lag: how much earlier than it lands in dbo a change may have been made
-    (its ModifiedDate), as in a real Exigo Database Sync (0: every change lands at once)."""
+    (its ModifiedDate), as in a real Exigo Database Sync (0: every change lands at once).
+
+    Physical deletions (rows vanish from dbo; see simulator.deletions for what each takes
+    along) default to rare, as in a real back office: per simulated day, at ~1,000 customers
+    (~3,000 orders and payments, ~250 sites), about 0.1-0.2% of the rows of each table.
+    `customer_purges` deletes customer rows (with their account and site rows); a status change
+    to 0 (Deleted, counted as `customers_deleted`) is Exigo's soft delete and keeps the row.
+    """
 
     new_customers: float = 2.0
     profile_edits: float = 3.0
@@ -30,6 +37,11 @@ class ActivityRates:
     print_after_hours: tuple[float, float] = (2.0, 12.0)
     ship_after_hours: tuple[float, float] = (12.0, 36.0)
     replication_lag: timedelta = timedelta(0)
+    # Added after the others so that positional construction keeps its meaning.
+    customer_purges: float = 0.05
+    order_deletes: float = 0.1
+    account_deletes: float = 0.05
+    site_deletes: float = 0.02
 
     def __post_init__(self) -> None:
         if not isinstance(self.replication_lag, timedelta):
@@ -82,6 +94,10 @@ PER_HOUR_RATES = (
     "payment_deletes",
     "account_changes",
     "site_edits",
+    "customer_purges",
+    "order_deletes",
+    "account_deletes",
+    "site_deletes",
 )
 
 ACTIVITY_KINDS: tuple[str, ...] = (
@@ -103,11 +119,19 @@ ACTIVITY_KINDS: tuple[str, ...] = (
     "payments_deleted",
     "account_changes",
     "site_edits",
+    "customers_purged",
+    "orders_deleted",
+    "accounts_deleted",
+    "sites_deleted",
 )
 
 
 @dataclass
 class ActivitySummary:
+    """Events per kind during one advance. Deletion kinds count events: `customers_purged`
+    (each with its account and site rows), `orders_deleted` (each with its lines),
+    `line_removals`, `payments_deleted`, `accounts_deleted`, `sites_deleted`."""
+
     started_at: datetime
     finished_at: datetime
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ACTIVITY_KINDS, 0))
