@@ -96,10 +96,10 @@ def deployed(prefect_server: dict[str, str], r1_start: dict[str, Any], tmp_path:
     monkeypatch.setenv("EXIGO_SYNC_LOCK_TIMEOUT_SECONDS", "60")
     _cli(prefect_server, "work-pool", "create", "exigo-sync", "--type", "process", "--overwrite")
     _cli(prefect_server, "deploy", "--all")
-    client = SyncPrefectClient(prefect_server["url"])
-    deployment = client.read_deployment_by_name(DEPLOYMENT)
-    for schedule in deployment.schedules:
-        client.update_deployment_schedule(deployment.id, schedule.id, active=False)
+    with SyncPrefectClient(prefect_server["url"]) as setup:
+        deployment = setup.read_deployment_by_name(DEPLOYMENT)
+        for schedule in deployment.schedules:
+            setup.update_deployment_schedule(deployment.id, schedule.id, active=False)
 
     worker_env = {**os.environ, "PREFECT_API_URL": prefect_server["url"],
                   "PREFECT_HOME": prefect_server["home"], "PREFECT_WORKER_QUERY_SECONDS": "1",
@@ -111,7 +111,7 @@ def deployed(prefect_server: dict[str, str], r1_start: dict[str, Any], tmp_path:
         start_new_session=True,
     )  # fmt: skip
     try:
-        with client:
+        with SyncPrefectClient(prefect_server["url"]) as client:
             yield env, client
     finally:
         family = {worker.pid} | descendants(worker.pid)
@@ -137,12 +137,11 @@ def _wait_state(client: Any, run_id: Any, names: set[str], timeout: float = 180)
 def test_r1_r2_deployment_queues_the_next_run_and_recovers_from_a_killed_flow_process(
     deployed: tuple[SyncEnv, Any], r1_start: dict[str, Any], tmp_path: Path
 ) -> None:
-    from prefect.deployments import run_deployment
-
     env, client = deployed
+    deployment = client.read_deployment_by_name(DEPLOYMENT)
     marker = tmp_path / "first.reached"
-    first = run_deployment(
-        DEPLOYMENT, timeout=0,
+    first = client.create_flow_run_from_deployment(
+        deployment.id,
         job_variables={"env": {"EXIGO_SYNC_FAULT": "after_refresh",
                                "EXIGO_SYNC_FAULT_MODE": "pause",
                                "EXIGO_SYNC_FAULT_MARKER": str(marker)}},
@@ -154,7 +153,7 @@ def test_r1_r2_deployment_queues_the_next_run_and_recovers_from_a_killed_flow_pr
     assert env.batches()[-1]["status"] == "refreshed"
 
     # A second run while the first is in flight: queued by the deployment's limit (ENQUEUE).
-    second = run_deployment(DEPLOYMENT, timeout=0)
+    second = client.create_flow_run_from_deployment(deployment.id)
     _wait_state(client, second.id, {"AwaitingConcurrencySlot"}, timeout=60)
 
     # The first run's flow process dies outright (OOM killer, kill -9).
