@@ -24,6 +24,7 @@ from exigo_sync.settings import Settings
 from exigo_sync.source import RefreshResult, TransientSourceError
 from exigo_sync.topology import Topology
 from exigo_sync.warehouse import landing, ledger
+from exigo_sync.warehouse.ledger_sql import ENTITY_NAMES
 from exigo_sync.warehouse.lock import run_lock
 from exigo_sync.window import Window, compute_window, parse_since, refuse_since_after_watermark
 
@@ -67,12 +68,12 @@ def compute_window_task(
 
 
 @task(name="start batch", cache_policy=NO_CACHE)
-def start_batch(topology: Topology, window: Window) -> int:
+def start_batch(topology: Topology, window: Window, reconcile: bool) -> int:
     """Ledger: a new batch, `refreshing`, before queue.Refresh is called."""
     run_id = str(flow_run.id) if flow_run.id else None
     batch_id = ledger.start_batch(
         topology.warehouse, flow_run_id=run_id, window_kind=window.kind,
-        requested_start=window.start,
+        requested_start=window.start, reconciled=reconcile,
     )  # fmt: skip
     get_run_logger().info(
         "batch %d: queue.Refresh from %s (%s)", batch_id, window.start, window.kind
@@ -93,13 +94,14 @@ def refresh_queue(topology: Topology, batch_id: int, start: datetime) -> Refresh
 
 
 @task(name="land the snapshot", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient_only)
-def land_snapshot(topology: Topology, settings: Settings, batch_id: int) -> dict[str, int]:
-    """Landed topology: copy the queue tables (and swept dbo keys) into the warehouse."""
+def land_snapshot(topology: Topology, batch_id: int, swept: list[str]) -> dict[str, int]:
+    """Landed topology: copy the queue tables, the swept entities' dbo keys and the rows of
+    their reopened keys, and the lookups into the warehouse."""
     client = topology.source_client()
     try:
         return landing.land_batch(
             client, topology.source.type, topology.warehouse, batch_id,
-            landing.tables_for_batch(settings.sweep_entities), logger=get_run_logger(),
+            landing.tables_for_batch(swept), logger=get_run_logger(),
         )  # fmt: skip
     finally:
         client.close()
@@ -107,19 +109,22 @@ def land_snapshot(topology: Topology, settings: Settings, batch_id: int) -> dict
 
 @task(name="merge with dbt", cache_policy=NO_CACHE)
 def merge(
-    settings: Settings, topology: Topology, batch_id: int, refreshed_at: datetime,
-    select: str | None,
+    settings: Settings, topology: Topology, select: str | None, swept: list[str],
+    reconcile: bool, confirm_deletions: list[str],
 ) -> dbt_runner.DbtOutcome:  # fmt: skip
+    """`dbt build` of staging and everything downstream. dbt takes the batch id from the
+    ledger; a reconciliation run also runs every data test on whole tables."""
     return dbt_runner.run_build(
         settings.dbt_invocation(topology.warehouse.name),
-        batch_vars=dbt_runner.batch_vars(
-            batch_id,
-            refreshed_at,
-            exigo_deletion_sweep_entities=settings.sweep_entities,
+        batch_vars={
+            "exigo_deletion_sweep_entities": swept,
+            "exigo_deletion_guard_share": settings.deletion_guard_share,
+            "exigo_confirm_deletions": confirm_deletions,
             **topology.dbt_vars(),
-        ),
+        },
         select=select or settings.dbt_select,
         exclude=settings.dbt_exclude,
+        full_checks=reconcile,
         logger=get_run_logger(),
     )
 
@@ -139,6 +144,8 @@ def exigo_sync(
     allow_gap: bool = False,
     overlap_minutes: float | None = None,
     dbt_select: str | None = None,
+    reconcile: bool = False,
+    confirm_deletions: list[str] | None = None,
 ) -> dict[str, Any]:
     """Sync one batch from the Exigo sync database into the warehouse.
 
@@ -149,10 +156,14 @@ def exigo_sync(
         allow_gap: accept a `since` after the watermark or in the future (W3).
         overlap_minutes: override the window overlap for this run (default from settings).
         dbt_select: dbt selector for the merge (default: staging and everything downstream).
+        reconcile: also reconcile every entity's keys with the source (deletions the queue
+            cannot show, H7) and run every data test on whole tables; the nightly deployment.
+        confirm_deletions: entities whose mass deletion the operator confirms for this run (H9).
     """
     settings = Settings()
     since_at = parse_since(since, allow_gap=allow_gap)  # W3: before any connection is opened
     topology = settings.topology_for(target)
+    swept = list(ENTITY_NAMES) if reconcile else settings.sweep_entities
     batch = Batch(topology, get_run_logger())
 
     with batch.run(), run_lock(
@@ -163,7 +174,7 @@ def exigo_sync(
     ) as lock, batch.holding(lock):  # fmt: skip
         with batch.step("window"):
             window = compute_window_task(topology, settings, since_at, allow_gap, overlap_minutes)
-            batch.id = start_batch(topology, window)
+            batch.id = start_batch(topology, window, reconcile)
         with batch.step("refresh"):
             result = refresh_queue.with_options(
                 retries=settings.refresh_retries, retry_delay_seconds=settings.retry_delays()
@@ -172,14 +183,19 @@ def exigo_sync(
             with batch.step("land"):
                 land_snapshot.with_options(
                     retries=settings.refresh_retries, retry_delay_seconds=settings.retry_delays()
-                )(topology, settings, batch.id)
+                )(topology, batch.id, swept)
         with batch.step("dbt"):
-            outcome = merge(settings, topology, batch.id, result.refresh_started_at, dbt_select)
+            outcome = merge(
+                settings, topology, dbt_select, swept, reconcile, confirm_deletions or []
+            )
         with batch.step("ledger"):
             stats = record_merged(topology, batch.id, outcome.invocation_id)
 
-    _publish_report(batch, window, result, stats, outcome)
+    completeness = ledger.completeness(topology.warehouse)
+    _publish_report(batch, window, result, stats, outcome, completeness)
     return {
+        "completeness": completeness.detail,
+        "reconciled": reconcile,
         "batch_id": batch.id,
         "window_start": window.start.isoformat(),
         "window_kind": window.kind,
@@ -194,12 +210,15 @@ def _publish_report(
     result: RefreshResult,
     stats: list,
     outcome: dbt_runner.DbtOutcome,
+    completeness: ledger.Completeness,
 ) -> None:
     # The batch is merged already: a failing report must not fail (or un-merge) it.
     try:
         create_markdown_artifact(
             key="exigo-sync-batch",
-            markdown=batch_markdown(batch.id, window, result, stats, batch.timings, outcome),
+            markdown=batch_markdown(
+                batch.id, window, result, stats, batch.timings, outcome, completeness
+            ),
             description=f"exigo-sync batch {batch.id}",
         )
     except Exception as exc:

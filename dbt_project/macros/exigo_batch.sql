@@ -1,16 +1,34 @@
-{#- Batch metadata passed by the flow with --vars. At parse time, and for commands that only read
-    (compile, docs generate, show, list), a placeholder is returned so they work without a batch;
-    when models are built a missing var is an error, never a silent default: a wrong batch id
-    would corrupt history_version_id. -#}
+{#- The batch being merged: its id (monotonic, from the ledger) and the source-clock time its
+    queue.Refresh began. The flow passes neither: dbt reads the one batch the ledger has in flight
+    (status `refreshed`: the flow holds the run lock, so there is exactly one), at execution time,
+    so the dbt vars stay the same from batch to batch and partial parsing stays warm. Vars
+    exigo_batch_id / exigo_batch_refreshed_at override it (tests, a hand-run `dbt build`).
+    At parse time, and for commands that only read (compile, docs generate, show, list), a
+    placeholder is returned; when models are built a missing batch is an error, never a silent
+    default: a wrong batch id would corrupt history_version_id. -#}
 {% macro exigo_batch_vars_required() -%}
     {{ return(execute and flags.WHICH not in ('compile', 'generate', 'docs', 'show', 'list', 'ls', 'parse')) }}
+{%- endmacro %}
+
+{#- [batch_id, refresh_started_at ISO] of the ledger's in-flight batch; raises unless exactly one. -#}
+{% macro exigo_in_flight_batch() -%}
+    {%- set ledger = adapter.get_relation(database=target.database, schema='exigo_sync', identifier='batches') -%}
+    {%- set rows = [] -%}
+    {%- if ledger is not none -%}
+        {%- set rows = run_query("select batch_id, refresh_started_at from " ~ ledger ~ " where status = 'refreshed'").rows -%}
+    {%- endif -%}
+    {%- do exigo_end_read_transaction() -%}
+    {%- if rows | length != 1 -%}
+        {{ exceptions.raise_compiler_error("exigo_sync: no batch to merge: the ledger (exigo_sync.batches) has " ~ (rows | length) ~ " batch(es) in status 'refreshed', exigo-sync run leaves exactly one; to run dbt by hand pass --vars '{exigo_batch_id: N, exigo_batch_refreshed_at: ...}'") }}
+    {%- endif -%}
+    {{ return([rows[0][0] | int, rows[0][1].isoformat()]) }}
 {%- endmacro %}
 
 {% macro exigo_batch_id() -%}
     {%- set value = var('exigo_batch_id', none) -%}
     {%- if value is none or (value | string | trim) == '' -%}
         {%- if exigo_batch_vars_required() -%}
-            {{ exceptions.raise_compiler_error("exigo_sync: dbt var 'exigo_batch_id' is required (the flow passes it with --vars '{exigo_batch_id: N, exigo_batch_refreshed_at: ...}')") }}
+            {{ return(exigo_in_flight_batch()[0]) }}
         {%- endif -%}
         {{ return(0) }}
     {%- endif -%}
@@ -26,9 +44,10 @@
     {%- set value = var('exigo_batch_refreshed_at', none) -%}
     {%- if value is none or (value | string | trim) == '' -%}
         {%- if exigo_batch_vars_required() -%}
-            {{ exceptions.raise_compiler_error("exigo_sync: dbt var 'exigo_batch_refreshed_at' is required (source-clock ISO timestamp of the batch's queue.Refresh)") }}
+            {%- set value = exigo_in_flight_batch()[1] -%}
+        {%- else -%}
+            {{ return('2000-01-01T00:00:00') }}
         {%- endif -%}
-        {{ return('2000-01-01T00:00:00') }}
     {%- endif -%}
     {%- set text = value | string | trim -%}
     {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,6})?)?$', text) -%}

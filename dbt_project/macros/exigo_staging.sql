@@ -196,7 +196,9 @@
 
 {#- The typed rows of a queue table with their version time and reject reason (shared by the
     staging model and the rejected-rows model). -#}
-{% macro exigo_typed_rows_sql(plan) -%}
+{#- relation / version_time / where: the same typing over another relation with the same columns
+    (reopened keys read from dbo, exigo_reopened_rows_sql), dated at a given time. -#}
+{% macro exigo_typed_rows_sql(plan, relation=none, version_time=none, where=none) -%}
     {%- set key_names = [] -%}
     {%- for k in plan['keys'] -%}{%- do key_names.append(exigo_snake_case(k)) -%}{%- endfor -%}
     {%- set pairs = [] -%}
@@ -222,13 +224,15 @@
             {%- for c in plan['columns'] %}
             {{ c.expr }} as {{ c.name }},
             {%- endfor %}
-            {%- if plan['parent'] %}
+            {%- if version_time is not none %}
+            {{ version_time }} as version_time
+            {%- elif plan['parent'] %}
             parent_order.version_time as version_time
             {%- else %}
             q.{{ adapter.quote('ModifiedDate') }} as version_time
             {%- endif %}
-        from {{ plan['relation'] }} as q
-        {% if plan['parent'] -%}
+        from {{ relation if relation is not none else plan['relation'] }} as q
+        {% if plan['parent'] and version_time is none -%}
         {# An order line's version time is its parent order's ModifiedDate in the same batch
             (the latest, should the order appear twice). #}
         left join (
@@ -238,7 +242,32 @@
         ) parent_order
             on parent_order.order_id = q.{{ adapter.quote('OrderID') }}
         {%- endif %}
+        {%- if where is not none %}
+        where {{ where }}
+        {%- endif %}
     ) typed
+{%- endmacro %}
+
+{#- Reopened keys (H7, swept entities): a key whose current history version is a deletion but which
+    is at the source again (a restore, a sync re-initialisation: its ModifiedDate is old, so the
+    queue never shows it) is staged with its source row, dated at this batch's refresh, and gets a
+    new live version. '' when the entity is not swept or nothing can be read. -#}
+{% macro exigo_reopened_rows_sql(plan) -%}
+    {%- set entity = plan['entity'] -%}
+    {%- set history = exigo_history_relation(entity) -%}
+    {%- set reopen = exigo_reopen_relation(entity) if entity in exigo_swept_entities() else none -%}
+    {%- if history is none or reopen is none -%}{{ return('') }}{%- endif -%}
+    {%- set queue_join = [] -%}
+    {%- for k in plan['keys'] -%}{%- do queue_join.append('batch_row.' ~ adapter.quote(k) ~ ' = q.' ~ adapter.quote(k)) -%}{%- endfor -%}
+    {%- set where -%}
+        exists (
+            select 1 from {{ history }} h
+            where h.is_current = {{ exigo_true() }} and h.is_deleted = {{ exigo_true() }}
+              and {{ exigo_source_key_join(entity, 'q', 'h') }}
+        )
+        and not exists (select 1 from {{ plan['relation'] }} batch_row where {{ queue_join | join(' and ') }})
+    {%- endset -%}
+    {{ return(exigo_typed_rows_sql(plan, relation=reopen, version_time=exigo_timestamp_literal(exigo_batch_refreshed_at()), where=where)) }}
 {%- endmacro %}
 
 {#- source() calls made at parse time too, so dbt records the lineage (the real work only
@@ -246,6 +275,7 @@
 {% macro exigo_register_sources(entity) -%}
     {%- set spec = exigo_entities()[entity] -%}
     {%- set rel = source('exigo_queue', spec['table']) -%}
+    {%- set truth = source('exigo_dbo', spec['table']) -%}
     {%- if spec.get('parent') -%}
         {%- set parent_rel = source('exigo_queue', exigo_entities()[spec['parent']]['table']) -%}
     {%- endif -%}
@@ -267,8 +297,13 @@
     {%- for c in plan['columns'] -%}{%- do names.append(c.name) -%}{%- endfor -%}
     {%- set hashed_columns = [] -%}
     {%- for c in plan['columns'] -%}{%- do hashed_columns.append({'name': c.name, 'type': c.type}) -%}{%- endfor -%}
+    {%- set reopened = exigo_reopened_rows_sql(plan) -%}
 with typed as (
     {{ exigo_typed_rows_sql(plan) }}
+    {%- if reopened %}
+    union all
+    {{ reopened }}
+    {%- endif %}
 ),
 
 hashed as (

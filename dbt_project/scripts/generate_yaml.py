@@ -125,9 +125,10 @@ def sources() -> dict[str, Any]:
                 "name": "exigo_dbo",
                 "database": db,
                 "schema": dbo_schema,
-                "description": "The sync's `dbo` schema (the truth): Payments for the deletion "
-                "sweep, and the lookup tables.",
-                "tables": [table_entry(REPLICATED_TABLES["Payments"], True), *lookups],
+                "description": "The sync's `dbo` schema (the truth): the keys the deletion sweep "
+                "and the reconciliation compare with, the rows of reopened keys, and the lookup "
+                "tables.",
+                "tables": [*(table_entry(t, True) for t in REPLICATED_TABLES.values()), *lookups],
             },
         ],
     }

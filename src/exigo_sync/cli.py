@@ -91,15 +91,35 @@ def run(
     target: Annotated[str | None, typer.Option(help="dbt target (default: profile's).")] = None,
     overlap_minutes: Annotated[float | None, typer.Option(help="Window overlap override.")] = None,
     select: Annotated[str | None, typer.Option(help="dbt selector for the merge.")] = None,
+    full: Annotated[
+        bool, typer.Option(help="Load everything (W1): makes a partial warehouse complete.")
+    ] = False,
+    reconcile: Annotated[
+        bool,
+        typer.Option(
+            help="Also reconcile every entity's keys with the source (deletions the "
+            "queue cannot show) and run every data test on whole tables."
+        ),
+    ] = False,
+    confirm_deletions: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--confirm-deletions",
+            help="Entity whose mass deletion (H9 guard) is real; this run only. Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Run one batch now: queue.Refresh + dbt merge."""
-    from exigo_sync.window import parse_since
+    from exigo_sync.window import FULL_LOAD_START, parse_since
 
+    if full:
+        since = since or FULL_LOAD_START.isoformat()
     try:
         parse_since(since, allow_gap=allow_gap)  # W3: refuse before anything starts
         out = run_flow(
             since=since, target=target, allow_gap=allow_gap,
-            overlap_minutes=overlap_minutes, dbt_select=select,
+            overlap_minutes=overlap_minutes, dbt_select=select, reconcile=reconcile,
+            confirm_deletions=confirm_deletions or None,
         )  # fmt: skip
     except Exception as exc:
         _fail(exc)
@@ -108,7 +128,7 @@ def run(
     rows = sum(out["row_counts"].values())
     console.print(
         f"batch {out['batch_id']} merged: window from {out['window_start']} "
-        f"({out['window_kind']}), {rows} queue rows"
+        f"({out['window_kind']}), {rows} queue rows; warehouse {out['completeness']}"
     )
 
 

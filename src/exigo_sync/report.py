@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from exigo_sync.dbt_runner import DbtOutcome
 from exigo_sync.source import RefreshResult
-from exigo_sync.warehouse.ledger import EntityStats
+from exigo_sync.warehouse.ledger import Completeness, EntityStats
 from exigo_sync.window import Window
 
 SLOWEST_NODES = 10
@@ -19,10 +19,12 @@ def batch_markdown(
     stats: Sequence[EntityStats],
     timings: dict[str, float],
     outcome: DbtOutcome | None = None,
+    completeness: Completeness | None = None,
 ) -> str:
     lines = [
         f"# exigo-sync batch {batch_id}",
         "",
+        *([f"- warehouse: **{completeness.detail}**"] if completeness else []),
         f"- window: from **{window.start:%Y-%m-%d %H:%M:%S}** ({window.kind}) to "
         f"{result.refresh_started_at:%Y-%m-%d %H:%M:%S} (source clock)",
         f"- watermark before: {window.watermark or 'none'}",
@@ -32,10 +34,13 @@ def batch_markdown(
         "| --- | ---: |",
         *(f"| {table} | {n} |" for table, n in result.row_counts.items()),
         "",
-        "| entity | inserted | changed | closed | rejected | ties |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| entity | inserted | changed | deleted | reopened | rejected | ties | live / at source |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *(
-            f"| {s.entity} | {s.inserted} | {s.changed} | {s.closed} | {s.rejected} | {s.ties} |"
+            f"| {s.entity} | {s.inserted} | {s.changed} | {s.closed} | {s.reopened} | "
+            f"{s.rejected} | {s.ties} | "
+            + (f"{s.live_keys} / {s.source_keys}" if s.live_keys is not None else "not swept")
+            + " |"
             for s in stats
         ),
         "",

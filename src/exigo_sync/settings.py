@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # Entities whose physical deletions each batch finds by comparing history with the
     # source's keys (dbt var exigo_deletion_sweep_entities). Exigo deletes payments physically.
     sweep_entities: list[str] = Field(default_factory=lambda: ["payments"])
+    # H9: a sweep or reconciliation that would delete more than this share of an entity's live
+    # keys, or whose source key read returns nothing, deletes nothing and fails the batch.
+    deletion_guard_share: float = Field(default=0.05, ge=0, le=1)
     # dbt selector for the merge; None = staging and everything downstream (+ their tests).
     dbt_select: str | None = None
     # dbt --exclude (space-separated selectors). dbt unit tests need no exclusion: the project
@@ -61,9 +64,11 @@ class Settings(BaseSettings):
     dbt_log_path: Path | None = None
 
     overlap_minutes: float = Field(default=10.0, ge=0)
-    initial_lookback_hours: float = Field(default=24.0, gt=0)
-    # First-run start on the source clock; None = source clock - initial_lookback (the vendor's).
+    # The first batch (no merged batch yet) loads everything (W1), unless one of these is set:
+    # a start on the source clock, or a lookback from the source clock (the vendor's first call
+    # takes 24 hours). Either leaves the warehouse partial until a full load (`run --full`).
     initial_start: datetime | None = None
+    initial_lookback_hours: float | None = Field(default=None, gt=0)
 
     lock_timeout_seconds: float = Field(default=60.0, ge=0)
     # A holder on another host whose heartbeat is older than this is taken for dead (its host
@@ -89,7 +94,9 @@ class Settings(BaseSettings):
         return timedelta(minutes=self.overlap_minutes)
 
     @property
-    def initial_lookback(self) -> timedelta:
+    def initial_lookback(self) -> timedelta | None:
+        if self.initial_lookback_hours is None:
+            return None
         return timedelta(hours=self.initial_lookback_hours)
 
     @property

@@ -67,6 +67,25 @@ def render_status(console: Console, *, target: str | None, last: int) -> None:
         )
     console.print(table)
     console.print(f"lock: {_describe_lock(holder, death)}")
+    console.print(f"warehouse: {ledger.completeness(wh).detail}")
+    reconciled = ledger.last_reconciliation(wh)
+    if reconciled:
+        first = reconciled[0]
+        merged = f"{first['finished_at']:%Y-%m-%d %H:%M}"
+        console.print(
+            f"last reconciliation: batch {first['batch_id']} (merged {merged} UTC): "
+            + "; ".join(
+                f"{r['entity']} {r['deleted']} deleted, {r['reopened']} reopened"
+                + (f" ({r['live_keys']} live / {r['source_keys']} at source)"
+                   if r["live_keys"] is not None else "")
+                for r in reconciled
+            )
+        )
+    else:
+        console.print(
+            "last reconciliation: never (`exigo-sync run --reconcile`, or the nightly "
+            "deployment exigo-sync-reconcile)"
+        )
     console.print(f"watermark (source clock): {watermark or 'none: no merged batch yet'}")
     console.print(f"source clock now: {now}")
     if watermark is not None and not isinstance(now, str):

@@ -13,6 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 from exigo_sync.source.dates import parse_source_datetime
 
+# W1: the start of a full initial load: before any data an Exigo back office holds (SQL Server's
+# `datetime` starts in 1753). The vendor documents an early start as the way to re-sync.
+FULL_LOAD_START = datetime(1900, 1, 1)
+
 # The source clock is naive local time of the source server, whose zone we do not know; no zone
 # is more than 14 hours ahead of UTC, so a `since` past that is in the future wherever it is.
 _MAX_ZONE_AHEAD = timedelta(hours=14)
@@ -25,7 +29,9 @@ class WindowRefused(ValueError):
 @dataclass(frozen=True)
 class Window:
     start: datetime  # the explicit start passed to queue.Refresh (source clock)
-    kind: str  # "watermark" | "initial" | "since"
+    # "full" (first batch, everything) | "initial" (first batch, from a configured start:
+    # partial) | "watermark" | "since" | "gap"
+    kind: str
     watermark: datetime | None  # refresh start of the latest merged batch, if any
 
 
@@ -77,11 +83,13 @@ def compute_window(
     source_now: datetime,
     overlap: timedelta,
     initial_start: datetime | None,
-    initial_lookback: timedelta,
+    initial_lookback: timedelta | None,
     allow_gap: bool = False,
 ) -> Window:
     """W1/W2: the explicit start for this batch's queue.Refresh.
 
+    With no merged batch: a full load (kind "full"), unless the operator configured an initial
+    start or lookback (kind "initial": the warehouse is partial until a full load merges).
     A `since` accepted only because of allow_gap is recorded as kind "gap", so the ledger shows
     which batches may have skipped changes.
     """
@@ -93,8 +101,15 @@ def compute_window(
             )
         refuse_since_after_watermark(since, watermark, allow_gap=allow_gap)
         skips = since > source_now or (watermark is not None and since > watermark)
-        return Window(since, "gap" if skips else "since", watermark)
+        if skips:
+            return Window(since, "gap", watermark)
+        # A replay from before any data is a full load: it makes a partial warehouse complete.
+        return Window(since, "full" if since <= FULL_LOAD_START else "since", watermark)
     if watermark is not None:
         return Window(watermark - overlap, "watermark", watermark)
-    start = initial_start if initial_start is not None else source_now - initial_lookback
-    return Window(start, "initial", None)
+    if initial_start is not None:
+        kind = "full" if initial_start <= FULL_LOAD_START else "initial"
+        return Window(initial_start, kind, None)
+    if initial_lookback is not None:  # the vendor's own first call: the last 24 hours
+        return Window(source_now - initial_lookback, "initial", None)
+    return Window(FULL_LOAD_START, "full", None)

@@ -27,7 +27,7 @@ def two_batch_template(tmp_path_factory) -> Path:
     from datetime import timedelta
 
     from tests.dbt.helpers import failures
-    from tests.dbt.scenario import T0, load_batch_one, load_batch_two
+    from tests.dbt.scenario import CONFIRM_PAYMENT_DELETION, T0, load_batch_one, load_batch_two
 
     env = DbtEnv(tmp_path_factory.mktemp("two_batches"))
     create_source(env.source)
@@ -35,7 +35,7 @@ def two_batch_template(tmp_path_factory) -> Path:
     res = env.fast_build(1, T0 + timedelta(hours=1))
     assert res.success, failures(res)
     load_batch_two(env)
-    res = env.fast_build(2, T0 + timedelta(hours=3))
+    res = env.fast_build(2, T0 + timedelta(hours=3), extra_vars=CONFIRM_PAYMENT_DELETION)
     assert res.success, failures(res)
     return env.tmp
 

@@ -59,8 +59,15 @@ def load_batch_one(env: DbtEnv) -> None:
     )
 
 
+# Batch two deletes the only payment: the source's dbo.Payments reads empty, which the deletion
+# guard (H9) refuses unless an operator confirms it. This tiny fixture confirms it, as the
+# operator would (`exigo-sync run --confirm-deletions payments`).
+CONFIRM_PAYMENT_DELETION = {"exigo_confirm_deletions": ["payments"]}
+
+
 def load_batch_two(env: DbtEnv) -> None:
-    """Customer 1 changes; the order loses line 2; the payment is deleted at the source."""
+    """Customer 1 changes; the order loses line 2; the payment is deleted at the source (build
+    it with extra_vars=CONFIRM_PAYMENT_DELETION)."""
     t1 = T0 + timedelta(hours=2)
     put_rows(
         env.source,

@@ -6,7 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.dbt.helpers import failures
-from tests.dbt.scenario import T0, history_snapshot, load_batch_one, load_batch_two
+from tests.dbt.scenario import (
+    CONFIRM_PAYMENT_DELETION,
+    T0,
+    history_snapshot,
+    load_batch_one,
+    load_batch_two,
+)
 
 
 def _two_batches(env, full: bool = False):
@@ -15,7 +21,7 @@ def _two_batches(env, full: bool = False):
     res = build(1, T0 + timedelta(hours=1))
     assert res.success, failures(res)
     load_batch_two(env)
-    res = build(2, T0 + timedelta(hours=3))
+    res = build(2, T0 + timedelta(hours=3), extra_vars=CONFIRM_PAYMENT_DELETION)
     assert res.success, failures(res)
 
 
@@ -33,8 +39,9 @@ def test_h6_full_refresh_leaves_history_and_current_untouched(dbt_env):
 def test_batch_vars_are_required(dbt_env):
     load_batch_one(dbt_env)
     cases = [
-        ({"exigo_batch_refreshed_at": "2026-01-05T09:00:00"}, "'exigo_batch_id' is required"),
-        ({"exigo_batch_id": 1}, "'exigo_batch_refreshed_at' is required"),
+        # No vars and no batch in flight in the ledger: refused, never a made-up batch id.
+        ({"exigo_batch_refreshed_at": "2026-01-05T09:00:00"}, "no batch to merge"),
+        ({"exigo_batch_id": 1}, "no batch to merge"),
         (
             {"exigo_batch_id": 1, "exigo_batch_refreshed_at": "yesterday"},
             "must be an ISO timestamp",
@@ -58,7 +65,10 @@ def test_r1_fault_before_current_heals_on_next_batch(dbt_env):
     res = dbt_env.fast_build(1, T0 + timedelta(hours=1))
     assert res.success, failures(res)
     load_batch_two(dbt_env)
-    res = dbt_env.fast_build(2, T0 + timedelta(hours=3), env={"EXIGO_SYNC_FAULT": "before_current"})
+    res = dbt_env.fast_build(
+        2, T0 + timedelta(hours=3), env={"EXIGO_SYNC_FAULT": "before_current"},
+        extra_vars=CONFIRM_PAYMENT_DELETION,
+    )  # fmt: skip
     assert not res.success
     assert "injected fault at 'before_current'" in " ".join(failures(res))
     # History merged batch 2, current did not: it still shows batch 1's Ann.
@@ -70,7 +80,7 @@ def test_r1_fault_before_current_heals_on_next_batch(dbt_env):
     )
     # Next batch (nothing new in the queue) heals current from history.
     load_batch_two(dbt_env)
-    res = dbt_env.fast_build(3, T0 + timedelta(hours=5))
+    res = dbt_env.fast_build(3, T0 + timedelta(hours=5), extra_vars=CONFIRM_PAYMENT_DELETION)
     assert res.success, failures(res)
     assert (
         dbt_env.query(

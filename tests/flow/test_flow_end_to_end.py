@@ -9,20 +9,22 @@ from flow_helpers import CLOCK_START, SyncEnv, advance, prefect_logs_and_artifac
 
 from exigo_sync.source import QUEUE_TABLES
 from exigo_sync.warehouse.ledger_sql import ENTITIES, ROW_COLUMNS, STATS
+from exigo_sync.window import FULL_LOAD_START
 
 
 def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(
     sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = sync_env
-    # Batch 1: no merged batch yet -> initial window = source clock - 24 h (W1). It runs the
-    # default `dbt build` (models + the dbt project's data tests), as production does.
+    # Batch 1: no merged batch yet -> a full initial load (W1). It runs the default `dbt build`
+    # (models + the dbt project's contract tests), as production does.
     with monkeypatch.context() as m:
         m.delenv("EXIGO_SYNC_DBT_EXCLUDE")
         out1 = env.run_ok()
     b1 = env.batches()[0]
-    assert b1["status"] == "merged" and b1["window_kind"] == "initial"
-    assert b1["requested_start"] == CLOCK_START - timedelta(hours=24)
+    assert b1["status"] == "merged" and b1["window_kind"] == "full"
+    assert b1["requested_start"] == FULL_LOAD_START
+    assert out1["completeness"].startswith("complete")
     assert b1["refresh_started_at"] == CLOCK_START
     assert b1["flow_run_id"] and b1["dbt_invocation_id"] and b1["error"] is None
     assert b1["started_at"] <= b1["finished_at"]
@@ -36,6 +38,8 @@ def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(
         env.warehouse, "SELECT count(*) FROM exigo_current.customers_current"
     )[0]
     assert customers_current == stats1["customers"]["inserted"]
+    # W1 on the full population: every customer of the source, not only the recent ones.
+    assert customers_current == len(env.sim.current_rows("Customers"))
 
     # Batch 2: resumes from the watermark minus the overlap (W1).
     advance(env, 3)
@@ -50,7 +54,8 @@ def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(
     before = env.snapshot()
     out3 = env.run_ok(since=b1["requested_start"].isoformat())
     b3 = env.batches()[2]
-    assert (b3["status"], b3["window_kind"]) == ("merged", "since")
+    # A replay from the full load's start is a full load again (W2), adding nothing (H4).
+    assert (b3["status"], b3["window_kind"]) == ("merged", "full")
     assert b3["requested_start"] == b1["requested_start"]
     assert all(s["inserted"] == s["changed"] == s["closed"] == 0 for s in out3["stats"])
     assert env.snapshot() == before

@@ -110,7 +110,7 @@ def test_w1_overlap_catches_rows_that_land_late(
     _merge_models_only(monkeypatch)
     env.run_ok()
     b1 = env.batches()[0]
-    assert (b1["status"], b1["window_kind"]) == ("merged", "initial")
+    assert (b1["status"], b1["window_kind"]) == ("merged", "full")
     initial_start, watermark = b1["requested_start"], b1["refresh_started_at"]
     assert watermark == CLOCK_START
     before = _dbo(env)  # dbo as batch 1 saw it (nothing happens between refresh and now)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from exigo_sync.dbt_runner import DbtBuildFailed, batch_vars, build_args, judge
+from exigo_sync.dbt_runner import DbtBuildFailed, build_args, judge
 from exigo_sync.profiles import ProfileError, load_target
 from exigo_sync.settings import REPO_ROOT
 from exigo_sync.topology import resolve_topology
 from exigo_sync.warehouse import ledger_sql
-from exigo_sync.window import WindowRefused, compute_window, parse_since
+from exigo_sync.window import FULL_LOAD_START, WindowRefused, compute_window, parse_since
 
 NOW = datetime(2026, 1, 5, 12, 0)
 WM = datetime(2026, 1, 5, 10, 0)
@@ -22,17 +22,25 @@ WM = datetime(2026, 1, 5, 10, 0)
 def _window(**kw: object):  # type: ignore[no-untyped-def]
     args = dict(
         since=None, watermark=None, source_now=NOW, overlap=timedelta(minutes=10),
-        initial_start=None, initial_lookback=timedelta(hours=24),
+        initial_start=None, initial_lookback=None,
     )  # fmt: skip
     args.update(kw)
     return compute_window(**args)  # type: ignore[arg-type]
 
 
-def test_w1_initial_then_watermark_minus_overlap() -> None:
-    assert _window().start == NOW - timedelta(hours=24)
-    assert _window(initial_start=datetime(2025, 1, 1)).start == datetime(2025, 1, 1)
+def test_w1_full_load_first_then_watermark_minus_overlap() -> None:
+    # No merged batch: everything (a start before any data), unless the operator configured a
+    # start or the vendor's lookback, which leaves the warehouse partial.
+    assert (_window().start, _window().kind) == (FULL_LOAD_START, "full")
+    w = _window(initial_start=datetime(2025, 1, 1))
+    assert (w.start, w.kind) == (datetime(2025, 1, 1), "initial")
+    w = _window(initial_lookback=timedelta(hours=24))
+    assert (w.start, w.kind) == (NOW - timedelta(hours=24), "initial")
     w = _window(watermark=WM)
     assert (w.start, w.kind) == (WM - timedelta(minutes=10), "watermark")
+    # A replay from before any data is a full load too: it makes a partial warehouse complete.
+    w = _window(since=FULL_LOAD_START, watermark=WM)
+    assert (w.start, w.kind) == (FULL_LOAD_START, "full")
 
 
 def test_w2_since_replays_before_the_watermark() -> None:
@@ -113,15 +121,18 @@ def test_s1_profile_errors_and_repr_hold_no_secret(
     assert secret not in str(err.value) and "EXIGO_SYNC_MSSQL_PASSWORD" in str(err.value)
 
 
-def test_dbt_args_carry_batch_vars() -> None:
-    args = build_args(
-        batch_vars=batch_vars(7, NOW), select=None,
-        exclude="resource_type:test resource_type:unit_test",
-    )  # fmt: skip
+def test_dbt_args_stay_the_same_between_batches() -> None:
+    """dbt reads the batch id from the ledger: the args (and so dbt's partial parse) do not
+    change from batch to batch; a batch leaves the whole-table column tests to full checks."""
+    topology_vars = {"exigo_deletion_sweep_entities": ["payments"], "exigo_landed": True}
+    args = build_args(batch_vars=topology_vars, select=None, exclude="tag:slow")
+    assert args == build_args(batch_vars=topology_vars, select=None, exclude="tag:slow")
     assert args[:3] == ["build", "--select", "tag:exigo_staging+"]
-    assert args[3] == "--vars"
-    assert '"exigo_batch_id": 7' in args[4] and "2026-01-05T12:00:00" in args[4]
-    assert args[-3:] == ["--exclude", "resource_type:test", "resource_type:unit_test"]
+    assert "exigo_batch_id" not in args[4] and '"exigo_landed": true' in args[4]
+    assert args[5:] == ["--exclude", "tag:slow", "test_name:not_null", "test_name:unique",
+                        "test_name:accepted_values", "test_name:relationships"]  # fmt: skip
+    full = build_args(batch_vars=topology_vars, select=None, full_checks=True)
+    assert '"exigo_full_checks": true' in full[4] and "--exclude" not in full
 
 
 def test_s1_ledger_sql_binds_values() -> None:

@@ -12,7 +12,6 @@
                 nonclustered (batch_id)                 -> the current-state model's
                 `batch_id > max(batch_id)` range.
       current : unique clustered (keys)                 -> delete+insert on the key seeks; C1.
-      mart    : unique nonclustered (grain) beside the clustered columnstore index.
       rejected: nonclustered (batch_id)                 -> `batch_id not in (...)` of the append.
     Key columns must be bounded types: SQL Server rejects nvarchar(max) in an index key, hence
     exigo_version_id_type() for history_version_id. -#}
@@ -33,8 +32,6 @@
         ]) }}
     {%- elif layer == 'current' -%}
         {{ return([{'columns': keys, 'type': 'clustered', 'unique': true}]) }}
-    {%- elif layer == 'mart' -%}
-        {{ return([{'columns': keys, 'type': 'nonclustered', 'unique': true}]) }}
     {%- elif layer == 'rejected' -%}
         {{ return([{'columns': ['batch_id'], 'type': 'nonclustered'}]) }}
     {%- else -%}

@@ -1,5 +1,4 @@
 -- Live customers as they are now, with status/type descriptions and their enroller and sponsor.
-{{ config(indexes=exigo_table_indexes('mart', ['customer_id'])) }}
 with customers as (
     select * from {{ ref('customers_current') }}
     where is_deleted = {{ exigo_false() }}

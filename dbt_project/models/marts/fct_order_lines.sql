@@ -1,5 +1,4 @@
 -- Live order lines of live orders (removed lines and lines of deleted orders excluded).
-{{ config(indexes=exigo_table_indexes('mart', ['order_id', 'order_line'])) }}
 select
     d.order_id,
     d.order_line,

@@ -1,5 +1,4 @@
 -- Live orders as they are now (deleted excluded), with status and type descriptions.
-{{ config(indexes=exigo_table_indexes('mart', ['order_id'])) }}
 select
     o.order_id,
     o.customer_id,

@@ -1,5 +1,4 @@
 -- Live payments (physically deleted ones excluded) with the payment type description.
-{{ config(indexes=exigo_table_indexes('mart', ['payment_id'])) }}
 select
     p.payment_id,
     p.customer_id,

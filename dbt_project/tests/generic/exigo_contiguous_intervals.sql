@@ -14,7 +14,7 @@ with ordered as (
         row_number() over (
             partition by {{ key_columns | join(', ') }} order by valid_from desc, batch_id desc
         ) as rank_from_last
-    from {{ model }}
+    from {{ exigo_test_scope(model, key_columns) }} scoped_model
 )
 
 select *

@@ -4,11 +4,12 @@
 {%- set join_on = [] -%}
 {%- for k in key_columns -%}{%- do join_on.append('cur.' ~ k ~ ' = hist.' ~ k) -%}{%- endfor -%}
 with hist as (
-    select * from {{ history_model }} where is_current = {{ exigo_true() }}
+    select * from {{ exigo_test_scope(history_model, key_columns) }} scoped_history
+    where is_current = {{ exigo_true() }}
 ),
 
 cur as (
-    select * from {{ model }}
+    select * from {{ exigo_test_scope(model, key_columns) }} scoped_current
 )
 
 select

@@ -3,7 +3,7 @@
 select
     {{ key_columns | join(', ') }},
     sum(case when is_current = {{ exigo_true() }} then 1 else 0 end) as current_rows
-from {{ model }}
+from {{ exigo_test_scope(model, key_columns) }} scoped_model
 group by {{ key_columns | join(', ') }}
 having sum(case when is_current = {{ exigo_true() }} then 1 else 0 end) <> 1
 {% endtest %}

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from exigo_sync.naming import column_name, entity_name
 from exigo_sync.profiles import Target
 from exigo_sync.settings import fault
 from exigo_sync.source import FETCH_SIZE, QUEUE_TABLES, SourceClient
@@ -44,12 +45,23 @@ class LandingError(RuntimeError):
 @dataclass(frozen=True)
 class LandingTable:
     source_schema: str  # queue | dbo
-    name: str
+    name: str  # the source table
     columns: tuple[str, ...] | None = None  # None: every column
+    # A swept entity's reopened keys (H7): the source rows of the keys whose current history
+    # version is a deletion but whose key the source has again; landed as `<name>__reopen`.
+    reopen: bool = False
 
     @property
     def landing_schema(self) -> str:
         return QUEUE_SCHEMA if self.source_schema == "queue" else DBO_SCHEMA
+
+    @property
+    def landing_name(self) -> str:
+        return f"{self.name}__reopen" if self.reopen else self.name
+
+    @property
+    def label(self) -> str:
+        return f"{self.source_schema}.{self.landing_name}"
 
 
 @dataclass(frozen=True)
@@ -59,17 +71,17 @@ class Column:
 
 
 def tables_for_batch(swept_entities: Sequence[str]) -> list[LandingTable]:
-    """The six queue tables, the keys of each dbo table whose deletions are swept, and the
-    (small) lookup tables the marts describe ids with."""
-    from exigo_sync.naming import entity_name
-
-    keys = [
-        LandingTable("dbo", name, tuple(table.key))
-        for name, table in REPLICATED_TABLES.items()
-        if entity_name(name) in swept_entities
+    """The six queue tables; for each swept entity the keys of its dbo table and then the rows
+    of its reopened keys (found with those keys); the (small) lookup tables."""
+    swept = [
+        table for name, table in REPLICATED_TABLES.items() if entity_name(name) in swept_entities
     ]
-    lookups = [LandingTable("dbo", name) for name in LOOKUP_TABLES]
-    return [LandingTable("queue", name) for name in QUEUE_TABLES] + keys + lookups
+    return [
+        *(LandingTable("queue", name) for name in QUEUE_TABLES),
+        *(LandingTable("dbo", t.name, tuple(t.key)) for t in swept),
+        *(LandingTable("dbo", t.name, reopen=True) for t in swept),
+        *(LandingTable("dbo", name) for name in LOOKUP_TABLES),
+    ]
 
 
 def land_batch(
@@ -81,9 +93,9 @@ def land_batch(
     *,
     logger: logging.Logger | logging.LoggerAdapter[Any],
 ) -> dict[str, int]:
-    """Copy `tables` for batch `batch_id`; returns rows landed per `schema.table`."""
+    """Copy `tables` for batch `batch_id`; returns rows landed per LandingTable.label."""
     target_engine = engine(warehouse)
-    landed: dict[str, int] = {}
+    landed: dict[str, int] = {}  # rows per LandingTable.label
     with connect(warehouse) as con:
         writer = _WRITERS[target_engine](con)
         writer.ensure_schemas()
@@ -92,16 +104,20 @@ def land_batch(
             started = time.monotonic()
             writer.create_incoming(table, columns)
             rows = 0
-            for chunk in _chunks(source, source_engine, table, columns):
+            chunks = (
+                _reopened_chunks(source, con, table, columns)
+                if table.reopen
+                else _chunks(source, table, columns)
+            )
+            for chunk in chunks:
                 writer.append(table, columns, chunk)
                 before, rows = rows, rows + len(chunk)
                 if rows // PROGRESS_EVERY_ROWS > before // PROGRESS_EVERY_ROWS:
-                    logger.info("landing %s.%s: %s rows", table.source_schema, table.name,
-                                f"{rows:,}")  # fmt: skip
-            landed[f"{table.source_schema}.{table.name}"] = rows
+                    logger.info("landing %s: %s rows", table.label, f"{rows:,}")
+            landed[table.label] = rows
             fault("during_land")  # a copy that dies part-way (R1 tests)
             logger.info(
-                "landed %s.%s: %s rows in %.1fs", table.source_schema, table.name, f"{rows:,}",
+                "landed %s: %s rows in %.1fs", table.label, f"{rows:,}",
                 time.monotonic() - started,
             )  # fmt: skip
         writer.swap_in(tables, batch_id, landed)
@@ -188,15 +204,63 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _chunks(
-    source: SourceClient, source_engine: str, table: LandingTable, columns: Sequence[Column]
-) -> Iterator[list[tuple]]:
-    select = ", ".join(_quote(c.name) for c in columns)
-    schema = table.source_schema
+def _select(table: LandingTable, columns: Sequence[Column]) -> str:
     # Identifiers come from the catalogue and the source's own information_schema (quoted).
-    with source.query(f"SELECT {select} FROM {_quote(schema)}.{_quote(table.name)}") as cur:
+    select = ", ".join(_quote(c.name) for c in columns)
+    return f"SELECT {select} FROM {_quote(table.source_schema)}.{_quote(table.name)}"
+
+
+def _chunks(
+    source: SourceClient, table: LandingTable, columns: Sequence[Column]
+) -> Iterator[list[tuple]]:
+    with source.query(_select(table, columns)) as cur:
         while rows := cur.fetchmany(FETCH_SIZE):
             yield [tuple(r) for r in rows]
+
+
+# Keys per source query when reading reopened rows by key (SQL Server takes 2,100 parameters).
+_KEYS_PER_QUERY = 500
+
+
+def _reopened_chunks(
+    source: SourceClient, warehouse: WarehouseConnection, table: LandingTable,
+    columns: Sequence[Column],
+) -> Iterator[list[tuple]]:  # fmt: skip
+    """The source rows of the keys whose current history version is a deletion and which the
+    source has again (found with the keys this landing just copied)."""
+    keys = REPLICATED_TABLES[table.name].key
+    candidates = _reopen_candidates(warehouse, table.name, keys)
+    for start in range(0, len(candidates), _KEYS_PER_QUERY):
+        part = candidates[start : start + _KEYS_PER_QUERY]
+        match = " AND ".join(f"{_quote(k)} = ?" for k in keys)
+        where = " OR ".join(f"({match})" for _ in part)
+        params = [value for key in part for value in key]
+        with source.query(f"{_select(table, columns)} WHERE {where}", params) as cur:
+            while rows := cur.fetchmany(FETCH_SIZE):
+                yield [tuple(r) for r in rows]
+
+
+def _reopen_candidates(
+    warehouse: WarehouseConnection, table: str, keys: Sequence[str]
+) -> list[tuple]:
+    history = f"exigo_history.{entity_name(table)}_history"
+    exists = warehouse.execute(
+        "SELECT COUNT(*) FROM information_schema.tables "
+        "WHERE table_schema = 'exigo_history' AND table_name = ?",
+        [f"{entity_name(table)}_history"],
+    ).fetchone()
+    if not exists or not exists[0]:
+        return []
+    match = " AND ".join(f"k.{_quote(k)} = h.{column_name(k)}" for k in keys)
+    incoming = f"{DBO_SCHEMA}.{_quote(table + INCOMING)}"
+    return [
+        tuple(r)
+        for r in warehouse.execute(
+            f"SELECT {', '.join('h.' + column_name(k) for k in keys)} FROM {history} h "
+            "WHERE CAST(h.is_current AS INTEGER) = 1 AND CAST(h.is_deleted AS INTEGER) = 1 "
+            f"AND EXISTS (SELECT 1 FROM {incoming} k WHERE {match})"
+        ).fetchall()
+    ]
 
 
 # --- writing the warehouse -----------------------------------------------------------------
@@ -222,7 +286,7 @@ class _Writer:
 
     @staticmethod
     def _name(table: LandingTable, suffix: str = "") -> str:
-        return f"{table.landing_schema}.{_quote(table.name + suffix)}"
+        return f"{table.landing_schema}.{_quote(table.landing_name + suffix)}"
 
     def _record(self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int],
                 now: datetime) -> None:  # fmt: skip
@@ -231,8 +295,7 @@ class _Writer:
             self.con.execute(
                 f"INSERT INTO {MANIFEST} (table_name, batch_id, row_count, landed_at) "
                 "VALUES (?, ?, ?, ?)",
-                [f"{t.landing_schema}.{t.name}", batch_id, landed[f"{t.source_schema}.{t.name}"],
-                 now],
+                [f"{t.landing_schema}.{t.landing_name}", batch_id, landed[t.label], now],
             )  # fmt: skip
 
 
@@ -275,7 +338,7 @@ class _DuckDbWriter(_Writer):
             for t in tables:
                 self.con.execute(f"DROP TABLE IF EXISTS {self._name(t)}")
                 self.con.execute(
-                    f"ALTER TABLE {self._name(t, INCOMING)} RENAME TO {_quote(t.name)}"
+                    f"ALTER TABLE {self._name(t, INCOMING)} RENAME TO {_quote(t.landing_name)}"
                 )
             self._record(tables, batch_id, landed, utcnow())
 
@@ -337,7 +400,8 @@ class _SqlServerWriter(_Writer):
                 final = self._name(t)
                 self.con.execute(f"IF OBJECT_ID('{final}') IS NOT NULL DROP TABLE {final}")
                 self.con.execute(
-                    "EXEC sp_rename ?, ?", [f"{t.landing_schema}.{t.name}{INCOMING}", t.name]
+                    "EXEC sp_rename ?, ?",
+                    [f"{t.landing_schema}.{t.landing_name}{INCOMING}", t.landing_name],
                 )
             self._record(tables, batch_id, landed, utcnow())
 

@@ -22,6 +22,20 @@ class EntityStats:
     closed: int
     rejected: int
     ties: int
+    reopened: int = 0
+    # Swept entities only (None otherwise): the deletion guard's counts (H9).
+    live_keys: int | None = None
+    source_keys: int | None = None
+    missing_keys: int | None = None
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """W1: complete once a full load merged; partial until then (a first batch from a
+    configured start)."""
+
+    complete: bool
+    detail: str
 
 
 def utcnow() -> datetime:
@@ -58,15 +72,21 @@ def watermark(target: Target) -> datetime | None:
 
 
 def start_batch(
-    target: Target, *, flow_run_id: str | None, window_kind: str, requested_start: datetime
+    target: Target,
+    *,
+    flow_run_id: str | None,
+    window_kind: str,
+    requested_start: datetime,
+    reconciled: bool = False,
 ) -> int:
     """Record a new batch as `refreshing` *before* calling queue.Refresh. Call under the lock."""
     with connect(target) as con:
         (batch_id,) = con.execute(q.NEXT_BATCH_ID).fetchone()
         con.execute(
             q.INSERT_BATCH,
-            [batch_id, flow_run_id, target.name, window_kind, requested_start, utcnow()],
-        )
+            [batch_id, flow_run_id, target.name, window_kind, requested_start, utcnow(),
+             int(reconciled)],
+        )  # fmt: skip
     return int(batch_id)
 
 
@@ -88,12 +108,34 @@ def compute_stats(target: Target, batch_id: int) -> list[EntityStats]:
             for schema in schemas[:1]
             for entity, n in con.execute(q.reject_stats(schema), [batch_id]).fetchall()
         }
+        guard_schemas = [r[0] for r in con.execute(q.FIND_DELETION_GUARD).fetchall()]
+        guarded = {
+            str(entity): (int(live), int(source), int(missing))
+            for schema in guard_schemas[:1]
+            for entity, live, source, missing in con.execute(
+                q.guard_stats(schema), [batch_id]
+            ).fetchall()
+        }
         stats = []
         for e in q.ENTITIES:
-            ins, chg, closed = con.execute(q.version_stats(e), [batch_id]).fetchone()
+            ins, chg, closed, reopened = con.execute(q.version_stats(e), [batch_id]).fetchone()
             (ties,) = con.execute(q.tie_stats(e), [batch_id]).fetchone()
             rej = rejected.get(e.name, rejected.get(e.queue_table.lower(), 0))
-            stats.append(EntityStats(e.name, int(ins), int(chg), int(closed), rej, int(ties)))
+            live, source, missing = guarded.get(e.name, (None, None, None))
+            stats.append(
+                EntityStats(
+                    e.name,
+                    int(ins),
+                    int(chg),
+                    int(closed),
+                    rej,
+                    int(ties),
+                    int(reopened),
+                    live,
+                    source,
+                    missing,
+                )
+            )
     return stats
 
 
@@ -104,10 +146,7 @@ def mark_merged(
     with connect(target) as con, con.transaction():
         con.execute(q.DELETE_STATS, [batch_id])
         for s in stats:
-            con.execute(
-                q.INSERT_STATS,
-                [batch_id, s.entity, s.inserted, s.changed, s.closed, s.rejected, s.ties],
-            )
+            con.execute(q.INSERT_STATS, [batch_id, *(getattr(s, c) for c in q.STATS_COLUMNS)])
         con.execute(q.MARK_MERGED, [invocation_id, utcnow(), batch_id])
 
 
@@ -136,3 +175,32 @@ def recent_rejects(target: Target, n: int = 10) -> list[tuple[str, int]]:
     with connect(target) as con:
         ensure_schema(con, engine(target))
         return [(str(e), int(c)) for e, c in con.execute(q.RECENT_REJECTS, [n]).fetchall()]
+
+
+def completeness(target: Target) -> Completeness:
+    """W1: is every source row in the warehouse (a full load merged), or only what changed
+    since the first batch's start?"""
+    with connect(target) as con:
+        ensure_schema(con, engine(target))
+        (full,) = con.execute(q.FIRST_FULL_LOAD).fetchone()
+        first = con.execute(q.FIRST_MERGED).fetchone()
+    if full is not None:
+        return Completeness(True, f"complete: full load merged in batch {full}")
+    if first is None:
+        return Completeness(False, "empty: no merged batch yet")
+    return Completeness(
+        False,
+        f"partial: holds what changed since {first[2]:%Y-%m-%d %H:%M} (batch {first[0]}, "
+        f"{first[1]}); `exigo-sync run --full` loads everything",
+    )
+
+
+def last_reconciliation(target: Target) -> list[dict[str, Any]]:
+    """Per entity, what the latest merged reconciliation run found."""
+    cols = ("entity", "batch_id", "finished_at", "deleted", "reopened", "live_keys",
+            "source_keys")  # fmt: skip
+    with connect(target) as con:
+        ensure_schema(con, engine(target))
+        return [
+            dict(zip(cols, r, strict=True)) for r in con.execute(q.LAST_RECONCILIATION).fetchall()
+        ]

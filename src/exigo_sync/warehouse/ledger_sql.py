@@ -25,6 +25,8 @@ ENTITIES: tuple[Entity, ...] = tuple(
     for t in REPLICATED_TABLES.values()
 )
 
+ENTITY_NAMES: tuple[str, ...] = tuple(e.name for e in ENTITIES)
+
 # Ledger column holding the row count of each queue table.
 ROW_COLUMNS: dict[str, str] = {e.queue_table: f"rows_{e.name}" for e in ENTITIES}
 
@@ -35,8 +37,8 @@ LOCK = f"{SCHEMA}.run_lock"
 
 _ROWS_DDL = ",\n    ".join(f"{c} INTEGER" for c in ROW_COLUMNS.values())
 _TYPES = {
-    "duckdb": {"ts": "TIMESTAMP", "txt": "VARCHAR", "big": "BIGINT"},
-    "sqlserver": {"ts": "DATETIME2", "txt": "NVARCHAR(4000)", "big": "BIGINT"},
+    "duckdb": {"ts": "TIMESTAMP", "txt": "VARCHAR", "big": "BIGINT", "int": "INTEGER"},
+    "sqlserver": {"ts": "DATETIME2", "txt": "NVARCHAR(4000)", "big": "BIGINT", "int": "INTEGER"},
 }
 
 
@@ -55,7 +57,8 @@ def _tables(t: dict[str, str]) -> dict[str, str]:
     dbt_invocation_id {t["txt"]},
     error {t["txt"]},
     started_at {t["ts"]} NOT NULL,
-    finished_at {t["ts"]}
+    finished_at {t["ts"]},
+    {_added_columns_ddl("batches", t)}
 )""",
         "batch_entity_stats": f"""(
     batch_id {t["big"]} NOT NULL,
@@ -65,6 +68,7 @@ def _tables(t: dict[str, str]) -> dict[str, str]:
     closed INTEGER NOT NULL,
     rejected INTEGER NOT NULL,
     ties INTEGER NOT NULL,
+    {_added_columns_ddl("batch_entity_stats", t)},
     PRIMARY KEY (batch_id, entity)
 )""",
         "run_lock": f"""(
@@ -83,6 +87,15 @@ def _tables(t: dict[str, str]) -> dict[str, str]:
 # Columns added after a table first shipped: new warehouses get them from CREATE TABLE, older
 # ones from ensure_schema (ALTER TABLE ADD), so an upgrade needs no manual step.
 ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "batches": (
+        ("reconciled", "int"),  # 1: a reconciliation run (every entity's keys swept, H7)
+    ),
+    "batch_entity_stats": (
+        ("reopened", "int"),  # keys back at the source after a deletion version (H7)
+        ("live_keys", "big"),  # swept entities: live keys before the batch (H9's base)
+        ("source_keys", "big"),  # swept entities: keys the source returned
+        ("missing_keys", "big"),  # swept entities: live keys gone at the source (deleted)
+    ),
     "run_lock": (
         ("process_marker", "txt"),  # tells a live holder from a new process with its old pid
         ("prefect_api", "txt"),  # the Prefect API whose concurrency slot the holder took
@@ -128,8 +141,8 @@ def ddl(engine: str) -> list[str]:
 NEXT_BATCH_ID = f"SELECT COALESCE(MAX(batch_id), 0) + 1 FROM {BATCHES}"
 
 INSERT_BATCH = f"""INSERT INTO {BATCHES}
-    (batch_id, flow_run_id, target, window_kind, requested_start, status, started_at)
-VALUES (?, ?, ?, ?, ?, 'refreshing', ?)"""
+    (batch_id, flow_run_id, target, window_kind, requested_start, status, started_at, reconciled)
+VALUES (?, ?, ?, ?, ?, 'refreshing', ?, ?)"""
 
 MARK_REFRESHED = f"""UPDATE {BATCHES} SET status = 'refreshed',
     refresh_started_at = ?, refresh_finished_at = ?,
@@ -159,7 +172,7 @@ WHERE batch_id = (SELECT MAX(batch_id) FROM {BATCHES} WHERE status = 'merged')""
 BATCH_COLUMNS = (
     "batch_id", "flow_run_id", "target", "window_kind", "requested_start",
     "refresh_started_at", "refresh_finished_at", *ROW_COLUMNS.values(),
-    "status", "dbt_invocation_id", "error", "started_at", "finished_at",
+    "status", "dbt_invocation_id", "error", "started_at", "finished_at", "reconciled",
 )  # fmt: skip
 
 # The last N batches, newest first (no LIMIT/TOP: both dialects differ there).
@@ -172,30 +185,62 @@ GET_BATCH = f"SELECT {', '.join(BATCH_COLUMNS)} FROM {BATCHES} WHERE batch_id = 
 # --- per-entity statistics (L1) ------------------------------------------------------------
 
 DELETE_STATS = f"DELETE FROM {STATS} WHERE batch_id = ?"
-INSERT_STATS = f"""INSERT INTO {STATS} (batch_id, entity, inserted, changed, closed, rejected, ties)
-VALUES (?, ?, ?, ?, ?, ?, ?)"""
-GET_STATS = f"""SELECT entity, inserted, changed, closed, rejected, ties FROM {STATS}
-WHERE batch_id = ? ORDER BY entity"""
+STATS_COLUMNS = (
+    "entity", "inserted", "changed", "closed", "rejected", "ties", "reopened", "live_keys",
+    "source_keys", "missing_keys",
+)  # fmt: skip
+INSERT_STATS = f"""INSERT INTO {STATS} (batch_id, {", ".join(STATS_COLUMNS)})
+VALUES (?, {", ".join("?" for _ in STATS_COLUMNS)})"""
+GET_STATS = f"""SELECT {", ".join(STATS_COLUMNS)} FROM {STATS} WHERE batch_id = ? ORDER BY entity"""
+# The latest reconciliation per entity: its batch, when it merged, what it found.
+LAST_RECONCILIATION = f"""SELECT s.entity, b.batch_id, b.finished_at, s.closed, s.reopened,
+    s.live_keys, s.source_keys
+FROM {STATS} s JOIN {BATCHES} b ON b.batch_id = s.batch_id
+WHERE b.batch_id = (SELECT MAX(batch_id) FROM {BATCHES} WHERE status = 'merged' AND reconciled = 1)
+ORDER BY s.entity"""
+# W1: the first merged full load (the warehouse is complete from then on), and the first merged
+# batch of any kind.
+FIRST_FULL_LOAD = f"""SELECT MIN(batch_id) FROM {BATCHES}
+WHERE status = 'merged' AND window_kind = 'full'"""
+FIRST_MERGED = f"""SELECT batch_id, window_kind, requested_start FROM {BATCHES}
+WHERE batch_id = (SELECT MIN(batch_id) FROM {BATCHES} WHERE status = 'merged')"""
 RECENT_REJECTS = f"""SELECT entity, SUM(rejected) FROM {STATS}
 WHERE batch_id > (SELECT COALESCE(MAX(batch_id), 0) FROM {BATCHES}) - ?
 GROUP BY entity HAVING SUM(rejected) > 0 ORDER BY entity"""
 
 
 def version_stats(entity: Entity) -> str:
-    """inserted / changed / closed versions batch `?` added to the entity's history.
+    """inserted / changed / closed / reopened versions batch `?` added to the entity's history.
 
     inserted = the key's first version; changed = any other live version; closed = deletion
-    versions. Parameters: batch_id.
+    versions; reopened = live versions that follow a deletion version (a key back at the
+    source, H7; counted in changed too). Parameters: batch_id.
     """
     h = f"exigo_history.{entity.name}_history"
     same_key = " AND ".join(f"p.{k} = h.{k}" for k in entity.keys)
     first = f"NOT EXISTS (SELECT 1 FROM {h} p WHERE {same_key} AND p.valid_from < h.valid_from)"
+    after_deletion = (
+        f"EXISTS (SELECT 1 FROM {h} p WHERE {same_key} AND p.valid_to = h.valid_from "
+        "AND CAST(p.is_deleted AS INTEGER) = 1)"
+    )
     deleted = "CAST(h.is_deleted AS INTEGER) = 1"
     return f"""SELECT
     COALESCE(SUM(CASE WHEN NOT ({deleted}) AND {first} THEN 1 ELSE 0 END), 0),
     COALESCE(SUM(CASE WHEN NOT ({deleted}) AND NOT {first} THEN 1 ELSE 0 END), 0),
-    COALESCE(SUM(CASE WHEN {deleted} THEN 1 ELSE 0 END), 0)
+    COALESCE(SUM(CASE WHEN {deleted} THEN 1 ELSE 0 END), 0),
+    COALESCE(SUM(CASE WHEN NOT ({deleted}) AND {after_deletion} THEN 1 ELSE 0 END), 0)
 FROM {h} h WHERE h.batch_id = ?"""
+
+
+# The deletion guard's counts of a batch (H9; the dbt model exigo_deletion_guard, found by name
+# like the rejected rows). Parameters: batch_id.
+FIND_DELETION_GUARD = """SELECT table_schema FROM information_schema.tables
+WHERE table_name = 'exigo_deletion_guard' ORDER BY table_schema"""
+
+
+def guard_stats(schema: str) -> str:
+    return f"""SELECT entity, live_keys, source_keys, missing_keys
+FROM {schema}.exigo_deletion_guard WHERE batch_id = ?"""
 
 
 def tie_stats(entity: Entity) -> str:
