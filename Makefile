@@ -45,8 +45,12 @@ lint: $(STAMP)
 
 # The catalogue of the demo warehouse as a static site (run `make demo` first; serve it with
 # `.venv/bin/exigo-sync docs --serve`).
+# The demo's paths are absolute here: dbt runs in dbt_project/, where the profile's relative
+# defaults (data/warehouse.duckdb) name no file.
 docs: $(STAMP)
-	EXIGO_SYNC_PROFILES_DIR=$(CURDIR)/data/profiles $(BIN)/exigo-sync docs
+	EXIGO_SYNC_PROFILES_DIR=$(CURDIR)/data/profiles \
+	  EXIGO_SYNC_WAREHOUSE_PATH=$(CURDIR)/data/warehouse.duckdb \
+	  EXIGO_SYNC_SOURCE_PATH=$(CURDIR)/data/exigo_source.duckdb $(BIN)/exigo-sync docs
 
 clean:
 	rm -rf $(VENV) .prefect data dbt_project/target dbt_project/logs .pytest_cache
