@@ -11,10 +11,14 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 
 .PHONY: bootstrap system-deps demo test lint docs clean
 
-# unixodbc gives pyodbc its libodbc.so.2; tdsodbc is FreeTDS's ODBC driver (SQL Server path only).
+# unixodbc gives pyodbc its libodbc.so.2; tdsodbc is FreeTDS's ODBC driver (SQL Server path only);
+# chromium is the headless browser of the docs-site test (tests/docs).
+SYSTEM_PACKAGES := unixodbc tdsodbc chromium
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	  missing=""; for p in unixodbc tdsodbc; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  missing=""; for p in $(SYSTEM_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	  done; \
 	  if [ -n "$$missing" ]; then echo "installing$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
@@ -39,9 +43,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check src flows tests
 	$(BIN)/ruff format --check src flows tests
 
-# The catalogue of the demo warehouse (run `make demo` first).
+# The catalogue of the demo warehouse as a static site (run `make demo` first; serve it with
+# `.venv/bin/exigo-sync docs --serve`).
+# The demo's paths are absolute here: dbt runs in dbt_project/, where the profile's relative
+# defaults (data/warehouse.duckdb) name no file.
 docs: $(STAMP)
-	EXIGO_SYNC_PROFILES_DIR=$(CURDIR)/data/profiles $(BIN)/exigo-sync docs
+	EXIGO_SYNC_PROFILES_DIR=$(CURDIR)/data/profiles \
+	  EXIGO_SYNC_WAREHOUSE_PATH=$(CURDIR)/data/warehouse.duckdb \
+	  EXIGO_SYNC_SOURCE_PATH=$(CURDIR)/data/exigo_source.duckdb $(BIN)/exigo-sync docs
 
 clean:
 	rm -rf $(VENV) .prefect data dbt_project/target dbt_project/logs .pytest_cache

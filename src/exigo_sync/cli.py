@@ -201,22 +201,31 @@ def check(
 @app.command()
 def docs(
     target: Annotated[str | None, typer.Option(help="dbt target (default: profile's).")] = None,
+    serve: Annotated[bool, typer.Option(help="Serve the site on localhost afterwards.")] = False,
+    port: Annotated[int, typer.Option(help="Port for --serve (0: any free port).")] = 8080,
 ) -> None:
-    """Build the analysts' catalogue (dbt docs) from the warehouse."""
-    from exigo_sync.dbt_runner import generate_docs
-    from exigo_sync.settings import Settings
+    """Build the analysts' catalogue (dbt docs) from the warehouse as a static site
+    (EXIGO_SYNC_DOCS_DIR, default <dbt target path>/docs); --serve serves it on localhost."""
+    from exigo_sync.docs_site import build_docs_site, make_server, server_url
 
     try:
-        s = Settings()
-        topology = s.topology_for(target)
-        out = generate_docs(
-            s.dbt_invocation(topology.warehouse.name),
-            vars=topology.dbt_vars(),
-            logger=logging.getLogger("exigo_sync"),
-        )
+        site = build_docs_site(target=target, logger=logging.getLogger("exigo_sync"))
     except Exception as exc:
         _fail(exc)
-    console.print(f"catalogue written to {out / 'index.html'} (serve it with: dbt docs serve)")
+    console.print(f"docs site written to {site.index}", highlight=False, soft_wrap=True)
+    if not serve:
+        return
+    try:
+        server = make_server(site.directory, port=port)
+    except OSError as exc:
+        _fail(RuntimeError(f"cannot serve the docs on port {port}: {exc}"))
+    console.print(f"serving the docs at {server_url(server)} (Ctrl-C to stop)", highlight=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @app.command()

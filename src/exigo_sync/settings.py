@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # Where dbt writes its artifacts and logs; partial parsing stays warm between batches here.
     dbt_target_path: Path | None = None
     dbt_log_path: Path | None = None
+    # Where `exigo-sync docs` puts the static docs site (index.html); None = <dbt target path>/docs.
+    docs_dir: Path | None = None
 
     overlap_minutes: float = Field(default=10.0, ge=0)
     # The first batch (no merged batch yet) loads everything (W1), unless one of these is set:
