@@ -76,8 +76,11 @@ def render_status(console: Console, *, target: str | None, last: int) -> None:
             f"last reconciliation: batch {first['batch_id']} (merged {merged} UTC): "
             + "; ".join(
                 f"{r['entity']} {r['deleted']} deleted, {r['reopened']} reopened"
-                + (f" ({r['live_keys']} live / {r['source_keys']} at source)"
-                   if r["live_keys"] is not None else "")
+                + (
+                    f" ({r['live_keys']} live / {r['source_keys']} at source)"
+                    if r["live_keys"] is not None
+                    else ""
+                )
                 for r in reconciled
             )
         )
