@@ -10,6 +10,7 @@ Whatever stops a batch part-way (an error, SIGTERM or Ctrl-C, the flow timeout) 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -17,7 +18,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from exigo_sync import dbt_runner
+from exigo_sync import dbt_runner, docs_site
 from exigo_sync.batch import Batch
 from exigo_sync.report import batch_markdown
 from exigo_sync.settings import Settings
@@ -192,7 +193,8 @@ def exigo_sync(
             stats = record_merged(topology, batch.id, outcome.invocation_id)
 
     completeness = ledger.completeness(topology.warehouse)
-    _publish_report(batch, window, result, stats, outcome, completeness)
+    docs = docs_site.site_dir(settings, settings.dbt_invocation(topology.warehouse.name))
+    _publish_report(batch, window, result, stats, outcome, completeness, docs / "index.html")
     return {
         "completeness": completeness.detail,
         "reconciled": reconcile,
@@ -211,13 +213,14 @@ def _publish_report(
     stats: list,
     outcome: dbt_runner.DbtOutcome,
     completeness: ledger.Completeness,
+    docs_index: Path,
 ) -> None:
     # The batch is merged already: a failing report must not fail (or un-merge) it.
     try:
         create_markdown_artifact(
             key="exigo-sync-batch",
             markdown=batch_markdown(
-                batch.id, window, result, stats, batch.timings, outcome, completeness
+                batch.id, window, result, stats, batch.timings, outcome, completeness, docs_index
             ),
             description=f"exigo-sync batch {batch.id}",
         )

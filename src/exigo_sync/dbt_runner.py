@@ -200,14 +200,3 @@ def judge(results: Mapping[str, Any] | None, *, exit_code: int) -> DbtOutcome:
 def _squash(value: Any, limit: int = 300) -> str:
     """dbt's messages span lines ("Compilation Error in model x" + the cause): keep both."""
     return " ".join(str(value or "").split())[:limit]
-
-
-def generate_docs(
-    invocation: DbtInvocation, *, vars: Mapping[str, Any], logger: logging.Logger
-) -> Path:
-    """`dbt docs generate`: the analysts' catalogue. Returns the folder holding index.html."""
-    code = run_dbt(invocation, ["docs", "generate", "--vars", json.dumps(dict(vars))],
-                   logger=logger)  # fmt: skip
-    if code != 0:
-        raise DbtBuildFailed(f"dbt docs generate failed (exit code {code}): see the log", None)
-    return invocation.target_path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from exigo_sync.dbt_runner import DbtOutcome
 from exigo_sync.source import RefreshResult
@@ -20,11 +21,20 @@ def batch_markdown(
     timings: dict[str, float],
     outcome: DbtOutcome | None = None,
     completeness: Completeness | None = None,
+    docs_index: Path | None = None,
 ) -> str:
     lines = [
         f"# exigo-sync batch {batch_id}",
         "",
         *([f"- warehouse: **{completeness.detail}**"] if completeness else []),
+        *(
+            [
+                f"- analysts' catalogue: `{docs_index}` (`exigo-sync docs` rebuilds it, "
+                "`exigo-sync docs --serve` serves it)"
+            ]
+            if docs_index
+            else []
+        ),  # fmt: skip
         f"- window: from **{window.start:%Y-%m-%d %H:%M:%S}** ({window.kind}) to "
         f"{result.refresh_started_at:%Y-%m-%d %H:%M:%S} (source clock)",
         f"- watermark before: {window.watermark or 'none'}",
