@@ -34,7 +34,7 @@ def batch_markdown(
             ]
             if docs_index
             else []
-        ),  # fmt: skip
+        ),
         f"- window: from **{window.start:%Y-%m-%d %H:%M:%S}** ({window.kind}) to "
         f"{result.refresh_started_at:%Y-%m-%d %H:%M:%S} (source clock)",
         f"- watermark before: {window.watermark or 'none'}",
