@@ -5,8 +5,11 @@ points, and what happens when a step fails or the run is stopped.
 
 from __future__ import annotations
 
+import _thread
 import logging
+import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,6 +60,8 @@ class Batch:
     def run(self) -> Iterator[None]:
         """Outermost: an error becomes one secret-free line naming the step and the batch.
         A stop (signal, timeout) goes on as itself, so Prefect records it as such."""
+        done = threading.Event()
+        _watch_supervisor(self.logger, done)
         try:
             yield
         except Exception as exc:
@@ -70,6 +75,8 @@ class Batch:
         except BaseException as exc:
             self.logger.error("%s at step '%s'", describe_stop(exc), self.step_name)
             raise
+        finally:
+            done.set()
 
     @contextmanager
     def holding(self, lock: RunLock) -> Iterator[None]:
@@ -112,6 +119,27 @@ class Batch:
                 "could not record the failure in the ledger: %s",
                 self.topology.scrub(str(ledger_exc)),
             )
+
+
+def _watch_supervisor(
+    logger: logging.Logger | logging.LoggerAdapter[Any], done: threading.Event
+) -> None:
+    """A flow run started by a worker or `serve` (Prefect sets PREFECT__FLOW_RUN_ID for it)
+    stops like a SIGTERM when that process dies: it can no longer report to Prefect, and a
+    batch left running unsupervised would hold the source's lock for nobody. A CLI run (no
+    supervisor; `nohup` may reparent it on purpose) is never stopped this way."""
+    if not os.environ.get("PREFECT__FLOW_RUN_ID"):
+        return
+    supervisor = os.getppid()
+
+    def watch() -> None:
+        while not done.wait(1.0):
+            if os.getppid() != supervisor:
+                logger.error("the worker or `serve` process running this batch is gone: stopping")
+                _thread.interrupt_main(signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="exigo-sync-supervisor-watch", daemon=True).start()
 
 
 def _fault(point: str) -> None:

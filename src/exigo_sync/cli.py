@@ -132,29 +132,54 @@ def run(
     )
 
 
-def serve_deployment() -> Any:
-    """The deployment `serve` runs: the schedule from settings, one run at a time."""
+def serve_deployments() -> list[Any]:
+    """What `serve` runs, as prefect.yaml does: a batch on the settings' schedule, and the
+    nightly reconciliation. One run at a time is the runner's own limit (`serve(limit=1)`),
+    not a deployment concurrency limit: that one lives on the server, and a serve killed
+    outright would leave it full for the next serve (R2 across everything: the run lock)."""
     from prefect.schedules import Cron
 
     from exigo_sync.flow_entry import load_flow
     from exigo_sync.settings import Settings
 
     s = Settings()
-    return load_flow().to_deployment(
-        name="exigo-sync-local",
-        schedule=Cron(s.schedule_cron, timezone=s.schedule_timezone),
-        concurrency_limit=1,  # as in prefect.yaml; the flow's own lock covers CLI runs (R2)
-    )
+    flow = load_flow()
+    return [
+        flow.to_deployment(
+            name="exigo-sync-local",
+            schedule=Cron(s.schedule_cron, timezone=s.schedule_timezone),
+        ),
+        flow.to_deployment(
+            name="exigo-sync-local-reconcile",
+            schedule=Cron(s.reconcile_cron, timezone=s.schedule_timezone),
+            parameters={"reconcile": True},
+        ),
+    ]
 
 
 @app.command()
-def serve() -> None:
-    """Run a local long-running scheduler (same schedule as the prefect.yaml deployment)."""
+def serve(
+    port: Annotated[
+        int | None, typer.Option(help="Port of the local Prefect server (default: a free one).")
+    ] = None,
+) -> None:
+    """Run the schedule here: a batch every EXIGO_SYNC_SCHEDULE_CRON and the nightly
+    reconciliation. Without PREFECT_API_URL it starts a local Prefect server (with the UI and
+    the scheduler) that stops with it."""
     from prefect import serve as prefect_serve
 
-    deployment = serve_deployment()
-    console.print(f"serving exigo-sync deployment '{deployment.name}' (Ctrl-C to stop)")
-    prefect_serve(deployment)
+    from exigo_sync.prefect_api import prefect_api
+
+    try:
+        with prefect_api(services=True, port=port) as url:
+            deployments = serve_deployments()
+            names = ", ".join(d.name for d in deployments)
+            console.print(f"serving {names} on {url.removesuffix('/api')} (Ctrl-C to stop)")
+            prefect_serve(*deployments, limit=1)
+    except KeyboardInterrupt:
+        console.print("stopped")
+    except Exception as exc:
+        _fail(exc)
 
 
 @app.command()

@@ -21,9 +21,16 @@ from exigo_sync.processes import spawn_child, stop_child
 # Prefect's own default is 20 s; this machine has measured 9-16 s, and CI machines are slower.
 STARTUP_TIMEOUT_SECONDS = 90.0
 
-# While a private API serves this process: the PREFECT_HOME holding its database. Its leases
-# live in the server's memory and die with it (exigo_sync.warehouse.lock relies on this).
-private_api_home: str | None = None
+# While a private API serves this process (and the flow processes `serve` starts, through the
+# environment): "<api url> <PREFECT_HOME>". Its leases live in the server's memory and die with
+# it (exigo_sync.warehouse.lock relies on this).
+PRIVATE_API_ENV = "EXIGO_SYNC_PRIVATE_PREFECT_API"
+
+
+def private_api_home(api_url: str | None) -> str | None:
+    """The PREFECT_HOME of the private API at `api_url`, or None if it is not one."""
+    url, _, home = os.environ.get(PRIVATE_API_ENV, "").partition(" ")
+    return home if home and url == api_url else None
 
 
 class PrefectApiError(RuntimeError):
@@ -37,9 +44,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def prefect_api() -> Iterator[str]:
-    """Yield the API URL this process uses; start a private server when none is configured."""
-    global private_api_home
+def prefect_api(*, services: bool = False, port: int | None = None) -> Iterator[str]:
+    """Yield the API URL this process uses; start a private server when none is configured.
+
+    services: run the server's services too (the scheduler, lease expiry, automations), which
+    `exigo-sync serve` needs; without them it is what Prefect calls an ephemeral server.
+    """
     import httpx
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
@@ -47,16 +57,18 @@ def prefect_api() -> Iterator[str]:
     if configured:
         yield configured
         return
-    env = {
-        **os.environ,
+    env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True)}
+    if not services:
         # What Prefect sets for its ephemeral server (prefect/server/api/server.py).
-        "PREFECT_UI_ENABLED": "0",
-        "PREFECT__SERVER_EPHEMERAL": "1",
-        "PREFECT__SERVER_FINAL": "1",
-        **get_current_settings().to_environment_variables(exclude_unset=True),
-    }
+        env.update(
+            {
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+            }
+        )
     with tempfile.TemporaryFile() as errors:
-        port = _free_port()
+        port = port or _free_port()
         proc = spawn_child(
             "exigo_sync.child.prefect_api", ["--port", str(port)], env=env,
             stdout=errors, stderr=errors, own_process_group=True,
@@ -82,11 +94,18 @@ def prefect_api() -> Iterator[str]:
                             "running `prefect server start` instead)"
                         )
                     time.sleep(0.1)
-            private_api_home = str(get_current_settings().home.resolve())
-            with temporary_settings(updates={PREFECT_API_URL: url}):
-                yield url
+            home = str(get_current_settings().home.resolve())
+            previous = os.environ.get(PRIVATE_API_ENV)
+            os.environ[PRIVATE_API_ENV] = f"{url} {home}"
+            try:
+                with temporary_settings(updates={PREFECT_API_URL: url}):
+                    yield url
+            finally:
+                if previous is None:
+                    os.environ.pop(PRIVATE_API_ENV, None)
+                else:
+                    os.environ[PRIVATE_API_ENV] = previous
         finally:
-            private_api_home = None
             _drain_to_api()
             stop_child(proc)
 

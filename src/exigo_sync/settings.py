@@ -90,6 +90,8 @@ class Settings(BaseSettings):
 
     schedule_cron: str = "*/15 * * * *"
     schedule_timezone: str = "UTC"
+    # `serve`'s nightly reconciliation (prefect.yaml has the same for deployments).
+    reconcile_cron: str = "30 2 * * *"
 
     @property
     def overlap(self) -> timedelta:

@@ -28,25 +28,37 @@ def test_prefect_yaml_deployment_registers_with_schedule_and_limit(
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with get_client(sync_client=True) as client:
         dep = client.read_deployment_by_name("exigo-sync/exigo-sync-scheduled")
-    assert dep.entrypoint == "flows/exigo_sync_flow.py:exigo_sync"
-    assert dep.work_pool_name == "exigo-sync"
+        nightly = client.read_deployment_by_name("exigo-sync/exigo-sync-reconcile")
+    assert dep.entrypoint == nightly.entrypoint == "flows/exigo_sync_flow.py:exigo_sync"
+    assert dep.work_pool_name == nightly.work_pool_name == "exigo-sync"
     (sched,) = dep.schedules
     assert sched.schedule.cron == "*/15 * * * *" and sched.schedule.timezone == "UTC"
     assert sched.active
     assert dep.global_concurrency_limit is not None and dep.global_concurrency_limit.limit == 1
+    assert nightly.parameters == {"reconcile": True}
+    (nightly_sched,) = nightly.schedules
+    assert nightly_sched.schedule.cron == "30 2 * * *" and nightly_sched.active
 
 
-def test_serve_deployment_uses_settings_schedule(monkeypatch) -> None:
+def test_serve_deployments_use_settings_schedules(monkeypatch) -> None:
     from prefect import get_client
 
-    from exigo_sync.cli import serve_deployment
+    from exigo_sync.cli import serve_deployments
 
     monkeypatch.setenv("EXIGO_SYNC_SCHEDULE_CRON", "*/5 * * * *")
+    monkeypatch.setenv("EXIGO_SYNC_RECONCILE_CRON", "0 4 * * *")
     monkeypatch.setenv("EXIGO_SYNC_SCHEDULE_TIMEZONE", "Europe/Amsterdam")
-    deployment_id = serve_deployment().apply()
+    batch, reconcile = serve_deployments()
     with get_client(sync_client=True) as client:
-        dep = client.read_deployment(deployment_id)
-    (sched,) = dep.schedules
-    assert sched.schedule.cron == "*/5 * * * *"
-    assert sched.schedule.timezone == "Europe/Amsterdam"
-    assert dep.global_concurrency_limit is not None and dep.global_concurrency_limit.limit == 1
+        for deployment, cron, params in (
+            (batch, "*/5 * * * *", {}),
+            (reconcile, "0 4 * * *", {"reconcile": True}),
+        ):
+            dep = client.read_deployment(deployment.apply())
+            (sched,) = dep.schedules
+            assert sched.schedule.cron == cron
+            assert sched.schedule.timezone == "Europe/Amsterdam"
+            assert dep.parameters == params
+            # One at a time is serve's runner limit, held in the serve process, never a server
+            # limit a killed serve could leave full (test_serve.py).
+            assert dep.global_concurrency_limit is None

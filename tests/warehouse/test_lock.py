@@ -194,9 +194,13 @@ def test_r1_slot_leaked_on_a_private_api_is_counted_down_once(
     """The dead holder used the same private Prefect API (same PREFECT_HOME) as this run: its
     bare count is counted down once, and this run takes the slot. Without a recorded lease
     (killed while asking for it) the count goes down only because the limit is full."""
-    from exigo_sync import prefect_api as private
+    from prefect.settings import get_current_settings
 
-    monkeypatch.setattr(private, "private_api_home", str(tmp_path / "prefect-home"))
+    from exigo_sync.prefect_api import PRIVATE_API_ENV
+
+    monkeypatch.setenv(
+        PRIVATE_API_ENV, f"{get_current_settings().api.url} {tmp_path / 'prefect-home'}"
+    )
     t = _target(tmp_path)
     name = f"lock-{uuid.uuid4().hex[:8]}"
     _leak_bare_count(name)

@@ -306,11 +306,11 @@ def current_prefect_api() -> str:
     private API (exigo_sync.prefect_api), whose leases die with the process that started it."""
     from prefect.settings import get_current_settings
 
-    from exigo_sync import prefect_api
+    from exigo_sync.prefect_api import private_api_home
 
-    if prefect_api.private_api_home is not None:
-        return f"ephemeral:{prefect_api.private_api_home}"
-    return f"server:{get_current_settings().api.url}"
+    url = get_current_settings().api.url
+    home = private_api_home(url)
+    return f"ephemeral:{home}" if home is not None else f"server:{url}"
 
 
 def ensure_concurrency_limit(name: str) -> None:
