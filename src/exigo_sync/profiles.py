@@ -111,7 +111,23 @@ def load_target(profiles_dir: Path, profile: str, target: str | None = None) -> 
             f"target '{name}' not found in profile '{profile}' (have: {', '.join(outputs)})"
         )
     config = _render(dict(outputs[name]))
+    _refuse_unrendered(str(name), config)
     return Target(name=str(name), type=str(config.get("type", "")), config=config)
+
+
+_ENV_VAR_NAME = re.compile(r"env_var\(\s*['\"]([^'\"]+)['\"]")
+
+
+def _refuse_unrendered(output: str, config: Mapping[str, Any]) -> None:
+    """dbt keeps a secret whose template failed to render (a missing environment variable) as
+    the template text itself, which would only show up as a failed login: refuse it here,
+    naming the key and the variable (never a value)."""
+    for key, value in config.items():
+        if isinstance(value, str) and "{{" in value and "}}" in value:
+            names = ", ".join(_ENV_VAR_NAME.findall(value)) or "the template"
+            raise ProfileError(
+                f"output '{output}' of the dbt profile: `{key}` did not render: set {names}"
+            )
 
 
 def _render(data: dict[str, Any]) -> dict[str, Any]:

@@ -172,3 +172,16 @@ def test_l2_dbt_success_judged_from_results() -> None:
         judge(_results(), exit_code=0)
     with pytest.raises(DbtBuildFailed, match=r"no run_results\.json"):
         judge(None, exit_code=2)
+
+
+def test_s1_a_password_variable_that_is_missing_is_named_not_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dbt leaves a secret whose env var is missing as its template text (it would go to the
+    server as the password and fail as a login error): refused, naming the variable."""
+    monkeypatch.delenv("EXIGO_SYNC_SOURCE_PASSWORD", raising=False)
+    monkeypatch.setenv("EXIGO_SYNC_SOURCE_USER", "reader")
+    with pytest.raises(
+        ProfileError, match="`password` did not render: set EXIGO_SYNC_SOURCE_PASSWORD"
+    ):
+        load_target(_profile(tmp_path, monkeypatch), "exigo_sync", "source")
