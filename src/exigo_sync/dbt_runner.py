@@ -21,7 +21,7 @@ from exigo_sync.processes import spawn_child, stop_child
 # Staging and everything downstream of it: history, current, rejected rows, marts (+ tests).
 DEFAULT_SELECT = "tag:exigo_staging+"
 # A batch runs the contract tests (H3, C1) on the keys it wrote; these generic column tests scan
-# whole tables, so they run in full checks only (the reconciliation run, `exigo-sync verify`).
+# whole tables, so they run in full checks only (the nightly reconciliation run, `dbt test`).
 FULL_CHECK_ONLY_TESTS = ("not_null", "unique", "accepted_values", "relationships")
 _FAILED = {"error", "fail", "runtime error"}
 

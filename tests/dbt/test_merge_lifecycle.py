@@ -147,3 +147,37 @@ def test_h3_c1_data_tests_catch_corruption(merged_env):
         "exigo_contiguous_intervals",
         "exigo_current_matches_history",
     } <= failed, failed
+
+
+def test_h3_c1_batch_checks_cover_exactly_the_keys_the_batch_wrote(merged_env):
+    """The per-batch contract tests read only the keys their batch wrote (so a batch costs what
+    its changes cost) and still catch a broken interval on those keys; a break on a key the batch
+    did not write is left to the full check (the nightly reconciliation run, a plain dbt test)."""
+    import duckdb
+
+    con = duckdb.connect(str(merged_env.warehouse))
+    try:  # batch 9 wrote a second current row for customer 2 (H3) ...
+        con.execute(
+            "insert into exigo_history.customers_history (customer_id, first_name, valid_from, "
+            "valid_to, is_current, is_deleted, row_hash, batch_id, history_version_id) values "
+            "(2, 'Dup', timestamp '2026-01-01 00:00:00', null, true, false, 'zz', 9, '2@9')"
+        )
+    finally:
+        con.close()
+    select = ("test", "--select", "customers_history", "--exclude", "test_type:unit")
+
+    def failed(res) -> set[str]:
+        return {
+            r.node.name.split("_customers")[0]
+            for r in res.result.results
+            if str(r.status) == "fail"
+        }
+
+    in_batch_9 = merged_env.invoke(*select, extra_vars={"exigo_batch_id": 9})
+    assert {"exigo_one_current_per_key", "exigo_contiguous_intervals"} <= failed(in_batch_9)
+    # ... which batch 2 did not write: its own checks do not read customer 2's rows ...
+    in_batch_2 = merged_env.invoke(*select, extra_vars={"exigo_batch_id": 2})
+    assert not failed(in_batch_2) & {"exigo_one_current_per_key", "exigo_contiguous_intervals"}
+    # ... and the full check finds it whoever wrote it.
+    full = merged_env.invoke(*select)
+    assert {"exigo_one_current_per_key", "exigo_contiguous_intervals"} <= failed(full)
