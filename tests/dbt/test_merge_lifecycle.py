@@ -181,3 +181,27 @@ def test_h3_c1_batch_checks_cover_exactly_the_keys_the_batch_wrote(merged_env):
     # ... and the full check finds it whoever wrote it.
     full = merged_env.invoke(*select)
     assert {"exigo_one_current_per_key", "exigo_contiguous_intervals"} <= failed(full)
+
+
+def test_h8_a_model_failing_after_its_write_leaves_its_table_as_it_was(merged_env):
+    """H8 on DuckDB, for real: a history model that fails after its delete+insert ran (a
+    post-hook inside the model's transaction raises) leaves history exactly as it was; the same
+    batch without the fault does change it (so the write was real)."""
+    from tests.dbt.helpers import default_row, put_rows
+
+    t = T0 + timedelta(hours=5)
+    put_rows(
+        merged_env.source, "queue", "Customers",
+        [default_row("Customers", CustomerID=2, FirstName="Bea", ModifiedDate=t)],
+    )  # fmt: skip
+    before = history_snapshot(merged_env)
+    res = merged_env.fast_build(
+        3, t, env={"EXIGO_SYNC_FAULT": "after_history_write"},
+        extra_vars=CONFIRM_PAYMENT_DELETION,
+    )  # fmt: skip
+    assert not res.success
+    assert "injected fault at 'after_history_write'" in " ".join(failures(res))
+    assert history_snapshot(merged_env) == before
+    res = merged_env.fast_build(3, t, extra_vars=CONFIRM_PAYMENT_DELETION)
+    assert res.success, failures(res)
+    assert history_snapshot(merged_env) != before
