@@ -129,7 +129,7 @@ def test_ledger_ddl_and_dml_through_the_engine(target: Target, lock_name: str) -
         for _ in range(2):
             ledger.ensure_schema(con, "sqlserver")
         start = datetime(2026, 1, 4, 10, 0, 0, 123456)
-        con.execute(q.INSERT_BATCH, [batch_id, "run", "live", "initial", start, ledger.utcnow()])
+        con.execute(q.INSERT_BATCH, [batch_id, "run", "live", "initial", start, ledger.utcnow(), 0])
         refreshed = datetime(2026, 1, 5, 9, 59, 30, 123000)
         counts = [3] * len(q.ROW_COLUMNS)
         assert (

@@ -88,7 +88,7 @@ def test_sqlserver_ledger_ddl_and_dml_in_a_temporary_schema(mssql, monkeypatch):
         assert cur.execute(in_schema(ledger_sql.NEXT_BATCH_ID)).fetchone()[0] == 1
         start = datetime(2026, 1, 4, 10, 0, 0)
         cur.execute(
-            in_schema(ledger_sql.INSERT_BATCH), 1, "run-1", "sqlserver", "initial", start, now
+            in_schema(ledger_sql.INSERT_BATCH), 1, "run-1", "sqlserver", "initial", start, now, 0
         )
         counts = [3] * len(ledger_sql.ROW_COLUMNS)
         cur.execute(in_schema(ledger_sql.MARK_REFRESHED), refreshed, now, *counts, 1)

@@ -79,7 +79,7 @@ def test_r1_dead_pid_lock_taken_over_and_in_flight_batch_abandoned(tmp_path: Pat
     _plant_lock(t, _dead_pid())
     with connect(t) as con:
         con.execute(q.INSERT_BATCH, [7, "old-run", "duckdb", "watermark", ledger.utcnow(),
-                                     ledger.utcnow()])  # fmt: skip
+                                     ledger.utcnow(), 0])  # fmt: skip
     with warehouse_lock(t, "L", flow_run_id="new", timeout=1, stale_after=HOUR) as lock:
         assert lock.abandoned_batches == 1
         assert lock.taken_over is not None and lock.taken_over.flow_run_id == "old-run"

@@ -92,11 +92,11 @@ def test_ledger_ddl_and_abandon_run_through_the_engine() -> None:
     by statement as ddl('sqlserver') gives it, an older lock table gets its missing columns
     (ALTER TABLE ... ADD, T-SQL's form), and abandon_in_flight reads a count with fetchone()
     and updates with bound parameters."""
-    old_lock_columns = [("lock_name",), ("token",), ("pid",)]
 
+    # Every table as first shipped: none of the columns added since.
     def respond(sql: str, params: tuple) -> Outcome:
         if sql == q.TABLE_COLUMNS:
-            return [old_lock_columns]
+            return [[("batch_id",), ("lock_name",)]]
         return [[(2,)]] if sql == q.COUNT_IN_FLIGHT else []
 
     con, driver = warehouse(respond)
@@ -105,7 +105,9 @@ def test_ledger_ddl_and_abandon_run_through_the_engine() -> None:
     assert sent[: len(q.ddl("sqlserver"))] == q.ddl("sqlserver")
     added = [s for s in sent if s.startswith("ALTER TABLE")]
     assert added == [
-        q.add_column("sqlserver", "run_lock", c) for c, _ in q.ADDED_COLUMNS["run_lock"]
+        q.add_column("sqlserver", table, c)
+        for table, columns in q.ADDED_COLUMNS.items()
+        for c, _ in columns
     ]
     assert all(" ADD " in s and "ADD COLUMN" not in s for s in added)
     assert ledger.abandon_in_flight(con, "abandoned: test") == 2

@@ -1,0 +1,63 @@
+"""H9 with real flow runs: dbo.Payments reads empty for a while (a sync re-initialising, a
+permissions change) — or the landed copy of its keys is empty — and the deletion sweep would
+delete every payment. The guard deletes nothing, stops the batch naming the entity and the
+numbers, and the next normal run merges; an operator's confirmation deletes exactly the keys
+missing at the source, and a reconciliation reopens them when they come back (H7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flow_helpers import SyncEnv, make_env
+
+
+def _payments(env: SyncEnv) -> tuple[int, int]:
+    """(live, deleted) payments in the current-state table."""
+    rows = env.query(
+        env.warehouse,
+        "SELECT count(*) FILTER (WHERE NOT is_deleted), count(*) FILTER (WHERE is_deleted) "
+        "FROM exigo_current.payments_current",
+    )
+    return rows[0]
+
+
+@pytest.mark.parametrize("landed", [False, True], ids=["colocated", "landed"])
+def test_h9_empty_source_table_deletes_nothing_until_confirmed(
+    landed: bool,
+    sim_template: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = make_env(tmp_path / "env", sim_template, monkeypatch, landed=landed)
+    env.run_ok()
+    live, deleted = _payments(env)
+    assert live > 20 and deleted == 0
+
+    hidden = env.sim.empty_table("Payments")
+    assert hidden == live
+    state = env.run()
+    assert state.is_failed()
+    message = str(state.message)
+    assert "deletion guard (H9): payments" in message and f"holds {live} live" in message
+    assert "--confirm-deletions payments" in message
+    assert _payments(env) == (live, 0)  # nothing deleted
+    failed = env.batches()[-1]
+    assert failed["status"] == "failed" and "H9" in failed["error"]
+
+    env.sim.restore_table("Payments")
+    env.run_ok()  # the source is back: the next normal run merges, deleting nothing
+    assert _payments(env) == (live, 0)
+
+    # A real mass deletion, confirmed for one run: exactly the keys missing at the source go.
+    env.sim.empty_table("Payments")
+    out = env.run_ok(confirm_deletions=["payments"])
+    assert _payments(env) == (0, live)
+    stats: dict[str, Any] = {s["entity"]: s for s in out["stats"]}["payments"]
+    assert (stats["closed"], stats["live_keys"], stats["missing_keys"]) == (live, live, live)
+    # The keys come back (a restore): the nightly reconciliation reopens every one of them.
+    env.sim.restore_table("Payments")
+    out = env.run_ok(reconcile=True)
+    assert _payments(env) == (live, 0)
+    assert {s["entity"]: s for s in out["stats"]}["payments"]["reopened"] == live
