@@ -197,6 +197,6 @@ def judge(results: Mapping[str, Any] | None, *, exit_code: int) -> DbtOutcome:
     return DbtOutcome(invocation_id, nodes, float(results.get("elapsed_time") or 0.0))
 
 
-def _squash(value: Any, limit: int = 300) -> str:
+def _squash(value: Any, limit: int = 1000) -> str:
     """dbt's messages span lines ("Compilation Error in model x" + the cause): keep both."""
     return " ".join(str(value or "").split())[:limit]

@@ -49,6 +49,8 @@ def test_h9_empty_source_table_deletes_nothing_until_confirmed(
     env.sim.restore_table("Payments")
     env.run_ok()  # the source is back: the next normal run merges, deleting nothing
     assert _payments(env) == (live, 0)
+    if landed:
+        return  # the landed copy behaves as the source itself does; the rest is the same code
 
     # A real mass deletion, confirmed for one run: exactly the keys missing at the source go.
     env.sim.empty_table("Payments")
