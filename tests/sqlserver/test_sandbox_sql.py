@@ -39,6 +39,7 @@ from exigo_sync.simulator.core import SyncSimulator
 from exigo_sync.simulator.rates import ActivityRates
 from exigo_sync.source import QUEUE_TABLES
 from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES
+from tests.sqlserver.test_tsql_syntax import parse_tsql
 
 SQL_DIR = gen.SQL_DIR
 # sqlglot logs a warning for every statement it keeps as text; the exceptions below cover them.
@@ -106,18 +107,6 @@ def all_statements(name: str, values: dict[str, str] = SQLCMD_VARS) -> list[str]
             out.append(sql)
             out.extend(m.replace("''", "'") for m in DYNAMIC_SQL.findall(sql))
     return out
-
-
-def parse_tsql(sql: str) -> exp.Expression:
-    """sqlglot's T-SQL parse, refusing its "kept as text" fallback (exp.Command) and unbalanced
-    parentheses (sqlglot tolerates a missing closing one)."""
-    tokens = sqlglot.Dialect.get_or_raise("tsql").tokenize(sql)
-    opened = sum(t.token_type == TokenType.L_PAREN for t in tokens)
-    closed = sum(t.token_type == TokenType.R_PAREN for t in tokens)
-    assert opened == closed, f"unbalanced parentheses:\n{sql}"
-    tree = sqlglot.parse_one(sql, read="tsql")
-    assert not list(tree.find_all(exp.Command)), f"not really parsed:\n{sql}"
-    return tree
 
 
 def parses(sql: str) -> bool:
