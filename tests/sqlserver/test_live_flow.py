@@ -1,6 +1,7 @@
 """The whole flow against a real SQL Server (the sandbox: `make sqlserver-up`, then
-`make test-sqlserver`); skipped unless EXIGO_SYNC_TEST_MSSQL_SERVER and the sandbox's sa password
-(EXIGO_SYNC_SANDBOX_SA_PASSWORD) are set.
+`make test-sqlserver`, or any server); skipped unless EXIGO_SYNC_TEST_MSSQL_SERVER, _USER and
+_PASSWORD are set (optional _PORT, _DRIVER, _TRUST_CERT). The login must be able to create
+databases (the sandbox's `sa` can).
 
 Every test works in throw-away databases: a sync database built from the sandbox's 01/02 scripts
 and filled from a small simulator by the sandbox's loader, and a warehouse database, both dropped
@@ -32,11 +33,15 @@ import yaml
 from deploy.sqlserver import generate_sql as gen
 from deploy.sqlserver import load_simulator as loader
 from exigo_sync.simulator import SyncSimulator
-from tests.sqlserver.test_sandbox_live import connect, run_batch, run_script
+from tests.sqlserver.test_sandbox_live import run_batch, run_script
 
 pytestmark = pytest.mark.sqlserver
 
-NEEDED = ("EXIGO_SYNC_TEST_MSSQL_SERVER", "EXIGO_SYNC_SANDBOX_SA_PASSWORD")
+NEEDED = (
+    "EXIGO_SYNC_TEST_MSSQL_SERVER",
+    "EXIGO_SYNC_TEST_MSSQL_USER",
+    "EXIGO_SYNC_TEST_MSSQL_PASSWORD",
+)
 ENTITY_TABLES = {
     "customers": ("Customers", "customer_id", "CustomerID"),
     "orders": ("Orders", "order_id", "OrderID"),
@@ -51,12 +56,19 @@ def _need_a_server() -> None:
         pytest.skip(f"no SQL Server sandbox configured (set {', '.join(missing)})")
 
 
+def connect(database: str) -> Any:
+    import pyodbc
+
+    settings = loader.ConnectionSettings.from_env(database=database)
+    return pyodbc.connect(settings.connection_string(), autocommit=True)
+
+
 @pytest.fixture
 def databases() -> Iterator[tuple[str, str]]:
     """(sync database, warehouse database): throw-away, dropped afterwards."""
     suffix = uuid.uuid4().hex[:8]
     sync, warehouse = f"ExigoSyncFlow_{suffix}", f"ExigoWarehouseFlow_{suffix}"
-    admin = connect("sa", "master")
+    admin = connect("master")
     try:
         for script in ("01_sync_database.sql", "02_queue_refresh.sql"):
             text = (gen.SQL_DIR / script).read_text()
@@ -83,10 +95,11 @@ def _sqlserver_output(database: str) -> dict[str, Any]:
         "port": port,
         "database": database,
         "schema": "exigo_sync",
-        "user": "sa",
-        "password": "{{ env_var('EXIGO_SYNC_SANDBOX_SA_PASSWORD') }}",
+        "user": os.environ["EXIGO_SYNC_TEST_MSSQL_USER"],
+        "password": "{{ env_var('EXIGO_SYNC_TEST_MSSQL_PASSWORD') }}",
         "encrypt": True,
-        "trust_cert": True,
+        "trust_cert": os.environ.get("EXIGO_SYNC_TEST_MSSQL_TRUST_CERT", "yes").lower()
+        in ("1", "true", "yes"),
         "threads": 4,
     }
 
@@ -121,14 +134,9 @@ class LiveEnv:
 
     def load(self) -> None:
         """The simulator's dbo into the sync database (changes only after the first time)."""
-        env = {
-            **os.environ,
-            "EXIGO_SYNC_TEST_MSSQL_USER": "sa",
-            "EXIGO_SYNC_TEST_MSSQL_PASSWORD": os.environ["EXIGO_SYNC_SANDBOX_SA_PASSWORD"],
-        }
         err = io.StringIO()
-        code = loader.main([str(self.sim_path), "--database", self.sync], env=env,
-                           out=io.StringIO(), err=err)  # fmt: skip
+        code = loader.main([str(self.sim_path), "--database", self.sync], out=io.StringIO(),
+                           err=err)  # fmt: skip
         assert code == 0, err.getvalue()
 
     def advance(self, hours: float) -> None:
@@ -141,7 +149,7 @@ class LiveEnv:
         return load_flow()(**params, return_state=True)
 
     def dbo(self, table: str, key: str) -> set[tuple]:
-        con = connect("sa", self.sync)
+        con = connect(self.sync)
         try:
             return {
                 tuple(r)
@@ -157,7 +165,7 @@ class LiveEnv:
                 return [tuple(r) for r in con.execute(sql).fetchall()]
             finally:
                 con.close()
-        con = connect("sa", self.warehouse_db)
+        con = connect(self.warehouse_db)
         try:
             return run_batch(con, sql)
         finally:
@@ -254,7 +262,7 @@ def test_live_unicode_long_text_h8_and_r1(live: LiveEnv, monkeypatch: pytest.Mon
     monkeypatch.setenv("EXIGO_SYNC_TARGET", "wh")
     assert live.run().is_completed()
     note = "x" * 9000
-    con = connect("sa", live.sync)
+    con = connect(live.sync)
     try:
         customer = run_batch(con, "SELECT MIN(CustomerID) FROM dbo.Customers")[0][0]
         run_batch(con, "UPDATE dbo.Customers SET FirstName = N'Zoë 李', Notes = ?, "
