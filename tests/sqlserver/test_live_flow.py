@@ -53,7 +53,7 @@ ENTITY_TABLES = {
 def _need_a_server() -> None:
     missing = [n for n in NEEDED if not os.environ.get(n)]
     if missing:
-        pytest.skip(f"no SQL Server sandbox configured (set {', '.join(missing)})")
+        pytest.skip(f"no SQL Server configured (set {', '.join(missing)})")
 
 
 def connect(database: str) -> Any:
