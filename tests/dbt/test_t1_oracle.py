@@ -17,6 +17,7 @@ import pytest
 
 from exigo_sync.naming import column_name
 from exigo_sync.simulator import SyncSimulator
+from exigo_sync.simulator.rates import ActivityRates
 from exigo_sync.source.catalog import REPLICATED_TABLES
 from exigo_sync.window import FULL_LOAD_START
 from tests.dbt.helpers import (
@@ -34,6 +35,11 @@ CYCLES = int(os.environ.get("EXIGO_T1_CYCLES", "16"))
 OVERLAP = timedelta(minutes=10)
 # What a reconciliation run passes: every entity's keys compared with the source in every batch.
 RECONCILE = {"exigo_deletion_sweep_entities": list(ENTITIES.values())}
+# Physical deletions several times the (rare) defaults, so that every kind happens within a
+# few simulated days of 300 customers whatever the random draw.
+RATES = ActivityRates(
+    customer_purges=0.25, order_deletes=0.4, account_deletes=0.25, site_deletes=0.25
+)
 
 
 def _key(table: str, row: dict[str, Any]) -> tuple:
@@ -213,11 +219,16 @@ def run_t1_oracle(tmp_path, *, landed: bool, cycles: int) -> None:
     run_batch(initial_start)
     check(full=True)
     for cycle in range(1, cycles):
-        sim.advance(timedelta(hours=rng.choice([1, 2, 3, 4, 6])))
+        # Keys deleted before the last batch: that batch's reconciliation recorded their deletion.
+        recorded = {t: sim.deleted_keys(t) for t in ENTITIES} if cycle == restore_at else {}
+        sim.advance(timedelta(hours=rng.choice([1, 2, 3, 4, 6])), RATES)
         if cycle == restore_at:
             for table in ENTITIES:
                 keys = sim.restore_deleted(table, 1) if sim.deleted_keys(table) else []
-                restored[table] = [k if isinstance(k, tuple) else (k,) for k in keys]
+                # A key deleted by this cycle's activity was never seen deleted: no reopen due.
+                restored[table] = [
+                    k if isinstance(k, tuple) else (k,) for k in keys if k in recorded[table]
+                ]
         if cycle % 7 == 0:
             # Replay an earlier window twice (W2 + H4): the second adds and changes nothing.
             start = starts[max(0, len(starts) - 4)]
