@@ -24,7 +24,8 @@
 {% macro exigo_instant(at) -%}
     {%- set text = at | string | trim -%}
     {%- if modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,6})?)?)?$', text) -%}
-        {%- if text | length == 10 -%}{%- set text = text ~ 'T00:00:00' -%}{%- endif -%}
+        {%- if text | length == 10 -%}{%- set text = text ~ 'T00:00' -%}{%- endif -%}
+        {%- if text | length == 16 -%}{%- set text = text ~ ':00' -%}{%- endif -%}
         {{ return(exigo_timestamp_literal(text | replace(' ', 'T'))) }}
     {%- endif -%}
     {{ return(text) }}
