@@ -1,7 +1,8 @@
 """The Prefect 3 flow `exigo-sync`: one batch = one queue.Refresh + one dbt merge.
 
 take the lock -> compute the window -> refresh the queue (ledger: `refreshed`) -> merge with dbt
--> record the statistics and mark `merged` -> publish a report -> release the lock.
+-> record the statistics and mark `merged` -> publish the analytics copy (DuckDB) -> release the
+lock -> publish a report.
 
 Whatever stops a batch part-way (an error, SIGTERM or Ctrl-C, the flow timeout) marks it
 `failed` while the lock is still held, then releases the lock; the watermark does not move.
@@ -24,7 +25,7 @@ from exigo_sync.report import batch_markdown
 from exigo_sync.settings import Settings
 from exigo_sync.source import RefreshResult, TransientSourceError
 from exigo_sync.topology import Topology
-from exigo_sync.warehouse import landing, ledger
+from exigo_sync.warehouse import analytics_copy, landing, ledger
 from exigo_sync.warehouse.ledger_sql import ENTITY_NAMES
 from exigo_sync.warehouse.lock import run_lock
 from exigo_sync.window import Window, compute_window, parse_since, refuse_since_after_watermark
@@ -138,6 +139,24 @@ def record_merged(topology: Topology, batch_id: int, invocation_id: str | None) 
     return stats
 
 
+@task(name="publish analytics copy", cache_policy=NO_CACHE)
+def publish_analytics_copy(topology: Topology, settings: Settings) -> str | None:
+    """DuckDB: replace the read-only copy analysts and BI tools open with the merged warehouse,
+    so no reader ever holds the file the next batch writes. The batch is merged already: a copy
+    that fails is a warning, never a failed batch (the previous copy stays)."""
+    dest = analytics_copy.destination(topology.warehouse, settings.analytics_copy_path)
+    if dest is None:
+        return None
+    try:
+        return str(analytics_copy.publish(topology.warehouse, dest))
+    except Exception as exc:
+        get_run_logger().warning(
+            "analytics copy not published (batch merged all the same): %s",
+            topology.scrub(str(exc)),
+        )
+        return None
+
+
 @flow(name="exigo-sync", log_prints=False, timeout_seconds=Settings().flow_timeout_seconds)
 def exigo_sync(
     since: str | None = None,
@@ -191,10 +210,14 @@ def exigo_sync(
             )
         with batch.step("ledger"):
             stats = record_merged(topology, batch.id, outcome.invocation_id)
+        with batch.step("analytics copy"):
+            analytics = publish_analytics_copy(topology, settings)
 
     completeness = ledger.completeness(topology.warehouse)
     docs = docs_site.site_dir(settings, settings.dbt_invocation(topology.warehouse.name))
-    _publish_report(batch, window, result, stats, outcome, completeness, docs / "index.html")
+    _publish_report(
+        batch, window, result, stats, outcome, completeness, docs / "index.html", analytics
+    )
     return {
         "completeness": completeness.detail,
         "reconciled": reconcile,
@@ -203,6 +226,7 @@ def exigo_sync(
         "window_kind": window.kind,
         "row_counts": dict(result.row_counts),
         "stats": [s.__dict__ for s in stats],
+        "analytics_copy": analytics,
     }
 
 
@@ -214,15 +238,16 @@ def _publish_report(
     outcome: dbt_runner.DbtOutcome,
     completeness: ledger.Completeness,
     docs_index: Path,
+    analytics: str | None,
 ) -> None:
     # The batch is merged already: a failing report must not fail (or un-merge) it.
     try:
+        markdown = batch_markdown(
+            batch.id, window, result, stats, batch.timings, outcome, completeness, docs_index,
+            analytics,
+        )  # fmt: skip
         create_markdown_artifact(
-            key="exigo-sync-batch",
-            markdown=batch_markdown(
-                batch.id, window, result, stats, batch.timings, outcome, completeness, docs_index
-            ),
-            description=f"exigo-sync batch {batch.id}",
+            key="exigo-sync-batch", markdown=markdown, description=f"exigo-sync batch {batch.id}"
         )
     except Exception as exc:
         get_run_logger().warning("could not publish the batch report: %s", exc)

@@ -79,3 +79,13 @@
 {% macro sqlserver__exigo_fault_pause(marker) -%}
     {{ exceptions.raise_compiler_error("exigo_sync: the pause fault mode is for DuckDB test runs") }}
 {%- endmacro %}
+
+{#- A table of the flow's ledger (schema exigo_sync: batches, batch_entity_stats), found by name
+    at execution time (it is the flow's table, not a dbt model); none at parse time or before
+    the flow first ran. -#}
+{% macro exigo_ledger_relation(identifier) -%}
+    {%- if not execute -%}{{ return(none) }}{%- endif -%}
+    {%- set rel = adapter.get_relation(database=target.database, schema='exigo_sync', identifier=identifier) -%}
+    {%- do exigo_end_read_transaction() -%}
+    {{ return(rel) }}
+{%- endmacro %}

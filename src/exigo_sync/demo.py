@@ -15,16 +15,40 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
+from exigo_sync.naming import entity_name
 from exigo_sync.settings import REPO_ROOT
+from exigo_sync.warehouse.analytics_copy import default_path
+from exigo_sync.warehouse.ledger_sql import BATCHES, ENTITY_NAMES, ROW_COLUMNS, STATS
 
 CLOCK_START = datetime(2026, 1, 5)
 
-# "Orders as they were on date X": the version of each order valid at that instant.
+# "Orders as they were at an instant, by status name": the derived table is what the dbt macro
+# exigo_as_of('orders', <instant>) compiles to on DuckDB (tests/dbt/test_marts.py holds them
+# equal), the names come from the order statuses lookup as it is now.
 AS_OF_QUERY = """
-SELECT order_status_id, count(*) AS orders, sum(total) AS total
-FROM exigo_history.orders_history
-WHERE valid_from <= ? AND (valid_to IS NULL OR valid_to > ?) AND NOT is_deleted
-GROUP BY order_status_id ORDER BY order_status_id
+select s.order_status_description as order_status, count(*) as orders, sum(o.total) as total
+from (select as_of_version.* from exigo_history.orders_history as_of_version
+      where as_of_version.valid_from <= ?
+        and (as_of_version.valid_to is null or as_of_version.valid_to > ?)
+        and as_of_version.is_deleted = false) o
+left join exigo_current.order_statuses_current s on s.order_status_id = o.order_status_id
+group by o.order_status_id, s.order_status_description
+order by o.order_status_id
+"""
+
+# What the demo's batches did to each entity (the ledger: exigo_sync.batch_entity_stats, and
+# the queue row counts of exigo_sync.batches). Lookups are read whole each batch; their
+# versions are in exigo_history.<lookup>_history.
+ENTITY_QUERY = f"""
+select s.entity, sum(s.inserted), sum(s.changed), sum(s.closed), sum(s.reopened),
+       sum(s.rejected)
+from {STATS} s
+where s.batch_id between ? and ?
+group by s.entity
+"""
+QUEUE_ROWS_QUERY = f"""
+select {", ".join(f"sum({column})" for column in ROW_COLUMNS.values())}
+from {BATCHES} where batch_id between ? and ?
 """
 
 
@@ -62,7 +86,7 @@ def _run_demo(
 
     env = configure(data_dir)
     source, warehouse = Path(env["EXIGO_SYNC_SOURCE_PATH"]), Path(env["EXIGO_SYNC_WAREHOUSE_PATH"])
-    for f in (source, warehouse):  # a demo starts from nothing
+    for f in (source, warehouse, default_path(warehouse)):  # a demo starts from nothing
         f.unlink(missing_ok=True)
         Path(str(f) + ".wal").unlink(missing_ok=True)
     # The flow's own logs (one task per dbt node) would drown the story: warnings only.
@@ -84,10 +108,14 @@ def _run_demo(
         "rejected",
     ):
         summary.add_column(col, justify="right")
+    batch_ids: list[int] = []
+    readable = warehouse
     for cycle in range(cycles + 1):
         if cycle:
             sim.advance(timedelta(hours=hours))
         out = run_flow()
+        batch_ids.append(out["batch_id"])
+        readable = Path(out["analytics_copy"] or warehouse)
         st = out["stats"]
         summary.add_row(
             str(out["batch_id"]),
@@ -99,20 +127,54 @@ def _run_demo(
         console.print(f"batch {out['batch_id']} merged (source clock {sim.now():%Y-%m-%d %H:%M})")
     console.print(summary)
 
+    # Everything below reads the analytics copy, as an analyst's tool would: the next batch
+    # could run meanwhile and would not wait for it.
     as_of = CLOCK_START + timedelta(hours=hours * max(cycles, 1) / 2)
-    con = duckdb.connect(str(warehouse), read_only=True)
+    span = [min(batch_ids), max(batch_ids)]
+    con = duckdb.connect(str(readable), read_only=True)
     try:
+        per_entity = {r[0]: r[1:] for r in con.execute(ENTITY_QUERY, span).fetchall()}
+        queue_rows = dict(zip(ROW_COLUMNS, con.execute(QUEUE_ROWS_QUERY, span).fetchone(),
+                              strict=True))  # fmt: skip
         rows = con.execute(AS_OF_QUERY, [as_of, as_of]).fetchall()
     finally:
         con.close()
-    q = Table(title=f"orders as they were on {as_of:%Y-%m-%d %H:%M} (exigo_history.orders_history)")
-    for col in ("order_status_id", "orders", "total"):
+    console.print(_entity_table(span, per_entity, queue_rows))
+
+    q = Table(title=f"orders as they were on {as_of:%Y-%m-%d %H:%M}, by status")
+    for col in ("order status", "orders", "total"):
         q.add_column(col, justify="right")
-    for r in rows:
-        q.add_row(*(str(v) for v in r))
+    for status, orders, total in rows:
+        q.add_row(str(status), f"{orders:,}", f"{total:,.2f}")
     console.print(q)
     console.print("query:" + AS_OF_QUERY.replace("?", f"'{as_of:%Y-%m-%d %H:%M}'"))
     console.print(
-        f"warehouse kept at {warehouse}; explore with: duckdb {warehouse}  "
-        f"(or EXIGO_SYNC_PROFILES_DIR={env['EXIGO_SYNC_PROFILES_DIR']} exigo-sync status)"
+        "in a dbt model: select ... from {{ exigo_as_of('orders', "
+        f"'{as_of:%Y-%m-%d %H:%M}') }}}} o  (docs: make docs)"
     )
+    console.print(
+        f"warehouse kept at {warehouse}; read the analytics copy {readable} with: duckdb "
+        f"-readonly {readable}  (or EXIGO_SYNC_PROFILES_DIR={env['EXIGO_SYNC_PROFILES_DIR']} "
+        "exigo-sync status)"
+    )
+
+
+def _entity_table(
+    span: list[int], per_entity: dict[str, tuple], queue_rows: dict[str, int | None]
+) -> Table:
+    table = Table(
+        title=f"per entity, batches {span[0]}-{span[1]} (exigo_sync.batch_entity_stats)",
+        caption="new: a key's first version; deleted: deletion versions; reopened keys (back "
+        "after a deletion) count in changed too",
+    )
+    for col in ("entity", "queue rows", "new", "changed", "deleted", "reopened", "rejected"):
+        table.add_column(col, justify="left" if col == "entity" else "right", no_wrap=True)
+    rows_by_entity = {entity_name(t): n for t, n in queue_rows.items()}
+    for entity in ENTITY_NAMES:
+        inserted, changed, closed, reopened, rejected = per_entity.get(entity, (0,) * 5)
+        table.add_row(
+            entity,
+            f"{rows_by_entity.get(entity) or 0:,}",
+            *(f"{n or 0:,}" for n in (inserted, changed, closed, reopened, rejected)),
+        )
+    return table

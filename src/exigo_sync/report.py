@@ -22,6 +22,7 @@ def batch_markdown(
     outcome: DbtOutcome | None = None,
     completeness: Completeness | None = None,
     docs_index: Path | None = None,
+    analytics_copy: str | None = None,
 ) -> str:
     lines = [
         f"# exigo-sync batch {batch_id}",
@@ -33,6 +34,11 @@ def batch_markdown(
                 "`exigo-sync docs --serve` serves it)"
             ]
             if docs_index
+            else []
+        ),
+        *(
+            [f"- analytics copy (read-only; open this one from BI tools): `{analytics_copy}`"]
+            if analytics_copy
             else []
         ),
         f"- window: from **{window.start:%Y-%m-%d %H:%M:%S}** ({window.kind}) to "

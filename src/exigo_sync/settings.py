@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     dbt_log_path: Path | None = None
     # Where `exigo-sync docs` puts the static docs site (index.html); None = <dbt target path>/docs.
     docs_dir: Path | None = None
+    # DuckDB warehouse: the read-only copy published after every merged batch, for analysts and
+    # BI tools (exigo_sync.warehouse.analytics_copy). None = <warehouse>.analytics.duckdb next
+    # to the warehouse file; "off" = no copy. Ignored for SQL Server (readers use the server).
+    analytics_copy_path: str | None = None
 
     overlap_minutes: float = Field(default=10.0, ge=0)
     # The first batch (no merged batch yet) loads everything (W1), unless one of these is set:

@@ -114,6 +114,8 @@ def test_dbt_unit_tests_pass(merged_env):
             "ut_payments_history_deletion_not_repeated",
             "ut_payments_history_return_after_deletion",
             "ut_stg_exigo__customers_two_rows_for_one_key",
+            "ut_int_order_status_changes_durations",
+            "ut_int_order_status_changes_incremental",
         ]
     )
 

@@ -13,6 +13,9 @@
                 `batch_id > max(batch_id)` range.
       current : unique clustered (keys)                 -> delete+insert on the key seeks; C1.
       rejected: nonclustered (batch_id)                 -> `batch_id not in (...)` of the append.
+      changes : unique clustered (keys..., status_seq)  -> the status-change models' delete+insert
+                                                           on the key seeks; the grain, enforced;
+                nonclustered (batch_id)                 -> their `max(batch_id)`.
     Key columns must be bounded types: SQL Server rejects nvarchar(max) in an index key, hence
     exigo_version_id_type() for history_version_id. -#}
 {% macro exigo_table_indexes(layer, keys=[]) -%}
@@ -32,6 +35,11 @@
         ]) }}
     {%- elif layer == 'current' -%}
         {{ return([{'columns': keys, 'type': 'clustered', 'unique': true}]) }}
+    {%- elif layer == 'changes' -%}
+        {{ return([
+            {'columns': keys, 'type': 'clustered', 'unique': true},
+            {'columns': ['batch_id'], 'type': 'nonclustered'},
+        ]) }}
     {%- elif layer == 'rejected' -%}
         {{ return([{'columns': ['batch_id'], 'type': 'nonclustered'}]) }}
     {%- else -%}

@@ -5,7 +5,9 @@
       by_parent : a live line of an order in this batch that the batch does not carry was removed
                   (a changed order arrives with ALL its lines), dated at the order's version time;
       by_sweep  : a live key missing from the source's keys (and from this batch) was deleted at
-                  the source, dated at this batch's refresh (entities in exigo_swept_entities()). -#}
+                  the source, dated at this batch's refresh (entities in exigo_swept_entities(),
+                  and every lookup: a lookup is read whole each batch, so a value gone from it
+                  was removed by the company). -#}
 {% macro exigo_history_spec(entity) -%}
     {%- set entry = exigo_entities()[entity] -%}
     {%- set keys = [] -%}
@@ -13,9 +15,10 @@
     {%- set columns = exigo_history_columns(entity, keys) -%}
     {%- set deletions = [] -%}
     {%- if entry.get('parent') -%}{%- do deletions.append('by_parent') -%}{%- endif -%}
-    {%- if entity in exigo_swept_entities() -%}{%- do deletions.append('by_sweep') -%}{%- endif -%}
+    {%- if entry['kind'] == 'lookup' or entity in exigo_swept_entities() -%}{%- do deletions.append('by_sweep') -%}{%- endif -%}
     {{ return({
         'entity': entity,
+        'kind': entry['kind'],
         'table': entry['table'],
         'source_keys': entry['keys'],
         'key_columns': keys,

@@ -4,7 +4,10 @@
     live keys would be deleted, the model fails naming the entity and the numbers: every history
     model depends on it, so nothing is deleted (or merged) in that batch. An operator who knows
     the deletions are real confirms them for one run (exigo_confirm_deletions, the flow's
-    `--confirm-deletions ENTITY`). The model keeps the counts it saw, for the ledger. -#}
+    `--confirm-deletions ENTITY`). The model keeps the counts it saw, for the ledger.
+    Lookups (swept every batch) are guarded against an empty source only: they hold a handful of
+    values, so removing one is a large share and an ordinary edit, while an empty lookup (a
+    failed copy, a permissions change) would close every description the marts show. -#}
 {% macro exigo_deletion_guard() -%}
     {#- Registered at parse time: every staging model and every source table the guard may read. -#}
     {%- for entity, entry in exigo_entities().items() -%}
@@ -16,7 +19,7 @@
         {%- set share = var('exigo_deletion_guard_share', 0.05) | float -%}
         {%- set confirmed = var('exigo_confirm_deletions', []) -%}
         {%- if confirmed is string -%}{%- set confirmed = [confirmed] -%}{%- endif -%}
-        {%- for entity in exigo_swept_entities() -%}
+        {%- for entity in exigo_swept_entities() + exigo_entity_names('lookup') -%}
             {%- set history = exigo_history_relation(entity) -%}
             {%- if history is not none -%}
                 {%- set table = exigo_entities()[entity]['table'] -%}
@@ -32,7 +35,7 @@
                 {%- if not is_confirmed and live > 0 and at_source == 0 -%}
                     {{ exceptions.raise_compiler_error("exigo_sync: deletion guard (H9): " ~ entity ~ ": " ~ where ~ " returned no keys while the warehouse holds " ~ live ~ " live ones; nothing was deleted and the batch stops. If the source really is empty, confirm once: exigo-sync run --confirm-deletions " ~ entity) }}
                 {%- endif -%}
-                {%- if not is_confirmed and missing > share * live -%}
+                {%- if not is_confirmed and missing > share * live and exigo_entities()[entity]['kind'] != 'lookup' -%}
                     {{ exceptions.raise_compiler_error("exigo_sync: deletion guard (H9): " ~ entity ~ ": " ~ missing ~ " of " ~ live ~ " live keys (" ~ ((100.0 * missing / live) | round(1)) ~ "%) are missing from " ~ where ~ ", more than the " ~ ((100.0 * share) | round(1)) ~ "% allowed (exigo_deletion_guard_share); nothing was deleted and the batch stops. If they really were deleted, confirm once: exigo-sync run --confirm-deletions " ~ entity) }}
                 {%- endif -%}
                 {%- do rows.append({'entity': entity, 'live': live, 'source': at_source, 'missing': missing, 'confirmed': is_confirmed}) -%}

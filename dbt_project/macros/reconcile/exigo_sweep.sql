@@ -4,12 +4,15 @@
     every batch (Exigo deletes them physically); a reconciliation run sweeps all six entities
     (the flow passes exigo_deletion_sweep_entities). -#}
 
+{#- The replicated entities swept this run (var exigo_deletion_sweep_entities). Lookups are not
+    named here: they are swept in every batch (exigo_history_spec). -#}
 {% macro exigo_swept_entities() -%}
     {%- set swept = var('exigo_deletion_sweep_entities', ['payments']) -%}
     {%- if swept is string -%}{%- set swept = [swept] -%}{%- endif -%}
+    {%- set replicated = exigo_entity_names('replicated') -%}
     {%- for e in swept -%}
-        {%- if e not in exigo_entities() -%}
-            {{ exceptions.raise_compiler_error("exigo_sync: exigo_deletion_sweep_entities names '" ~ e ~ "', which is not an entity (" ~ (exigo_entities().keys() | join(', ')) ~ ")") }}
+        {%- if e not in replicated -%}
+            {{ exceptions.raise_compiler_error("exigo_sync: exigo_deletion_sweep_entities names '" ~ e ~ "', which is not a replicated entity (" ~ (replicated | join(', ')) ~ ")") }}
         {%- endif -%}
     {%- endfor -%}
     {{ return(swept) }}

@@ -2,6 +2,14 @@
 with customers as (
     select * from {{ ref('customers_current') }}
     where is_deleted = {{ exigo_false() }}
+),
+
+customer_types as (
+    select * from {{ ref('customer_types_current') }}
+),
+
+customer_statuses as (
+    select * from {{ ref('customer_statuses_current') }}
 )
 
 select
@@ -12,9 +20,9 @@ select
     c.email,
     c.phone,
     c.customer_type_id,
-    customer_type.{{ adapter.quote('CustomerTypeDescription') }} as customer_type,
+    customer_type.customer_type_description as customer_type,
     c.customer_status_id,
-    customer_status.{{ adapter.quote('CustomerStatusDescription') }} as customer_status,
+    customer_status.customer_status_description as customer_status,
     c.rank_id,
     c.enroller_id,
     {{ dbt.concat(["enroller.first_name", "' '", "enroller.last_name"]) }} as enroller_name,
@@ -31,10 +39,10 @@ select
     c.valid_from,
     c.batch_id
 from customers c
-left join {{ source('exigo_dbo', 'CustomerTypes') }} customer_type
-    on customer_type.{{ adapter.quote('CustomerTypeID') }} = c.customer_type_id
-left join {{ source('exigo_dbo', 'CustomerStatuses') }} customer_status
-    on customer_status.{{ adapter.quote('CustomerStatusID') }} = c.customer_status_id
+left join customer_types customer_type
+    on customer_type.customer_type_id = c.customer_type_id
+left join customer_statuses customer_status
+    on customer_status.customer_status_id = c.customer_status_id
 left join customers enroller
     on enroller.customer_id = c.enroller_id
 left join customers sponsor

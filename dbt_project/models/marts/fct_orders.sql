@@ -1,12 +1,25 @@
 -- Live orders as they are now (deleted excluded), with status and type descriptions.
+with orders as (
+    select * from {{ ref('orders_current') }}
+    where is_deleted = {{ exigo_false() }}
+),
+
+order_statuses as (
+    select * from {{ ref('order_statuses_current') }}
+),
+
+order_types as (
+    select * from {{ ref('order_types_current') }}
+)
+
 select
     o.order_id,
     o.customer_id,
     o.order_date,
     o.order_status_id,
-    order_status.{{ adapter.quote('OrderStatusDescription') }} as order_status,
+    order_status.order_status_description as order_status,
     o.order_type_id,
-    order_type.{{ adapter.quote('OrderTypeDescription') }} as order_type,
+    order_type.order_type_description as order_type,
     o.warehouse_id,
     o.ship_method_id,
     o.currency_code,
@@ -29,9 +42,8 @@ select
     o.modified_date,
     o.valid_from,
     o.batch_id
-from {{ ref('orders_current') }} o
-left join {{ source('exigo_dbo', 'OrderStatuses') }} order_status
-    on order_status.{{ adapter.quote('OrderStatusID') }} = o.order_status_id
-left join {{ source('exigo_dbo', 'OrderTypes') }} order_type
-    on order_type.{{ adapter.quote('OrderTypeID') }} = o.order_type_id
-where o.is_deleted = {{ exigo_false() }}
+from orders o
+left join order_statuses order_status
+    on order_status.order_status_id = o.order_status_id
+left join order_types order_type
+    on order_type.order_type_id = o.order_type_id

@@ -1,10 +1,19 @@
 -- Live payments (physically deleted ones excluded) with the payment type description.
+with payments as (
+    select * from {{ ref('payments_current') }}
+    where is_deleted = {{ exigo_false() }}
+),
+
+payment_types as (
+    select * from {{ ref('payment_types_current') }}
+)
+
 select
     p.payment_id,
     p.customer_id,
     p.order_id,
     p.payment_type_id,
-    payment_type.{{ adapter.quote('PaymentTypeDescription') }} as payment_type,
+    payment_type.payment_type_description as payment_type,
     p.payment_date,
     p.amount,
     p.currency_code,
@@ -14,7 +23,6 @@ select
     p.modified_date,
     p.valid_from,
     p.batch_id
-from {{ ref('payments_current') }} p
-left join {{ source('exigo_dbo', 'PaymentTypes') }} payment_type
-    on payment_type.{{ adapter.quote('PaymentTypeID') }} = p.payment_type_id
-where p.is_deleted = {{ exigo_false() }}
+from payments p
+left join payment_types payment_type
+    on payment_type.payment_type_id = p.payment_type_id

@@ -1,2 +1,2 @@
 -- One row per CustomerID changed in this batch: typed, S2 policy applied, hashed, de-duplicated.
-{{ exigo_stage_queue_table('customers') }}
+{{ exigo_stage_table('customers') }}

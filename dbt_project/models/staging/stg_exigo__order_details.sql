@@ -1,2 +1,2 @@
 -- One row per key changed in this batch: typed, S2 policy applied, hashed, de-duplicated.
-{{ exigo_stage_queue_table('order_details') }}
+{{ exigo_stage_table('order_details') }}

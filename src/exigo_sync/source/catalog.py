@@ -51,6 +51,11 @@ class LookupTable:
     def columns(self) -> tuple[Column, ...]:
         return (Column(self.id_column, "int"), Column(self.description_column, "nvarchar(100)"))
 
+    @property
+    def key(self) -> tuple[str, ...]:
+        """The key, as `Table.key` names it: a lookup is keyed by its id."""
+        return (self.id_column,)
+
 
 def _cols(names: Iterable[str], sql_type: str, nullable: bool = False) -> list[Column]:
     return [Column(n, sql_type, nullable) for n in names]

@@ -1,0 +1,119 @@
+{#- The documented source table (macro exigo_catalog, generated from the same catalogue as the
+    sources YAML; unit tests render without the dbt graph, so the graph cannot be the source).
+    Returns {database, schema, identifier, keys, required, columns: [{name, data_type}]}. -#}
+{% macro exigo_source_node(source_name, table) -%}
+    {%- set entry = exigo_catalog().get(table) -%}
+    {%- if entry is none -%}
+        {{ exceptions.raise_compiler_error("exigo_sync: source table " ~ table ~ " is not documented") }}
+    {%- endif -%}
+    {%- set columns = [] -%}
+    {%- for c in entry['columns'] -%}{%- do columns.append({'name': c[0], 'data_type': c[1]}) -%}{%- endfor -%}
+    {%- set location = exigo_source_location(source_name) -%}
+    {{ return({'database': location.database, 'schema': location.schema,
+               'identifier': table, 'keys': entry['keys'], 'required': entry['required'], 'columns': columns}) }}
+{%- endmacro %}
+
+{#- Documented columns that survive the S2 policy, as staged: [{source, name, type}]. Needs no
+    database, so history models (and unit tests) can rely on it. -#}
+{% macro exigo_documented_columns(entity) -%}
+    {%- set table = exigo_entities()[entity]['table'] -%}
+    {%- set node = exigo_source_node(exigo_entity_source(entity), table) -%}
+    {%- set out = [] -%}
+    {%- for col in node.columns -%}
+        {%- if exigo_sensitive_policy(table, col.name) != 'drop' -%}
+            {%- set treatment = exigo_sensitive_policy(table, col.name) -%}
+            {%- do out.append({'source': col.name, 'name': exigo_column_name(col.name), 'type': exigo_policy_type(treatment, exigo_type(col.data_type))}) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(out) }}
+{%- endmacro %}
+
+{#- Plan for one entity's source table (execution time only): the queue table of a replicated
+    entity, the dbo table of a lookup. Checks B4, finds extra columns and values that cannot be
+    cast (B3), and returns the select expressions. -#}
+{% macro exigo_stage_plan(entity) -%}
+    {%- set spec = exigo_entities()[entity] -%}
+    {%- set table = spec['table'] -%}
+    {%- set source_name = exigo_entity_source(entity) -%}
+    {%- set label = exigo_entity_table_label(entity) -%}
+    {%- do exigo_check_landed_batch(source_name, table) -%}
+    {%- set node = exigo_source_node(source_name, table) -%}
+    {#- Introspect the real source table named by the source node; select FROM source(), which a
+        unit test replaces with its fixture. -#}
+    {%- set rel = source(source_name, table) -%}
+    {%- set real_name = node.database ~ '.' ~ node.schema ~ '.' ~ node.identifier -%}
+    {%- set existing = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.identifier) -%}
+    {%- if existing is none -%}
+        {{ exceptions.raise_compiler_error("exigo_sync: " ~ label ~ " " ~ real_name ~ " is missing (B4); nothing was merged") }}
+    {%- endif -%}
+    {%- set actual = {} -%}
+    {%- set actual_order = [] -%}
+    {%- for col in adapter.get_columns_in_relation(existing) -%}
+        {%- do actual.update({col.name | lower: col}) -%}
+        {%- do actual_order.append(col.name | lower) -%}
+    {%- endfor -%}
+    {%- set required = node.required -%}
+    {%- set documented_lower = [] -%}
+    {%- set columns = [] -%}
+    {%- set to_check = [] -%}
+    {%- for col in node.columns -%}
+        {%- do documented_lower.append(col.name | lower) -%}
+        {%- set wtype = exigo_type(col.data_type) -%}
+        {%- set treatment = exigo_sensitive_policy(table, col.name) -%}
+        {%- set present = actual.get(col.name | lower) -%}
+        {%- if present is none and col.name in required -%}
+            {{ exceptions.raise_compiler_error("exigo_sync: required column " ~ col.name ~ " is missing from " ~ label ~ " " ~ real_name ~ " (B4); nothing was merged") }}
+        {%- endif -%}
+        {%- if treatment != 'drop' -%}
+            {%- set staged_type = exigo_policy_type(treatment, wtype) -%}
+            {%- if present is none -%}
+                {%- set expr = "cast(null as " ~ staged_type ~ ")" -%}
+            {%- else -%}
+                {%- set quoted = "q." ~ adapter.quote(present.name) -%}
+                {%- if exigo_normalize_type(present.data_type) != exigo_normalize_type(wtype) -%}
+                    {%- do to_check.append({'source': present.name, 'quoted': quoted, 'type': wtype, 'declared': col.data_type}) -%}
+                {%- endif -%}
+                {%- set expr = "cast(" ~ quoted ~ " as " ~ wtype ~ ")" -%}
+                {%- if treatment == 'mask' -%}
+                    {%- set expr = exigo_mask(exigo_text(expr, wtype)) -%}
+                {%- elif treatment == 'hash' -%}
+                    {%- set expr = "case when " ~ quoted ~ " is null then null else " ~ exigo_hash(exigo_text(expr, wtype)) ~ " end" -%}
+                {%- endif -%}
+            {%- endif -%}
+            {%- do columns.append({'source': col.name, 'name': exigo_column_name(col.name), 'expr': expr, 'type': staged_type, 'documented': true}) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {# Undocumented columns: carried through with their own type (policy still applies). #}
+    {%- for lname in actual_order -%}
+        {%- if lname not in documented_lower -%}
+            {%- set present = actual[lname] -%}
+            {%- set treatment = exigo_sensitive_policy(table, present.name) -%}
+            {%- set quoted = "q." ~ adapter.quote(present.name) -%}
+            {%- if treatment != 'drop' -%}
+                {%- set expr = quoted -%}
+                {%- if treatment == 'mask' -%}
+                    {%- set expr = exigo_mask(exigo_text(quoted)) -%}
+                {%- elif treatment == 'hash' -%}
+                    {%- set expr = "case when " ~ quoted ~ " is null then null else " ~ exigo_hash(exigo_text(quoted)) ~ " end" -%}
+                {%- endif -%}
+                {%- do columns.append({'source': present.name, 'name': exigo_column_name(present.name), 'expr': expr, 'type': exigo_policy_type(treatment, present.data_type), 'documented': false}) -%}
+            {%- endif -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {# B3: a column whose stored type differs from the documented one must still cast cleanly. #}
+    {%- if to_check -%}
+        {%- set probes = [] -%}
+        {%- for c in to_check -%}
+            {%- do probes.append("select '" ~ c.source ~ "' as column_name, min(" ~ exigo_text(c.quoted) ~ ") as bad_value from " ~ existing ~ " q where " ~ c.quoted ~ " is not null and " ~ exigo_cast_loses_value(c.quoted, c.type)) -%}
+        {%- endfor -%}
+        {%- set result = run_query("select column_name, bad_value from (" ~ probes | join(" union all ") ~ ") probe where bad_value is not null") -%}
+        {%- if result.rows | length > 0 -%}
+            {%- set row = result.rows[0] -%}
+            {%- set declared = [] -%}
+            {%- for c in to_check if c.source == row[0] -%}{%- do declared.append(c.declared) -%}{%- endfor -%}
+            {{ exceptions.raise_compiler_error("exigo_sync: " ~ label ~ " " ~ real_name ~ ", column " ~ row[0] ~ ": value '" ~ row[1] ~ "' cannot be cast to " ~ declared[0] ~ " (B3); nothing was merged") }}
+        {%- endif -%}
+    {%- endif -%}
+    {%- do exigo_end_read_transaction() -%}
+    {{ return({'relation': rel, 'columns': columns, 'keys': spec['keys'], 'entity': entity, 'table': table, 'kind': spec['kind'], 'parent': spec.get('parent')}) }}
+{%- endmacro %}
