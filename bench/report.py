@@ -533,7 +533,7 @@ def render(ws: Workspace, sizes: Sizes) -> str:
     )
     w(
         "- `floor/…`: `python -m bench.child floor` on copies of `cache/h*/k*/wh_staged.duckdb` "
-        "and `sim_refreshed.duckdb`."
+        "and `sim_advanced.duckdb` (only its `dbo` is read)."
     )
     some = next((res.snapshot(h, k) for h in hs for k in ks if res.snapshot(h, k)), None)
     if some:

@@ -296,8 +296,8 @@ class Bench:
         return d
 
     def staged(self, rows: int, changes: int) -> Path:
-        """The warehouse with the batch's staging built (the floor's input) and the simulator
-        with its queue refreshed."""
+        """The warehouse with the batch's staging built: the floor's input. (The floor and the
+        EXPLAIN ANALYZE replay read only `dbo` of the source, the same in `sim_advanced`.)"""
         d = self.advanced(rows, changes)
         if (d / "wh_staged.duckdb").exists():
             return d
@@ -309,7 +309,6 @@ class Bench:
         args = self.flow_dbt_args()
         args[args.index("--select") + 1] = "tag:exigo_staging"
         self.dbt(args, f"prepare/h{label(rows)}/k{label(changes)}/staging")
-        save_db(slot.source, d / "sim_refreshed.duckdb")
         save_db(slot.warehouse, d / "wh_staged.duckdb")
         return d
 
@@ -391,7 +390,7 @@ class Bench:
 
         def one(i: int) -> dict[str, Any]:
             copy_db(d / "wh_staged.duckdb", slot.warehouse)
-            copy_db(d / "sim_refreshed.duckdb", slot.source)
+            copy_db(d / "sim_advanced.duckdb", slot.source)
             out = self.ws.logs / "floor.json"
             log(f"floor h{label(rows)} k{label(changes)} run {i + 1}")
             m = procs.run(
@@ -406,7 +405,7 @@ class Bench:
                 remove_db(d / "wh_after_exigo.duckdb")  # verified: disk is better spent
                 (self.ws.root / "floor.sql").write_text(
                     floor.statements_text(
-                        str(d / "wh_staged.duckdb"), str(d / "sim_refreshed.duckdb")
+                        str(d / "wh_staged.duckdb"), str(d / "sim_advanced.duckdb")
                     )
                 )
             return data
@@ -488,7 +487,7 @@ class Bench:
             return
         slot = self.ws.slot
         copy_db(d / "wh_staged.duckdb", slot.warehouse)
-        copy_db(d / "sim_refreshed.duckdb", slot.source)
+        copy_db(d / "sim_advanced.duckdb", slot.source)
         log(f"EXPLAIN ANALYZE of the merge models, h{label(rows)} k{label(changes)}")
         load_start = procs.loadavg()
         entries = profile.profile_models(
