@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,27 @@ def header(*names: str) -> str:
 
 def _grow(big: dict[str, Any], small: dict[str, Any], field: str) -> str:
     return _r(_ratio(big[field], small[field]))
+
+
+SPLIT_LAYERS = ("staging", "history", "current", "marts", "tests")
+
+
+def time_split(runs: list[dict[str, Any]]) -> list[float]:
+    """Per run: flow outside dbt, dbt start, each layer's node time, dbt's other run time;
+    the median of each over the runs."""
+    cols: list[list[float]] = []
+    for r in runs:
+        dbt_step, dbt = r["steps"].get("dbt", 0.0), r["dbt"]
+        layers = [float(dbt["by_layer"].get(x, 0.0)) for x in SPLIT_LAYERS]
+        cols.append(
+            [
+                r["wall_seconds"] - dbt_step,
+                dbt_step - dbt["dbt_elapsed"],
+                *layers,
+                dbt["dbt_elapsed"] - sum(dbt["by_layer"].values()),
+            ]
+        )
+    return [statistics.median(c) for c in zip(*cols, strict=True)]
 
 
 def _reproduce(sizes: Sizes, only: str) -> str:
@@ -251,6 +273,34 @@ def render(ws: Workspace, sizes: Sizes) -> str:
                     _loads(r["runs"]),
                 )
             )
+    w("")
+    w(
+        "Where a batch's wall time goes (medians): `flow` = the flow run outside dbt (lock, "
+        "window, refresh, ledger, Prefect task and artifact calls); `dbt start` = the dbt "
+        "child's life outside its run phase (interpreter and dbt imports, profile, partial "
+        "parse, manifest); then dbt's run phase (run_results.json `elapsed_time`) by layer, "
+        "`dbt other` being the run phase outside any node's own time.\n"
+    )
+    w(
+        header(
+            "history",
+            "changes",
+            "flow",
+            "dbt start",
+            "staging",
+            "history",
+            "current",
+            "marts",
+            "tests",
+            "dbt other",
+        )
+    )
+    for h in hs:
+        for k in ks:
+            r = res.batch(h, k)
+            if r is None:
+                continue
+            w(row(label(h), label(k), *(_s(x) for x in time_split(r["runs"]))))
     w("")
     w("Growth at a fixed batch size (largest over smallest history):\n")
     for k in ks:
