@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -94,6 +95,7 @@ def run_flows(
                     k: sum(int(s[k]) for s in stats) for k in ("inserted", "changed", "closed")
                 },
                 "dbt": dbt_results.summarize(results_path),
+                "run_results": _keep(results_path, len(out)),
                 "partial_parse_warm": partial_parse_warm(dbt_log, log_at),
                 "load_start": load_start,
                 "load_end": loadavg(),
@@ -104,6 +106,16 @@ def run_flows(
         "dbt_child_maxrss_mb": children_maxrss_mb(),
         "flow_process_maxrss_mb": self_maxrss_mb(),
     }
+
+
+def _keep(results_path: Path, run: int) -> str | None:
+    """A copy of the run's run_results.json beside the child's output (BENCH_KEEP_RESULTS)."""
+    keep = os.environ.get("BENCH_KEEP_RESULTS")
+    if not keep or not results_path.exists():
+        return None
+    dest = Path(f"{keep}.run{run}.run_results.json")
+    shutil.copyfile(results_path, dest)
+    return str(dest)
 
 
 def partial_parse_warm(dbt_log: Path, offset: int) -> bool | None:
@@ -135,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     fl.add_argument("--source", required=True)
     fl.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    os.environ.setdefault("BENCH_KEEP_RESULTS", str(args.out.with_suffix("")))
     if args.command == "flow":
         params: dict[str, Any] = {"since": args.since} if args.since else {}
         if args.overlap_minutes is not None:
