@@ -128,3 +128,15 @@ sqlserver-down: sqlserver-docker
 	EXIGO_SYNC_SANDBOX_SOURCE_PASSWORD="$${EXIGO_SYNC_SANDBOX_SOURCE_PASSWORD:-unused}" \
 	EXIGO_SYNC_SANDBOX_WAREHOUSE_PASSWORD="$${EXIGO_SYNC_SANDBOX_WAREHOUSE_PASSWORD:-unused}" \
 	  $(SQLSERVER_COMPOSE) down --volumes
+
+# --- Benchmarks (not part of `make test`) -----------------------------------------------------
+# BENCHMARKS.md: a batch against history size, the hand-written floor, a full-table dbt snapshot,
+# a no-change batch, the initial load, the simulator (bench/__init__.py). Full sizes take about
+# an hour on 2 cores; everything built is cached under bench/.work/, so a rerun resumes.
+# Smaller sizes write bench/.work/BENCHMARKS-<sizes>.md: `make bench BENCH_SIZES=small`.
+# One figure again: `make bench BENCH_ARGS='--only batch/h10M/k100k --rerun'`.
+BENCH_SIZES ?= full
+BENCH_ARGS ?=
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python -m bench run --sizes $(BENCH_SIZES) $(BENCH_ARGS)

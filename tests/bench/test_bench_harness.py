@@ -1,0 +1,266 @@
+"""Smoke tests of the benchmark harness (bench/): no timings are asserted, only that it measures,
+compares and reports what BENCHMARKS.md promises. The full benchmark is `make bench`."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import floor, procs, report, snapshot
+from bench.sizes import PRESETS, label, parse_count
+from bench.workspace import Workspace
+
+
+def test_sizes_round_trip() -> None:
+    for text, n in (("100k", 100_000), ("1M", 1_000_000), ("10M", 10_000_000), ("250", 250)):
+        assert parse_count(text) == n
+        assert label(n) == text
+    full = PRESETS["full"]
+    assert full.history_rows == (100_000, 1_000_000, 10_000_000)
+    assert full.batch_changes == (1_000, 10_000, 100_000)
+
+
+def test_process_tree_is_measured(tmp_path: Path) -> None:
+    # A child that starts a grandchild holding ~64 MB: the tree's peak must include both.
+    code = (
+        "import subprocess, sys; subprocess.run([sys.executable, '-c', "
+        '"b = bytearray(64 * 2**20); import time; time.sleep(0.5)"], check=True)'
+    )
+    m = procs.run([sys.executable, "-c", code], env={}, log=tmp_path / "log")
+    m.check()
+    assert m.processes >= 2
+    assert m.tree_peak_mb >= 64
+    assert len(m.load_start) == 3 and len(m.load_end) == 3
+
+
+def test_snapshot_project_strategies(tmp_path: Path) -> None:
+    profiles = snapshot.write_project(
+        tmp_path / "p", warehouse=tmp_path / "w.duckdb", source=tmp_path / "s.duckdb"
+    )
+    text = (tmp_path / "p" / "snapshots" / "snapshots.yml").read_text()
+    assert "unique_key: [OrderID, OrderLine]" in text
+    assert text.count("strategy: timestamp") == 5 and text.count("strategy: check") == 1
+    assert "updated_at: ModifiedDate" in text
+    assert "alias: exigo" in (profiles / "profiles.yml").read_text()
+
+
+def test_floor_writes_what_exigo_sync_writes(tmp_path: Path) -> None:
+    """The floor is only a floor if it does the same work: on the dbt tests' two-batch scenario
+    (a change, an order line removed from its order, a payment deleted at the source) it must
+    leave exactly the history and current state dbt leaves."""
+    from tests.dbt.helpers import DbtEnv, create_source, failures
+    from tests.dbt.scenario import CONFIRM_PAYMENT_DELETION, T0, load_batch_one, load_batch_two
+
+    exigo = DbtEnv(tmp_path / "exigo")
+    create_source(exigo.source)
+    load_batch_one(exigo)
+    res = exigo.fast_build(1, T0 + timedelta(hours=1))
+    assert res.success, failures(res)
+    load_batch_two(exigo)
+    hand = DbtEnv(tmp_path / "floor")
+    for name in ("warehouse.duckdb", "exigo_source.duckdb"):
+        shutil.copy(exigo.tmp / name, hand.tmp / name)
+
+    refreshed = T0 + timedelta(hours=3)
+    res = exigo.fast_build(2, refreshed, extra_vars=CONFIRM_PAYMENT_DELETION)
+    assert res.success, failures(res)
+    res = hand.invoke(
+        "build", "--select", "tag:exigo_staging", "--exclude-resource-type", "unit_test",
+        batch_id=2, refreshed_at=refreshed, extra_vars=CONFIRM_PAYMENT_DELETION,
+    )  # fmt: skip
+    assert res.success, failures(res)
+
+    out = floor.run_floor(
+        str(hand.warehouse), str(hand.source),
+        batch=floor.Batch(2, refreshed.isoformat(sep=" ")),
+    )  # fmt: skip
+    assert out["rows"]["order_details"] == 1  # the removed line's deletion version
+    assert out["rows"]["payments"] == 1  # the swept payment's deletion version
+    diff = floor.compare(str(exigo.warehouse), str(hand.warehouse))
+    assert all(d["only_a"] == 0 and d["only_b"] == 0 for d in diff.values()), diff
+    assert sum(d["rows"] for d in diff.values()) > 0
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def _dbt(seconds: float) -> dict[str, Any]:
+    layers = {"staging": seconds, "history": seconds, "current": seconds, "tests": seconds}
+    return {
+        "dbt_elapsed": 4 * seconds,
+        "model_seconds": 3 * seconds,
+        "by_layer": layers,
+        "nodes": 4,
+        "slowest": [[seconds, "model.exigo_sync.orders_history"]],
+        "statuses": ["success"],
+    }
+
+
+LOAD = {"load_start": [0.5, 0.5, 0.5], "load_end": [0.6, 0.6, 0.6]}
+
+
+def _flow_run(seconds: float) -> dict[str, Any]:
+    return {
+        "wall_seconds": seconds,
+        "steps": {"window": 0.1, "refresh": 0.1, "dbt": seconds - 1, "ledger": 0.2},
+        "changes": 200,
+        "versions": {"inserted": 100, "changed": 50, "closed": 10},
+        "dbt": _dbt(seconds / 8),
+        **LOAD,
+    }
+
+
+def _fake_results(ws: Workspace, name: str) -> None:
+    sizes = PRESETS[name]
+    h, k = label(sizes.history_rows[0]), label(sizes.batch_changes[0])
+    save = ws.save_result
+    save(
+        f"{name}/meta",
+        {
+            "machine": {"cores": 2, "cpu_model": "test", "memory_gib": 1.0, "os": "test"},
+            "versions": {"python": "3"},
+            "sessions": [{"started": "t0", "ended": "t1", "argv": [], "measured": ["x"], **LOAD}],
+        },
+    )
+    run = _flow_run(10.0)
+    history = {"orders": sizes.history_rows[0]}
+    save(
+        f"{name}/batch/h{h}/k{k}",
+        {
+            "first_run": _flow_run(12.0),
+            "runs": [run],
+            "n": 1,
+            "changes": 200,
+            "versions": run["versions"],
+            "wall_seconds": 10.0,
+            "dbt_step_seconds": 9.0,
+            "ledger_step_seconds": 0.2,
+            "model_seconds": 3.0,
+            "merge_model_seconds": 2.0,
+            "by_layer": {"tests": 1.0},
+            "dbt_child_maxrss_mb": 300.0,
+            "tree_peak_mb": 600.0,
+            "history": history,
+        },
+    )
+    verify = {"checked": True, "identical": True, "tables": {}}
+    save(
+        f"{name}/floor/h{h}/k{k}",
+        {
+            "runs": [{"wall_seconds": 1.0, **LOAD}],
+            "n": 1,
+            "wall_seconds": 1.0,
+            "history_seconds": 0.5,
+            "current_seconds": 0.2,
+            "maxrss_mb": 100.0,
+            "verify": verify,
+        },
+    )
+    save(
+        f"{name}/snapshot/h{h}/k{k}",
+        {
+            "runs": [{"wall_seconds": 60.0, **LOAD}],
+            "n": 1,
+            "wall_seconds": 60.0,
+            "model_seconds": 50.0,
+            "maxrss_mb": 400.0,
+            "command": "dbt snapshot",
+        },
+    )
+    save(
+        f"{name}/nochange/h{h}",
+        {
+            "flow_warm": {
+                "first_run": _flow_run(9.0),
+                "runs": [_flow_run(8.0)],
+                "n": 1,
+                "wall_seconds": 8.0,
+                "dbt_step_seconds": 7.0,
+                "steps": {"dbt": 7.0},
+                "queue_rows": 0,
+                "dbt_child_maxrss_mb": 200.0,
+            },
+            "cli_cold": {"runs": [], "n": 1, "wall_seconds": 20.0, "tree_peak_mb": 700.0},
+            "bare_dbt": {"runs": [LOAD], "n": 1, "wall_seconds": 6.0, "command": "dbt build"},
+        },
+    )
+    save(
+        f"{name}/initial_load/c{label(sizes.initial_load_customers)}",
+        {
+            "runs": [
+                {
+                    "maxrss_mb": 300.0,
+                    "history_rows": history,
+                    "warehouse_mb": 10.0,
+                    "dbt": _dbt(1.0),
+                    **LOAD,
+                }
+            ],
+            "n": 1,
+            "wall_seconds": 30.0,
+            "tree_peak_mb": 800.0,
+            "dbt_child_polled_mb": 400.0,
+            "source_rows": {"Orders": 5},
+            "command": "exigo-sync run",
+        },
+    )
+    save(
+        f"{name}/simulator/c{label(sizes.simulator_customers)}",
+        {
+            "runs": [{"process": LOAD, "file_mb": 1.0, "dbo_rows": {"Orders": 5}}],
+            "n": 1,
+            "create_seconds": 1.0,
+            "advance_seconds": 1.0,
+            "refresh_seconds": 1.0,
+            "process_seconds": 3.0,
+            "maxrss_mb": 100.0,
+            "command": "python -m exigo_sync.simulator.bench",
+        },
+    )
+    save(
+        f"{name}/profile/h{h}/k{k}",
+        {
+            "statements": [
+                {
+                    "model": "orders_history",
+                    "statement": "delete",
+                    "seconds": 0.5,
+                    "rows_scanned": 10,
+                    "top_operators": [
+                        {"name": "SEQ_SCAN", "table": "x.orders_history", "seconds": 0.4,
+                         "rows": 10, "rows_scanned": 10},
+                    ],
+                }
+            ],
+            **LOAD,
+        },
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["tiny"])
+def test_report_has_every_section(tmp_path: Path, name: str) -> None:
+    ws = Workspace(tmp_path / "work")
+    ws.setup()
+    _fake_results(ws, name)
+    text = report.render(ws, PRESETS[name])
+    assert report.sections_present(text) == list(report.SECTIONS)
+    assert "not measured" not in text
+    # Every target has its row with a verdict, and the machine and versions are stated.
+    for target in ("the floor", "history grows", "dbt snapshot", "1.5x bare", "under 15 s",
+                   "peak memory", "2 minutes"):  # fmt: skip
+        line = next(x for x in text.splitlines() if target in x and x.startswith("| "))
+        assert "**met**" in line or "**missed**" in line, line
+    assert "2 cores" in text and "load" in text
+
+
+def test_report_says_what_is_not_measured(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "work")
+    ws.setup()
+    text = report.render(ws, PRESETS["tiny"])
+    assert report.sections_present(text) == list(report.SECTIONS)
+    assert "not measured" in text
