@@ -12,8 +12,8 @@
               ~ exigo_key_join(key_columns, 'touched', 'scoped') ~ "))") }}
 {%- endmacro %}
 
-{#- True in a full check (`dbt test`, or var exigo_full_checks: the nightly reconciliation run,
-    `exigo-sync verify`), false in a batch (`dbt build` with a batch). Tests that cannot be scoped
+{#- True in a full check (`dbt test`, or var exigo_full_checks: the nightly reconciliation run),
+    false in a batch (`dbt build` with a batch). Tests that cannot be scoped
     to a batch's keys (whole-table sums, aggregate grains) run only in a full check: in a batch
     their SQL is a query with no rows (exigo_full_check_only), so a batch pays nothing for
     them and dbt's partial parsing stays warm (decided at execution, not by `enabled`). -#}
