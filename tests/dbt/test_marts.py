@@ -333,9 +333,7 @@ def test_point_in_time_macros_equal_the_interval_written_by_hand(marts_env):
 
 
 def test_mart_tests_pass_in_a_full_check_and_cost_nothing_in_a_batch(marts_env):
-    res = marts_env.invoke(
-        "test", "--exclude", "test_type:unit", batch_id=3, refreshed_at=REFRESH[3]
-    )
+    res = marts_env.invoke("test", "--exclude", "test_type:unit")
     assert res.success, failures(res)
     ran = {r.node.name for r in res.result.results}
     for name in (
@@ -357,11 +355,15 @@ def test_mart_tests_pass_in_a_full_check_and_cost_nothing_in_a_batch(marts_env):
 
 
 def _compiled_test_sql(env: DbtEnv, name: str, *, batch: bool) -> str:
-    command = "build" if batch else "test"
-    res = env.invoke(
-        command, "--select", name, "--exclude-resource-type", "unit_test",
-        batch_id=3, refreshed_at=REFRESH[3],
-    )  # fmt: skip
+    # A batch: `dbt build` with the batch's vars. A full check: a plain `dbt test` (a test run
+    # given exigo_batch_id is scoped to that batch, as a batch is).
+    if batch:
+        res = env.invoke(
+            "build", "--select", name, "--exclude-resource-type", "unit_test",
+            batch_id=3, refreshed_at=REFRESH[3],
+        )  # fmt: skip
+    else:
+        res = env.invoke("test", "--select", name, "--exclude-resource-type", "unit_test")
     assert res.success, failures(res)
     (result,) = [r for r in res.result.results if r.node.name == name]
     return result.node.compiled_code
@@ -385,7 +387,6 @@ def test_reconciliation_and_episode_tests_catch_corruption(marts_env):
     res = marts_env.invoke(
         "test", "--select", "assert_marts_reconcile_with_current_state",
         "assert_daily_sales_reconcile_with_orders", "assert_status_changes_end_in_current_status",
-        batch_id=3, refreshed_at=REFRESH[3],
     )  # fmt: skip
     failed = {r.node.name for r in res.result.results if str(r.status) == "fail"}
     assert failed == {

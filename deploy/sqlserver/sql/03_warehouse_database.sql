@@ -6,7 +6,7 @@
 -- The warehouse database of the separate-warehouse ("landed") topology: exigo-sync's schemas
 -- live in ExigoWarehouse, and dbt reads the sync database's queue and dbo schemas by
 -- three-part names (ExigoSync.queue.Customers, ...). The schemas:
---   exigo_current, exigo_history, exigo_marts, exigo_staging, exigo_sync
+--   exigo_current, exigo_history, exigo_intermediate, exigo_marts, exigo_staging, exigo_sync
 -- In the co-located topology the same schemas live in ExigoSync itself and this database
 -- stays empty. 04_logins.sql creates the schemas (owned by exigo_sync_warehouse) in both.
 IF DB_ID(N'ExigoWarehouse') IS NULL

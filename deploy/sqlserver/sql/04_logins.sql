@@ -100,6 +100,10 @@ IF SCHEMA_ID(N'exigo_history') IS NULL
 BEGIN
     EXEC sp_executesql N'CREATE SCHEMA [exigo_history] AUTHORIZATION [exigo_sync_warehouse]';
 END;
+IF SCHEMA_ID(N'exigo_intermediate') IS NULL
+BEGIN
+    EXEC sp_executesql N'CREATE SCHEMA [exigo_intermediate] AUTHORIZATION [exigo_sync_warehouse]';
+END;
 IF SCHEMA_ID(N'exigo_marts') IS NULL
 BEGIN
     EXEC sp_executesql N'CREATE SCHEMA [exigo_marts] AUTHORIZATION [exigo_sync_warehouse]';
@@ -165,6 +169,10 @@ END;
 IF SCHEMA_ID(N'exigo_history') IS NULL
 BEGIN
     EXEC sp_executesql N'CREATE SCHEMA [exigo_history] AUTHORIZATION [exigo_sync_warehouse]';
+END;
+IF SCHEMA_ID(N'exigo_intermediate') IS NULL
+BEGIN
+    EXEC sp_executesql N'CREATE SCHEMA [exigo_intermediate] AUTHORIZATION [exigo_sync_warehouse]';
 END;
 IF SCHEMA_ID(N'exigo_marts') IS NULL
 BEGIN
