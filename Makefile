@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: bootstrap system-deps demo test lint docs clean
+.PHONY: bootstrap system-deps demo test test-slow test-all lint docs clean
 
 # unixodbc gives pyodbc its libodbc.so.2; tdsodbc is FreeTDS's ODBC driver (SQL Server path only);
 # chromium is the headless browser of the docs-site test (tests/docs).
@@ -35,7 +35,16 @@ bootstrap: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/exigo-sync demo
 
+# `make test`: everything but the tests marked slow (about 15 minutes on 2 cores);
+# `make test-slow`: those (the long T1 oracles, both topologies); `make test-all`: both.
 test: $(STAMP)
+	$(BIN)/ruff check src flows tests
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m slow
+
+test-all: $(STAMP)
 	$(BIN)/ruff check src flows tests
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 

@@ -89,7 +89,7 @@ def _run_demo(
     for f in (source, warehouse, default_path(warehouse)):  # a demo starts from nothing
         f.unlink(missing_ok=True)
         Path(str(f) + ".wal").unlink(missing_ok=True)
-    # The flow's own logs (one task per dbt node) would drown the story: warnings only.
+    # The flow's own logs (every step, dbt's node lines) would drown the story: warnings only.
     for handler in console_handlers():
         handler.setLevel(logging.WARNING)
 

@@ -143,16 +143,33 @@ class DbtEnv:
         return self.build(batch_id, refreshed_at, *FAST_SELECTION, **kw)
 
     def build(self, batch_id: int, refreshed_at: datetime, *extra: str, **kw) -> dbtRunnerResult:
-        """The batch build the flow runs: everything but unit tests (they need built tables)."""
-        return self.invoke(
-            "build",
-            "--exclude-resource-type",
-            "unit_test",
-            *extra,
-            batch_id=batch_id,
-            refreshed_at=refreshed_at,
-            **kw,
-        )
+        """The batch build the flow runs: everything but unit tests (they need built tables).
+        As in the flow, dbt reads the batch from the ledger (one batch `refreshed`), not from
+        vars: the vars stay the same from batch to batch, so dbt's partial parse is reused."""
+        self.record_refreshed_batch(batch_id, refreshed_at)
+        return self.invoke("build", "--exclude-resource-type", "unit_test", *extra, **kw)
+
+    def record_refreshed_batch(self, batch_id: int, refreshed_at: datetime) -> None:
+        """The ledger as the flow leaves it before dbt: `batch_id` is the one batch in status
+        `refreshed` (an earlier one counts as merged: these tests judge dbt's result
+        themselves)."""
+        from exigo_sync.warehouse.ledger import ensure_schema
+
+        con = duckdb.connect(str(self.warehouse))
+        try:
+            ensure_schema(con, "duckdb")
+            con.execute(
+                "update exigo_sync.batches set status = 'merged' "
+                "where status in ('refreshing', 'refreshed')"
+            )
+            con.execute("delete from exigo_sync.batches where batch_id = ?", [batch_id])
+            con.execute(
+                "insert into exigo_sync.batches (batch_id, status, started_at, "
+                "refresh_started_at) values (?, 'refreshed', ?, ?)",
+                [batch_id, refreshed_at, refreshed_at],
+            )
+        finally:
+            con.close()
 
     def query(self, sql: str, params: Iterable[Any] | None = None) -> list[dict[str, Any]]:
         con = duckdb.connect(str(self.warehouse), read_only=True)
