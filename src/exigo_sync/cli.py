@@ -28,6 +28,11 @@ app.add_typer(simulate_app, name="simulate")
 
 console = Console()
 err = Console(stderr=True)
+# Piped or logged output has no width to fit; rich's 80-column default would cut the demo's and
+# status' tables into ellipses.
+for _console in (console, err):
+    if not _console.is_terminal:
+        _console.width = max(_console.width, 120)
 
 
 class _NoTraceback(logging.Filter):
