@@ -82,7 +82,7 @@ ANALYTICS_COPY_STEP = "analytics copy"
 
 def _without_copy(batch: dict[str, Any]) -> float:
     """A batch's median wall time less its median analytics-copy step."""
-    return batch["wall_seconds"] - float(batch["steps"].get(ANALYTICS_COPY_STEP, 0.0))
+    return batch["wall_seconds"] - float(batch.get("steps", {}).get(ANALYTICS_COPY_STEP, 0.0))
 
 
 def time_split(runs: list[dict[str, Any]]) -> list[float]:
