@@ -3,7 +3,6 @@ compares and reports what BENCHMARKS.md promises. The full benchmark is `make be
 
 from __future__ import annotations
 
-import shutil
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -62,9 +61,7 @@ def test_floor_writes_what_exigo_sync_writes(tmp_path: Path) -> None:
     res = exigo.fast_build(1, T0 + timedelta(hours=1))
     assert res.success, failures(res)
     load_batch_two(exigo)
-    hand = DbtEnv(tmp_path / "floor")
-    for name in ("warehouse.duckdb", "exigo_source.duckdb"):
-        shutil.copy(exigo.tmp / name, hand.tmp / name)
+    hand = DbtEnv.copy_of(exigo.tmp, tmp_path / "floor")
 
     refreshed = T0 + timedelta(hours=3)
     res = exigo.fast_build(2, refreshed, extra_vars=CONFIRM_PAYMENT_DELETION)

@@ -43,8 +43,4 @@ def two_batch_template(tmp_path_factory) -> Path:
 @pytest.fixture
 def merged_env(tmp_path: Path, two_batch_template: Path) -> DbtEnv:
     """A private copy of the two-batch warehouse and source."""
-    import shutil
-
-    for name in ("warehouse.duckdb", "exigo_source.duckdb"):
-        shutil.copy(two_batch_template / name, tmp_path / name)
-    return DbtEnv(tmp_path)
+    return DbtEnv.copy_of(two_batch_template, tmp_path)

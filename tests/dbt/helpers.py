@@ -90,6 +90,15 @@ class DbtEnv:
             "DO_NOT_TRACK": "1",
         }
 
+    @classmethod
+    def copy_of(cls, built: Path, tmp: Path) -> DbtEnv:
+        """A private environment in `tmp` starting from the warehouse and source files of the
+        environment built in `built` (a session template, another test's env)."""
+        tmp.mkdir(parents=True, exist_ok=True)
+        for name in ("warehouse.duckdb", "exigo_source.duckdb"):
+            shutil.copy(built / name, tmp / name)
+        return cls(tmp)
+
     @contextmanager
     def _environ(self, extra: Mapping[str, str] | None = None):
         saved = {k: os.environ.get(k) for k in {**self.env, **(extra or {})}}

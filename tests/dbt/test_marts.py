@@ -8,7 +8,6 @@ they exist for."""
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -148,9 +147,7 @@ def marts_template(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def marts_env(tmp_path: Path, marts_template: Path) -> DbtEnv:
-    for name in ("warehouse.duckdb", "exigo_source.duckdb"):
-        shutil.copy(marts_template / name, tmp_path / name)
-    return DbtEnv(tmp_path)
+    return DbtEnv.copy_of(marts_template, tmp_path)
 
 
 def test_daily_sales_books_accepted_and_shipped_orders_and_nets_returns(marts_env):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import struct
 import subprocess
@@ -73,9 +72,7 @@ UNSET = ("EXIGO_SYNC_TARGET", "EXIGO_SYNC_DBT_TARGET", "EXIGO_SYNC_SOURCE_TARGET
 @pytest.fixture(scope="module")
 def warehouse(two_batch_template: Path, tmp_path_factory) -> DbtEnv:  # noqa: F811
     """A copy of the two-batch warehouse with the marts built too."""
-    env = DbtEnv(tmp_path_factory.mktemp("docs_warehouse"))
-    for name in ("warehouse.duckdb", "exigo_source.duckdb"):
-        shutil.copy(two_batch_template / name, env.tmp / name)
+    env = DbtEnv.copy_of(two_batch_template, tmp_path_factory.mktemp("docs_warehouse"))
     res = env.invoke("run", "--select", "tag:exigo_marts", batch_id=2,
                      refreshed_at=T0 + timedelta(hours=3))  # fmt: skip
     assert res.success, failures(res)
