@@ -5,6 +5,8 @@ and view results; a copy that cannot be published leaves the batch merged."""
 
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 import sys
 import textwrap
@@ -178,3 +180,47 @@ def test_where_the_copy_goes() -> None:
     assert analytics_copy.destination(duck, "off") is None
     sqlserver = Target("sqlserver", "sqlserver", {"server": "db"})
     assert analytics_copy.destination(sqlserver, None) is None  # readers use the server
+
+
+def _with_rows(path: Path, rows: int) -> Target:
+    """A warehouse of several MB, so that a copy takes many copy_file_range calls."""
+    target = _warehouse(path)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(
+            "create table exigo_sync.filler as select i, md5(i::varchar) as h from range(?) t(i)",
+            [rows],
+        )
+    finally:
+        con.close()
+    return target
+
+
+def test_the_copy_is_the_warehouse_byte_for_byte(tmp_path: Path) -> None:
+    """The kernel copy (copy_file_range on Linux) reproduces every byte of the file."""
+    target = _with_rows(tmp_path / "warehouse.duckdb", 300_000)
+    copy = analytics_copy.publish(target, tmp_path / "warehouse.analytics.duckdb")
+    assert copy.read_bytes() == (tmp_path / "warehouse.duckdb").read_bytes()
+
+
+@pytest.mark.parametrize("fails_after", [0, 1])
+def test_where_the_kernel_refuses_to_copy_a_buffered_copy_finishes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails_after: int
+) -> None:
+    """copy_file_range fails with EXDEV (e.g. across file systems on older kernels) at once or
+    after a first chunk (a double around the real call): the buffered copy continues from where
+    the kernel stopped, and the copy is still every byte of the warehouse."""
+    target = _with_rows(tmp_path / "warehouse.duckdb", 300_000)
+    real = os.copy_file_range
+    calls: list[int] = []
+
+    def refusing(src: int, dst: int, count: int, offset_src: int, offset_dst: int) -> int:
+        calls.append(count)
+        if len(calls) > fails_after:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real(src, dst, min(count, 1 << 20), offset_src, offset_dst)
+
+    monkeypatch.setattr(analytics_copy.os, "copy_file_range", refusing)
+    copy = analytics_copy.publish(target, tmp_path / "warehouse.analytics.duckdb")
+    assert len(calls) == fails_after + 1
+    assert copy.read_bytes() == (tmp_path / "warehouse.duckdb").read_bytes()

@@ -7,16 +7,16 @@ analytics copy instead: the batch never waits for them, and they see one merged 
 
 How the copy is taken, and why it is consistent: the flow calls `publish` while it holds the run
 lock, after dbt has exited and the ledger says `merged`, so nothing else writes the warehouse.
-`publish` opens it read-write (DuckDB's exclusive file lock: no other process can open it while
-the bytes are copied), runs CHECKPOINT (everything in the write-ahead log is written into the
-file, and the WAL is emptied), checks that no WAL is left, and copies the file's bytes to a
-temporary file next to the destination. The temporary file is fsynced, opened read-only once to
-prove it is a DuckDB database holding the ledger, and renamed over the destination with
-`os.replace` (atomic on one file system). A reader that has the old copy open keeps reading it
-(POSIX: its file descriptor holds the old inode) until it reconnects; a reader that connects
-afterwards gets the new one. The byte copy carries everything the file holds: tables, views (the
-marts: DuckDB stores a view's SQL with names relative to its own catalog, so they resolve in the
-copy whatever it is called), macros, sequences. `ATTACH ... COPY FROM DATABASE` (a logical copy)
+`publish` opens it read-write (DuckDB's exclusive file lock: no other process can open it while the
+bytes are copied), runs CHECKPOINT (everything in the write-ahead log is written into the file, and
+the WAL is emptied), checks that no WAL is left, and copies the file's bytes to a temporary file
+next to the destination (in the kernel where it can: `_copy_bytes`). The temporary file is fsynced,
+opened read-only once to prove it is a DuckDB database holding the ledger, and renamed over the
+destination with `os.replace` (atomic on one file system). A reader that has the old copy open keeps
+reading it (POSIX: its file descriptor holds the old inode) until it reconnects; a reader that
+connects afterwards gets the new one. The byte copy carries everything the file holds: tables, views
+(the marts: DuckDB stores a view's SQL with names relative to its own catalog, so they resolve in
+the copy whatever it is called), macros, sequences. `ATTACH ... COPY FROM DATABASE` (a logical copy)
 was the alternative; it re-encodes every row, so it costs CPU where a byte copy costs I/O.
 
 SQL Server needs no copy: readers and the batch share the server under its own locking.
@@ -79,10 +79,7 @@ def publish(warehouse: Target, dest: Path) -> Path:
                 raise AnalyticsCopyError(
                     f"{wal} still holds changes after CHECKPOINT; not copying a partial warehouse"
                 )
-            with open(source, "rb") as src, open(temp, "wb") as out:
-                shutil.copyfileobj(src, out, length=16 * 1024 * 1024)
-                out.flush()
-                os.fsync(out.fileno())
+            _copy_bytes(source, temp)
         finally:
             con.close()
         _check_readable(temp)
@@ -92,6 +89,40 @@ def publish(warehouse: Target, dest: Path) -> Path:
         temp.unlink(missing_ok=True)
         raise
     return dest
+
+
+def _copy_bytes(source: Path, temp: Path) -> None:
+    """Copy `source` to `temp` and fsync it. Linux copies in the kernel (copy_file_range: the
+    bytes never pass through this process, several times faster than a buffered copy on ext4,
+    and a reflink, O(1), on file systems that share extents such as XFS and btrfs); elsewhere,
+    or where the kernel refuses, a buffered copy."""
+    with open(source, "rb") as src, open(temp, "wb") as out:
+        size = os.fstat(src.fileno()).st_size
+        copied = _kernel_copy(src.fileno(), out.fileno(), size)
+        if copied < size:
+            src.seek(copied)
+            out.seek(copied)
+            out.truncate()
+            shutil.copyfileobj(src, out, length=16 * 1024 * 1024)
+            out.flush()
+        os.fsync(out.fileno())
+
+
+def _kernel_copy(src: int, out: int, size: int) -> int:
+    """Bytes copied by copy_file_range from the start of both files (0 if unavailable)."""
+    copy_file_range = getattr(os, "copy_file_range", None)
+    copied = 0
+    if copy_file_range is None:
+        return 0
+    try:
+        while copied < size:
+            step = copy_file_range(src, out, size - copied, copied, copied)
+            if step == 0:
+                break
+            copied += step
+    except OSError:
+        pass  # EXDEV, ENOSYS, EINVAL...: the buffered copy continues from `copied`
+    return copied
 
 
 def _check_readable(path: Path) -> None:
