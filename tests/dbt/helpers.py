@@ -25,6 +25,8 @@ from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, duckdb_t
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_DIR = REPO / "dbt_project"
 PROFILES_EXAMPLE = REPO / "profiles.example.yml"
+# The example profile's dbt threads on DuckDB (tests/conftest.py runs the suite at 1).
+DBT_THREADS_AS_SHIPPED = {"EXIGO_SYNC_DBT_THREADS": "2"}
 
 ENTITIES = {
     "Customers": "customers",

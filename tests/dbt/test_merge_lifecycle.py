@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.dbt.helpers import failures
+from tests.dbt.helpers import DBT_THREADS_AS_SHIPPED, failures
 from tests.dbt.scenario import (
     CONFIRM_PAYMENT_DELETION,
     T0,
@@ -31,9 +31,12 @@ def test_h6_full_refresh_leaves_history_and_current_untouched(dbt_env):
     assert len(before["exigo_history.customers_history"]) == 3  # a closed version exists
     # Same queue, next batch id, --full-refresh: without full_refresh: false every history table
     # would be rebuilt from this one snapshot and the closed versions would be gone.
-    res = dbt_env.build(3, T0 + timedelta(hours=4), "--full-refresh")
+    res = dbt_env.build(3, T0 + timedelta(hours=4), "--full-refresh", env=DBT_THREADS_AS_SHIPPED)
     assert res.success, failures(res)
     assert history_snapshot(dbt_env) == before
+    # The example profile's two dbt threads: every dbt build in this suite runs models and
+    # tests concurrently on one DuckDB file, as the flow does.
+    assert len({r.thread_id for r in res.result.results}) == 2
 
 
 def test_batch_vars_are_required(dbt_env):

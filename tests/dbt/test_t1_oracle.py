@@ -21,6 +21,7 @@ from exigo_sync.simulator.rates import ActivityRates
 from exigo_sync.source.catalog import REPLICATED_TABLES
 from exigo_sync.window import FULL_LOAD_START
 from tests.dbt.helpers import (
+    DBT_THREADS_AS_SHIPPED,
     ENTITIES,
     SENSITIVE_POLICY,
     DbtEnv,
@@ -157,6 +158,7 @@ def run_t1_oracle(tmp_path, *, landed: bool, cycles: int) -> None:
             batch_id,
             res.refresh_started_at,
             extra_vars={**RECONCILE, **({"exigo_landed": True} if landed else {})},
+            env=DBT_THREADS_AS_SHIPPED,
         )
         timings["dbt"] += time.perf_counter() - t
         assert out.success, f"batch {batch_id} failed: {failures(out)}"

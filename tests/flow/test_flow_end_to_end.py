@@ -16,6 +16,7 @@ def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(
     sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = sync_env
+    monkeypatch.setenv("EXIGO_SYNC_DBT_THREADS", "2")  # as shipped (tests/conftest.py: 1)
     # Batch 1: no merged batch yet -> a full initial load (W1). It runs the default `dbt build`
     # (models + the dbt project's contract tests), as production does.
     with monkeypatch.context() as m:
