@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +26,53 @@ def layer(unique_id: str) -> str:
     return "marts"
 
 
+def _interval(result: dict[str, Any]) -> tuple[float, float] | None:
+    """A node's span: from its first timing step's start to its last one's end (epoch s)."""
+    stamps = [
+        datetime.fromisoformat(str(t[k]).replace("Z", "+00:00")).timestamp()
+        for t in result.get("timing") or []
+        for k in ("started_at", "completed_at")
+        if t.get(k)
+    ]
+    return (min(stamps), max(stamps)) if stamps else None
+
+
+def wall_shares(results: list[dict[str, Any]]) -> dict[str, float]:
+    """The run phase's wall time per layer, with nodes running at once (dbt threads > 1)
+    sharing each moment equally: the layers then add up to the time any node ran, where the sum
+    of node times would count an overlapped second twice. With one thread: each layer's sum of
+    node times."""
+    spans = [(iv, layer(str(r["unique_id"]))) for r in results if (iv := _interval(r))]
+    edges = sorted({t for (start, end), _ in spans for t in (start, end)})
+    shares: dict[str, float] = {}
+    for left, right in itertools.pairwise(edges):
+        running = [name for (start, end), name in spans if start <= left and end >= right]
+        for name in running:
+            shares[name] = shares.get(name, 0.0) + (right - left) / len(running)
+    return shares
+
+
 def summarize(path: Path, top: int = 8) -> dict[str, Any]:
-    """Seconds per layer (models) and for tests, dbt's elapsed time, the slowest nodes."""
+    """Wall seconds per layer (models) and for tests (`wall_shares`), the sum of node times
+    per layer, dbt's elapsed time, the slowest nodes."""
     data = json.loads(path.read_text())
-    by_layer: dict[str, float] = {}
+    results = data.get("results") or []
+    node_seconds: dict[str, float] = {}
     nodes = []
-    for r in data.get("results") or []:
+    for r in results:
         seconds = float(r.get("execution_time") or 0.0)
         uid = str(r["unique_id"])
-        by_layer[layer(uid)] = by_layer.get(layer(uid), 0.0) + seconds
+        node_seconds[layer(uid)] = node_seconds.get(layer(uid), 0.0) + seconds
         nodes.append((seconds, uid, str(r.get("status"))))
     nodes.sort(reverse=True)
+    by_layer = wall_shares(results)
     model_seconds = sum(v for k, v in by_layer.items() if k not in ("tests", "unit_test"))
     return {
         "dbt_elapsed": round(float(data.get("elapsed_time") or 0.0), 3),
+        "threads": len({r.get("thread_id") for r in results}),
         "model_seconds": round(model_seconds, 3),
         "by_layer": {k: round(v, 3) for k, v in sorted(by_layer.items())},
+        "node_seconds_by_layer": {k: round(v, 3) for k, v in sorted(node_seconds.items())},
         "nodes": len(nodes),
         "slowest": [[round(s, 3), uid] for s, uid, _ in nodes[:top]],
         "statuses": sorted({status for _, _, status in nodes}),

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench import floor, procs, report, snapshot
+from bench import dbt_results, floor, procs, report, snapshot
 from bench.sizes import PRESETS, label, parse_count
 from bench.workspace import Workspace
 
@@ -22,6 +22,36 @@ def test_sizes_round_trip() -> None:
     full = PRESETS["full"]
     assert full.history_rows == (100_000, 1_000_000, 10_000_000)
     assert full.batch_changes == (1_000, 10_000, 100_000)
+
+
+def _node(uid: str, start: float, end: float, thread: str) -> dict[str, Any]:
+    def at(second: float) -> str:
+        return f"2026-01-01T00:00:{second:06.3f}Z"
+
+    return {
+        "unique_id": uid,
+        "thread_id": thread,
+        "execution_time": end - start,
+        "timing": [
+            {"name": "compile", "started_at": at(start), "completed_at": at(start + 0.1)},
+            {"name": "execute", "started_at": at(start + 0.1), "completed_at": at(end)},
+        ],
+    }
+
+
+def test_overlapping_nodes_share_the_run_phase_instead_of_counting_twice() -> None:
+    """Two dbt threads: a staging model alone 0-2 s, then with a history model 2-4 s, the
+    history model alone 4-5 s; a test 6-7 s after a second when nothing ran."""
+    results = [
+        _node("model.exigo_sync.stg_exigo__orders", 0, 4, "Thread-1"),
+        _node("model.exigo_sync.orders_history", 2, 5, "Thread-2"),
+        _node("test.exigo_sync.unique_orders_history_x", 6, 7, "Thread-1"),
+    ]
+    shares = dbt_results.wall_shares(results)
+    assert shares == pytest.approx({"staging": 3.0, "history": 2.0, "tests": 1.0})
+    # One thread: the shares are the node times themselves.
+    alone = [_node("model.exigo_sync.orders_history", 0, 3, "Thread-1")]
+    assert dbt_results.wall_shares(alone) == pytest.approx({"history": 3.0})
 
 
 def test_process_tree_is_measured(tmp_path: Path) -> None:
