@@ -593,6 +593,17 @@ def render(ws: Workspace, sizes: Sizes) -> str:
             by[e["statement"]] = by.get(e["statement"], 0.0) + e["seconds"]
         w("")
         w(f"Total {total:.2f} s: " + ", ".join(f"{k} {v:.2f} s" for k, v in by.items()) + "\n")
+        fl, bt = res.floor(hmax, kmax), res.batch(hmax, kmax)
+        if fl and bt:
+            merge_floor = fl["history_seconds"] + fl["current_seconds"]
+            w(
+                f"The SQL of exigo-sync's merge models for this batch: {total:.2f} s; the floor's "
+                f"history and current statements for the same batch: {merge_floor:.2f} s "
+                f"({_r(_ratio(total, merge_floor))}). The history and current models took "
+                f"{_s(bt['merge_model_seconds'])} s of the batch's dbt run phase: the rest is "
+                "dbt's own work per model (compiling, introspecting columns, creating and "
+                "dropping the temp table, committing), not the SQL.\n"
+            )
 
     # --- commands --------------------------------------------------------------------------
     w(SECTIONS[9] + "\n")

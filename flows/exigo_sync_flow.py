@@ -26,6 +26,7 @@ from exigo_sync.settings import Settings
 from exigo_sync.source import RefreshResult, TransientSourceError
 from exigo_sync.topology import Topology
 from exigo_sync.warehouse import analytics_copy, landing, ledger
+from exigo_sync.warehouse.connection import engine
 from exigo_sync.warehouse.ledger_sql import ENTITY_NAMES
 from exigo_sync.warehouse.lock import run_lock
 from exigo_sync.window import Window, compute_window, parse_since, refuse_since_after_watermark
@@ -112,10 +113,16 @@ def land_snapshot(topology: Topology, batch_id: int, swept: list[str]) -> dict[s
 @task(name="merge with dbt", cache_policy=NO_CACHE)
 def merge(
     settings: Settings, topology: Topology, select: str | None, swept: list[str],
-    reconcile: bool, confirm_deletions: list[str],
+    reconcile: bool, confirm_deletions: list[str], queue_rows: int,
 ) -> dbt_runner.DbtOutcome:  # fmt: skip
     """`dbt build` of staging and everything downstream. dbt takes the batch id from the
-    ledger; a reconciliation run also runs every data test on whole tables."""
+    ledger; a reconciliation run also runs every data test on whole tables. A large batch on a
+    DuckDB warehouse runs on one dbt thread (Settings.duckdb_one_thread_rows)."""
+    one_thread = (
+        engine(topology.warehouse) == "duckdb" and queue_rows >= settings.duckdb_one_thread_rows
+    )
+    if one_thread:
+        get_run_logger().info("%d queue rows: dbt runs on one thread (DuckDB)", queue_rows)
     return dbt_runner.run_build(
         settings.dbt_invocation(topology.warehouse.name),
         batch_vars={
@@ -127,6 +134,7 @@ def merge(
         select=select or settings.dbt_select,
         exclude=settings.dbt_exclude,
         full_checks=reconcile,
+        threads=1 if one_thread else None,
         logger=get_run_logger(),
     )
 
@@ -206,8 +214,9 @@ def exigo_sync(
                 )(topology, batch.id, swept)
         with batch.step("dbt"):
             outcome = merge(
-                settings, topology, dbt_select, swept, reconcile, confirm_deletions or []
-            )
+                settings, topology, dbt_select, swept, reconcile, confirm_deletions or [],
+                sum(result.row_counts.values()),
+            )  # fmt: skip
         with batch.step("ledger"):
             stats = record_merged(topology, batch.id, outcome.invocation_id)
         with batch.step("analytics copy"):

@@ -82,15 +82,17 @@ def build_args(
     select: str | None,
     exclude: str | None = None,
     full_checks: bool = False,
+    threads: int | None = None,
 ) -> list[str]:
     """`dbt build` of a batch. The vars stay the same from batch to batch (dbt reads the batch
-    id from the ledger), so dbt's partial parsing stays warm."""
+    id from the ledger), so dbt's partial parsing stays warm. threads: None = the profile's."""
     dbt_vars = {**batch_vars, "exigo_full_checks": full_checks}
     excluded = (exclude or "").split()
     if not full_checks:
         excluded += [f"test_name:{name}" for name in FULL_CHECK_ONLY_TESTS]
     args = ["build", "--select", select or DEFAULT_SELECT, "--vars", json.dumps(dbt_vars)]
-    return args + (["--exclude", *excluded] if excluded else [])
+    args += ["--exclude", *excluded] if excluded else []
+    return args + (["--threads", str(threads)] if threads else [])
 
 
 def run_dbt(
@@ -146,10 +148,15 @@ def run_build(
     select: str | None = None,
     exclude: str | None = None,
     full_checks: bool = False,
+    threads: int | None = None,
     logger: logging.Logger | logging.LoggerAdapter[Any],
 ) -> DbtOutcome:
     args = build_args(
-        batch_vars=batch_vars, select=select, exclude=exclude, full_checks=full_checks
+        batch_vars=batch_vars,
+        select=select,
+        exclude=exclude,
+        full_checks=full_checks,
+        threads=threads,
     )
     code = run_dbt(invocation, args, logger=logger)
     return judge(read_results(invocation.target_path / "run_results.json"), exit_code=code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -17,6 +18,10 @@ def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(
 ) -> None:
     env = sync_env
     monkeypatch.setenv("EXIGO_SYNC_DBT_THREADS", "2")  # as shipped (tests/conftest.py: 1)
+    # A batch of at least half the source's rows (the full load, the replay from its start)
+    # runs dbt on one thread; the others on the profile's two.
+    source_rows = sum(len(env.sim.current_rows(t)) for t in QUEUE_TABLES)
+    monkeypatch.setenv("EXIGO_SYNC_DUCKDB_ONE_THREAD_ROWS", str(source_rows // 2))
     # Batch 1: no merged batch yet -> a full initial load (W1). It runs the default `dbt build`
     # (models + the dbt project's contract tests), as production does.
     with monkeypatch.context() as m:
@@ -41,6 +46,8 @@ def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(
     assert customers_current == stats1["customers"]["inserted"]
     # W1 on the full population: every customer of the source, not only the recent ones.
     assert customers_current == len(env.sim.current_rows("Customers"))
+    assert sum(out1["row_counts"].values()) >= source_rows // 2
+    assert _dbt_threads(env) == 1
 
     # Batch 2: resumes from the watermark minus the overlap (W1).
     advance(env, 3)
@@ -50,6 +57,8 @@ def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(
     assert b2["requested_start"] == b1["refresh_started_at"] - timedelta(minutes=10)
     assert b2["refresh_started_at"] == CLOCK_START + timedelta(hours=3)
     assert sum(s["changed"] + s["inserted"] for s in out2["stats"]) > 0
+    assert sum(out2["row_counts"].values()) < source_rows // 2
+    assert _dbt_threads(env) == 2
 
     # Batch 3: an operator replays from the start (W2); re-delivered versions add nothing (H4).
     before = env.snapshot()
@@ -79,3 +88,9 @@ def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(
     assert rows == [(1, 6), (2, 6), (3, 6), (4, 6)]
     text = prefect_logs_and_artifacts()
     assert "exigo-sync batch 1" in text and "| customers |" in text
+
+
+def _dbt_threads(env: SyncEnv) -> int:
+    """How many dbt threads ran the last batch's nodes (its run_results.json)."""
+    results = json.loads((env.root / "dbt-target" / "run_results.json").read_text())
+    return len({r["thread_id"] for r in results["results"]})
