@@ -156,7 +156,7 @@ def publish_analytics_copy(topology: Topology, settings: Settings) -> str | None
     if dest is None:
         return None
     try:
-        return str(analytics_copy.publish(topology.warehouse, dest))
+        return str(analytics_copy.publish(topology.warehouse, dest, get_run_logger()))
     except Exception as exc:
         get_run_logger().warning(
             "analytics copy not published (batch merged all the same): %s",

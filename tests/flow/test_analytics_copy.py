@@ -196,11 +196,20 @@ def _with_rows(path: Path, rows: int) -> Target:
     return target
 
 
-def test_the_copy_is_the_warehouse_byte_for_byte(tmp_path: Path) -> None:
-    """The kernel copy (copy_file_range on Linux) reproduces every byte of the file."""
+def test_the_copy_is_the_warehouse_byte_for_byte(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The kernel copy (copy_file_range on Linux) reproduces every byte of the file; the log
+    says how large the copy was and where its time went."""
     target = _with_rows(tmp_path / "warehouse.duckdb", 300_000)
-    copy = analytics_copy.publish(target, tmp_path / "warehouse.analytics.duckdb")
+    with caplog.at_level("INFO", logger=analytics_copy.__name__):
+        copy = analytics_copy.publish(target, tmp_path / "warehouse.analytics.duckdb")
     assert copy.read_bytes() == (tmp_path / "warehouse.duckdb").read_bytes()
+    (message,) = [r.getMessage() for r in caplog.records if "analytics copy" in r.getMessage()]
+    size_gb = (tmp_path / "warehouse.duckdb").stat().st_size / 1e9
+    assert message.startswith(f"analytics copy: {size_gb:.2f} GB in ")
+    for step in ("open", "checkpoint", "copy", "fsync", "check"):
+        assert f"{step} " in message
 
 
 @pytest.mark.parametrize("fails_after", [0, 1])

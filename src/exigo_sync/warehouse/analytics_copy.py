@@ -24,9 +24,14 @@ SQL Server needs no copy: readers and the batch share the server under its own l
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -34,6 +39,7 @@ from exigo_sync.profiles import Target
 from exigo_sync.warehouse.connection import engine
 from exigo_sync.warehouse.duckdb_engine import open_duckdb
 
+_LOG = logging.getLogger(__name__)
 # EXIGO_SYNC_ANALYTICS_COPY_PATH value that turns the copy off.
 DISABLED = "off"
 _TEMP_SUFFIX = ".tmp"
@@ -61,51 +67,77 @@ def destination(warehouse: Target, configured: str | None) -> Path | None:
     return default_path(warehouse.warehouse_path())
 
 
-def publish(warehouse: Target, dest: Path) -> Path:
+def publish(
+    warehouse: Target, dest: Path, logger: logging.Logger | logging.LoggerAdapter[Any] = _LOG
+) -> Path:
     """Replace `dest` with a copy of the DuckDB warehouse (see the module docstring). Call it
-    only where nothing writes the warehouse (the flow: under the run lock, after the ledger)."""
+    only where nothing writes the warehouse (the flow: under the run lock, after the ledger).
+    Logs the size and where the time went: the copy grows with the warehouse file."""
     source = warehouse.warehouse_path()
     if dest.resolve() == source.resolve():
         raise AnalyticsCopyError(f"the analytics copy path {dest} is the warehouse itself")
     dest.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(dest)
     temp = dest.with_name(f".{dest.name}.{os.getpid()}{_TEMP_SUFFIX}")
+    seconds: dict[str, float] = {}
     try:
-        con = open_duckdb(warehouse)  # read-write: holds DuckDB's exclusive lock while copying
+        with _timed(seconds, "open"):
+            con = open_duckdb(warehouse)  # read-write: DuckDB's exclusive lock while copying
         try:
-            con.execute("CHECKPOINT")
+            with _timed(seconds, "checkpoint"):
+                con.execute("CHECKPOINT")
             wal = Path(f"{source}.wal")
             if wal.exists() and wal.stat().st_size > 0:
                 raise AnalyticsCopyError(
                     f"{wal} still holds changes after CHECKPOINT; not copying a partial warehouse"
                 )
-            _copy_bytes(source, temp)
+            size = _copy_bytes(source, temp, seconds)
         finally:
             con.close()
-        _check_readable(temp)
+        with _timed(seconds, "check"):
+            _check_readable(temp)
         os.replace(temp, dest)
         _fsync_dir(dest.parent)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    logger.info(
+        "analytics copy: %.2f GB in %.1f s (%s) -> %s",
+        size / 1e9,
+        sum(seconds.values()),
+        ", ".join(f"{step} {s:.2f} s" for step, s in seconds.items()),
+        dest,
+    )
     return dest
 
 
-def _copy_bytes(source: Path, temp: Path) -> None:
-    """Copy `source` to `temp` and fsync it. Linux copies in the kernel (copy_file_range: the
-    bytes never pass through this process, several times faster than a buffered copy on ext4,
-    and a reflink, O(1), on file systems that share extents such as XFS and btrfs); elsewhere,
-    or where the kernel refuses, a buffered copy."""
+@contextmanager
+def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[step] = time.perf_counter() - started
+
+
+def _copy_bytes(source: Path, temp: Path, seconds: dict[str, float]) -> int:
+    """Copy `source` to `temp` and fsync it; returns the size. Linux copies in the kernel
+    (copy_file_range: the bytes never pass through this process, several times faster than a
+    buffered copy on ext4, and a reflink, O(1), on file systems that share extents such as XFS
+    and btrfs); elsewhere, or where the kernel refuses, a buffered copy."""
     with open(source, "rb") as src, open(temp, "wb") as out:
         size = os.fstat(src.fileno()).st_size
-        copied = _kernel_copy(src.fileno(), out.fileno(), size)
-        if copied < size:
-            src.seek(copied)
-            out.seek(copied)
-            out.truncate()
-            shutil.copyfileobj(src, out, length=16 * 1024 * 1024)
-            out.flush()
-        os.fsync(out.fileno())
+        with _timed(seconds, "copy"):
+            copied = _kernel_copy(src.fileno(), out.fileno(), size)
+            if copied < size:
+                src.seek(copied)
+                out.seek(copied)
+                out.truncate()
+                shutil.copyfileobj(src, out, length=16 * 1024 * 1024)
+                out.flush()
+        with _timed(seconds, "fsync"):
+            os.fsync(out.fileno())
+    return size
 
 
 def _kernel_copy(src: int, out: int, size: int) -> int:
