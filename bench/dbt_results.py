@@ -53,17 +53,14 @@ def wall_shares(results: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def summarize(path: Path, top: int = 8) -> dict[str, Any]:
-    """Wall seconds per layer (models) and for tests (`wall_shares`), the sum of node times
-    per layer, dbt's elapsed time, the slowest nodes."""
+    """Wall seconds per layer (models) and for tests (`wall_shares`), dbt's elapsed time and
+    threads, the slowest nodes."""
     data = json.loads(path.read_text())
     results = data.get("results") or []
-    node_seconds: dict[str, float] = {}
-    nodes = []
-    for r in results:
-        seconds = float(r.get("execution_time") or 0.0)
-        uid = str(r["unique_id"])
-        node_seconds[layer(uid)] = node_seconds.get(layer(uid), 0.0) + seconds
-        nodes.append((seconds, uid, str(r.get("status"))))
+    nodes = [
+        (float(r.get("execution_time") or 0.0), str(r["unique_id"]), str(r.get("status")))
+        for r in results
+    ]
     nodes.sort(reverse=True)
     by_layer = wall_shares(results)
     model_seconds = sum(v for k, v in by_layer.items() if k not in ("tests", "unit_test"))
@@ -72,7 +69,6 @@ def summarize(path: Path, top: int = 8) -> dict[str, Any]:
         "threads": len({r.get("thread_id") for r in results}),
         "model_seconds": round(model_seconds, 3),
         "by_layer": {k: round(v, 3) for k, v in sorted(by_layer.items())},
-        "node_seconds_by_layer": {k: round(v, 3) for k, v in sorted(node_seconds.items())},
         "nodes": len(nodes),
         "slowest": [[round(s, 3), uid] for s, uid, _ in nodes[:top]],
         "statuses": sorted({status for _, _, status in nodes}),

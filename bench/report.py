@@ -6,7 +6,6 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from bench import dbt_results
 from bench.sizes import Sizes, label
 from bench.workspace import REPO_ROOT, Workspace
 
@@ -106,22 +105,6 @@ def time_split(runs: list[dict[str, Any]]) -> list[float]:
     return [statistics.median(c) for c in zip(*cols, strict=True)]
 
 
-def _with_wall_shares(result: dict[str, Any]) -> dict[str, Any]:
-    """A result saved before `dbt_results.summarize` split dbt's run phase by wall time (two
-    dbt threads overlap their nodes) is summarized again from the run_results.json files its
-    runs kept, where they are all still there."""
-    runs = result["runs"]
-    if all("threads" in r["dbt"] for r in runs):
-        return result
-    paths = [Path(str(r.get("run_results") or "")) for r in runs]
-    if not all(p.is_file() for p in paths):
-        return result
-    from bench.run import summarize_batch_runs
-
-    fresh = [{**r, "dbt": dbt_results.summarize(p)} for r, p in zip(runs, paths, strict=True)]
-    return {**result, **summarize_batch_runs(fresh), "runs": fresh}
-
-
 def _reproduce(sizes: Sizes, only: str) -> str:
     return f"`make bench BENCH_SIZES={sizes.name} BENCH_ARGS='--only {only} --rerun'`"
 
@@ -134,8 +117,7 @@ class Results:
         return self.ws.load_result("/".join([self.sizes.name, *parts]))
 
     def batch(self, h: int, k: int) -> dict[str, Any] | None:
-        found = self.get("batch", f"h{label(h)}", f"k{label(k)}")
-        return _with_wall_shares(found) if found else None
+        return self.get("batch", f"h{label(h)}", f"k{label(k)}")
 
     def floor(self, h: int, k: int) -> dict[str, Any] | None:
         return self.get("floor", f"h{label(h)}", f"k{label(k)}")

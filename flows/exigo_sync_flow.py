@@ -117,12 +117,10 @@ def merge(
 ) -> dbt_runner.DbtOutcome:  # fmt: skip
     """`dbt build` of staging and everything downstream. dbt takes the batch id from the
     ledger; a reconciliation run also runs every data test on whole tables. A large batch on a
-    DuckDB warehouse runs on one dbt thread (Settings.duckdb_one_thread_rows)."""
-    one_thread = (
-        engine(topology.warehouse) == "duckdb" and queue_rows >= settings.duckdb_one_thread_rows
-    )
-    if one_thread:
-        get_run_logger().info("%d queue rows: dbt runs on one thread (DuckDB)", queue_rows)
+    DuckDB warehouse runs on one dbt thread (Settings.dbt_threads)."""
+    threads = settings.dbt_threads(engine(topology.warehouse), queue_rows)
+    if threads is not None:
+        get_run_logger().info("%d queue rows: dbt runs on %d thread(s)", queue_rows, threads)
     return dbt_runner.run_build(
         settings.dbt_invocation(topology.warehouse.name),
         batch_vars={
@@ -134,7 +132,7 @@ def merge(
         select=select or settings.dbt_select,
         exclude=settings.dbt_exclude,
         full_checks=reconcile,
-        threads=1 if one_thread else None,
+        threads=threads,
         logger=get_run_logger(),
     )
 

@@ -10,7 +10,7 @@ import pytest
 
 from exigo_sync.dbt_runner import DbtBuildFailed, build_args, judge
 from exigo_sync.profiles import ProfileError, load_target
-from exigo_sync.settings import REPO_ROOT
+from exigo_sync.settings import REPO_ROOT, Settings
 from exigo_sync.topology import resolve_topology
 from exigo_sync.warehouse import ledger_sql
 from exigo_sync.window import FULL_LOAD_START, WindowRefused, compute_window, parse_since
@@ -185,3 +185,14 @@ def test_s1_a_password_variable_that_is_missing_is_named_not_sent(
         ProfileError, match="`password` did not render: set EXIGO_SYNC_SOURCE_PASSWORD"
     ):
         load_target(_profile(tmp_path, monkeypatch), "exigo_sync", "source")
+
+
+def test_a_large_duckdb_batch_runs_dbt_on_one_thread() -> None:
+    """At or above duckdb_one_thread_rows a DuckDB batch runs on one thread; below it, and on
+    SQL Server whatever the size, dbt uses the profile's threads (None: no --threads)."""
+    settings = Settings(duckdb_one_thread_rows=1000)
+    assert settings.dbt_threads("duckdb", 1000) == 1
+    assert settings.dbt_threads("duckdb", 999) is None
+    assert settings.dbt_threads("sqlserver", 10_000_000) is None
+    assert build_args(batch_vars={}, select=None, threads=1)[-2:] == ["--threads", "1"]
+    assert "--threads" not in build_args(batch_vars={}, select=None)

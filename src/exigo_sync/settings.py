@@ -117,6 +117,13 @@ class Settings(BaseSettings):
     def stale_after(self) -> timedelta:
         return timedelta(seconds=self.lock_stale_seconds)
 
+    def dbt_threads(self, warehouse_engine: str, queue_rows: int) -> int | None:
+        """dbt's --threads for a batch: 1 for a large batch on DuckDB
+        (`duckdb_one_thread_rows`), otherwise None (the profile's)."""
+        if warehouse_engine == "duckdb" and queue_rows >= self.duckdb_one_thread_rows:
+            return 1
+        return None
+
     def dbt_invocation(self, target: str) -> DbtInvocation:
         from exigo_sync.dbt_runner import DbtInvocation
 

@@ -143,9 +143,9 @@ def _copy_bytes(source: Path, temp: Path, seconds: dict[str, float]) -> int:
 def _kernel_copy(src: int, out: int, size: int) -> int:
     """Bytes copied by copy_file_range from the start of both files (0 if unavailable)."""
     copy_file_range = getattr(os, "copy_file_range", None)
-    copied = 0
     if copy_file_range is None:
         return 0
+    copied = 0
     try:
         while copied < size:
             step = copy_file_range(src, out, size - copied, copied, copied)
