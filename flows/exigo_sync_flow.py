@@ -117,8 +117,8 @@ def merge(
 ) -> dbt_runner.DbtOutcome:  # fmt: skip
     """`dbt build` of staging and everything downstream. dbt takes the batch id from the
     ledger; a reconciliation run also runs every data test on whole tables. A large batch on a
-    DuckDB warehouse runs on one dbt thread (Settings.dbt_threads)."""
-    threads = settings.dbt_threads(engine(topology.warehouse), queue_rows)
+    DuckDB warehouse runs on one dbt thread (Settings.threads_for_batch)."""
+    threads = settings.threads_for_batch(engine(topology.warehouse), queue_rows)
     if threads is not None:
         get_run_logger().info("%d queue rows: dbt runs on %d thread(s)", queue_rows, threads)
     return dbt_runner.run_build(

@@ -191,8 +191,18 @@ def test_a_large_duckdb_batch_runs_dbt_on_one_thread() -> None:
     """At or above duckdb_one_thread_rows a DuckDB batch runs on one thread; below it, and on
     SQL Server whatever the size, dbt uses the profile's threads (None: no --threads)."""
     settings = Settings(duckdb_one_thread_rows=1000)
-    assert settings.dbt_threads("duckdb", 1000) == 1
-    assert settings.dbt_threads("duckdb", 999) is None
-    assert settings.dbt_threads("sqlserver", 10_000_000) is None
+    assert settings.threads_for_batch("duckdb", 1000) == 1
+    assert settings.threads_for_batch("duckdb", 999) is None
+    assert settings.threads_for_batch("sqlserver", 10_000_000) is None
     assert build_args(batch_vars={}, select=None, threads=1)[-2:] == ["--threads", "1"]
     assert "--threads" not in build_args(batch_vars={}, select=None)
+
+
+@pytest.mark.parametrize("bad", ["abc", "0", "-1"])
+def test_a_bad_dbt_thread_count_is_refused_naming_the_setting(
+    bad: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The profile would render "abc" as 0 threads; the settings refuse it first."""
+    monkeypatch.setenv("EXIGO_SYNC_DBT_THREADS", bad)
+    with pytest.raises(ValueError, match="dbt_threads"):
+        Settings()

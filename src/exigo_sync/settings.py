@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # 1M customers (21.8M rows) took 530 s and 4.2 GB on two threads, 489 s and 4.0 GB on one.
     # Smaller batches gain from the profile's second thread.
     duckdb_one_thread_rows: int = Field(default=1_000_000, ge=0)
+    # dbt threads on DuckDB: read by the example profile (`threads`), which cannot reject a
+    # bad value (Jinja's `int` turns "abc" into 0); validated here so such a run stops at once,
+    # naming the setting.
+    dbt_threads: int = Field(default=2, ge=1)
 
     overlap_minutes: float = Field(default=10.0, ge=0)
     # The first batch (no merged batch yet) loads everything (W1), unless one of these is set:
@@ -117,7 +121,7 @@ class Settings(BaseSettings):
     def stale_after(self) -> timedelta:
         return timedelta(seconds=self.lock_stale_seconds)
 
-    def dbt_threads(self, warehouse_engine: str, queue_rows: int) -> int | None:
+    def threads_for_batch(self, warehouse_engine: str, queue_rows: int) -> int | None:
         """dbt's --threads for a batch: 1 for a large batch on DuckDB
         (`duckdb_one_thread_rows`), otherwise None (the profile's)."""
         if warehouse_engine == "duckdb" and queue_rows >= self.duckdb_one_thread_rows:
