@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from exigo_sync.warehouse.ledger_sql import ENTITIES
+from exigo_sync.catalog import REPLICATED_ENTITIES as ENTITIES
 
 HISTORY_META = (
     "valid_from", "valid_to", "is_current", "is_deleted", "deleted_at", "row_hash", "batch_id",
@@ -91,7 +91,7 @@ def entity_statements(
             f"AND NOT EXISTS (SELECT 1 FROM {s} s WHERE {on('s', 'cur')})"
         )
     if entity in swept:  # H7 by_sweep
-        table = next(e.queue_table for e in ENTITIES if e.name == entity)
+        table = next(e.table for e in ENTITIES if e.name == entity)
         src_keys = " AND ".join(
             f'src."{_pascal(table, x)}" = cur.{x}' for x in k
         )  # PascalCase source keys
@@ -148,8 +148,8 @@ SELECT {", ".join(exprs[x] for x in cur_cols)} FROM chg""",
 
 
 def _pascal(table: str, snake: str) -> str:
+    from exigo_sync.catalog import REPLICATED_TABLES
     from exigo_sync.naming import column_name
-    from exigo_sync.source.catalog import REPLICATED_TABLES
 
     for col in REPLICATED_TABLES[table].key:
         if column_name(col) == snake:
@@ -174,7 +174,7 @@ def run_floor(
     history_s = current_s = 0.0
     con.execute("BEGIN TRANSACTION")
     for e in ENTITIES:
-        stmts = entity_statements(con, e.name, e.keys, batch, swept)
+        stmts = entity_statements(con, e.name, e.key_columns, batch, swept)
         t0 = time.perf_counter()
         for sql in stmts["history"]:
             con.execute(sql)
@@ -206,7 +206,7 @@ def statements_text(warehouse: str, source: str, swept: Sequence[str] = ("paymen
         batch = refreshed_batch(con)
         chunks = []
         for e in ENTITIES:
-            stmts = entity_statements(con, e.name, e.keys, batch, swept)
+            stmts = entity_statements(con, e.name, e.key_columns, batch, swept)
             chunks.append(f"-- {e.name}\n" + ";\n".join(stmts["history"] + stmts["current"]))
         return ";\n\n".join(chunks) + ";\n"
     finally:

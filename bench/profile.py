@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from exigo_sync.warehouse.ledger_sql import ENTITY_NAMES
+from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 
 _TMP = re.compile(r'"?(\w+__dbt_tmp\d*)"?')
 
@@ -75,7 +75,7 @@ def profile_models(
     entries = []
     try:
         for layer in ("history", "current"):
-            for entity in ENTITY_NAMES:
+            for entity in REPLICATED_ENTITY_NAMES:
                 model = f"{entity}_{layer}"
                 compiled = dbt_sql / "compiled" / project / "models" / layer / f"{model}.sql"
                 run_file = dbt_sql / "run" / project / "models" / layer / f"{model}.sql"

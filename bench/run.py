@@ -684,13 +684,13 @@ def parse_was_warm(log: Path) -> bool:
 def history_rows(warehouse: Path) -> dict[str, int]:
     import duckdb
 
-    from exigo_sync.warehouse.ledger_sql import ENTITY_NAMES
+    from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         return {
             e: int(con.execute(f"SELECT count(*) FROM exigo_history.{e}_history").fetchone()[0])
-            for e in ENTITY_NAMES
+            for e in REPLICATED_ENTITY_NAMES
         }
     finally:
         con.close()

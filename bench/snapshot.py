@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exigo_sync.source.catalog import REPLICATED_TABLES
+from exigo_sync.catalog import REPLICATED_TABLES
 
 PROJECT = """name: exigo_bench_snapshots
 version: "1.0.0"

@@ -21,13 +21,13 @@ from prefect.runtime import flow_run
 
 from exigo_sync import dbt_runner, docs_site
 from exigo_sync.batch import Batch
+from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 from exigo_sync.report import batch_markdown
 from exigo_sync.settings import Settings
 from exigo_sync.source import RefreshResult, TransientSourceError
 from exigo_sync.topology import Topology
 from exigo_sync.warehouse import analytics_copy, landing, ledger
 from exigo_sync.warehouse.connection import engine
-from exigo_sync.warehouse.ledger_sql import ENTITY_NAMES
 from exigo_sync.warehouse.lock import run_lock
 from exigo_sync.window import Window, compute_window, parse_since, refuse_since_after_watermark
 
@@ -189,7 +189,7 @@ def exigo_sync(
     settings = Settings()
     since_at = parse_since(since, allow_gap=allow_gap)  # W3: before any connection is opened
     topology = settings.topology_for(target)
-    swept = list(ENTITY_NAMES) if reconcile else settings.sweep_entities
+    swept = list(REPLICATED_ENTITY_NAMES) if reconcile else settings.sweep_entities
     batch = Batch(topology, get_run_logger())
 
     with batch.run(), run_lock(

@@ -2,10 +2,8 @@
     key: each run takes the current history rows opened by batches newer than anything already
     here, so a run that crashed between history and current is healed by the next one (R1). -#}
 {% macro exigo_current_state(entity) -%}
-    {%- set spec = exigo_entities()[entity] -%}
-    {%- set key_names = [] -%}
-    {%- for k in spec['keys'] -%}{%- do key_names.append(exigo_snake_case(k)) -%}{%- endfor -%}
-    {{- config(indexes=exigo_table_indexes('current', key_names)) -}}
+    {%- set key_names = exigo_entities()[entity]['key_columns'] -%}
+    {{- config(unique_key=key_names[0] if key_names | length == 1 else key_names, indexes=exigo_table_indexes('current', key_names)) -}}
     {%- set history = ref(entity ~ '_history') -%}
     {%- set skip = ['valid_to', 'is_current'] -%}
     {%- set cols = [] -%}

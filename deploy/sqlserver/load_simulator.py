@@ -54,9 +54,8 @@ from typing import Any, TextIO
 
 import duckdb
 
-from exigo_sync.source import QUEUE_TABLES
-from exigo_sync.source.catalog import REPLICATED_TABLES, Column, Table
-from exigo_sync.source.dates import parse_source_datetime
+from exigo_sync.catalog import QUEUE_TABLES, REPLICATED_TABLES, Column, Table
+from exigo_sync.dates import parse_source_datetime
 
 ENV = "EXIGO_SYNC_TEST_MSSQL_"
 DEFAULT_DRIVER = "ODBC Driver 18 for SQL Server"

@@ -37,9 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from exigo_sync import sqlserver_connection as mssql
+from exigo_sync.catalog import LOOKUP_TABLES, QUEUE_TABLES, REPLICATED_TABLES
 from exigo_sync.profiles import Target
-from exigo_sync.source import QUEUE_TABLES
-from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES
 from exigo_sync.warehouse import ledger_sql
 
 # The schemas a batch creates or writes in the warehouse: the ledger's and the dbt layers'

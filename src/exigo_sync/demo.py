@@ -15,10 +15,11 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
+from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 from exigo_sync.naming import entity_name
 from exigo_sync.settings import REPO_ROOT
 from exigo_sync.warehouse.analytics_copy import default_path
-from exigo_sync.warehouse.ledger_sql import BATCHES, ENTITY_NAMES, ROW_COLUMNS, STATS
+from exigo_sync.warehouse.ledger_sql import BATCHES, ROW_COLUMNS, STATS
 
 CLOCK_START = datetime(2026, 1, 5)
 
@@ -170,7 +171,7 @@ def _entity_table(
     for col in ("entity", "queue rows", "new", "changed", "deleted", "reopened", "rejected"):
         table.add_column(col, justify="left" if col == "entity" else "right", no_wrap=True)
     rows_by_entity = {entity_name(t): n for t, n in queue_rows.items()}
-    for entity in ENTITY_NAMES:
+    for entity in REPLICATED_ENTITY_NAMES:
         inserted, changed, closed, reopened, rejected = per_entity.get(entity, (0,) * 5)
         table.add_row(
             entity,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from exigo_sync.source.dates import parse_source_datetime
+from exigo_sync.dates import parse_source_datetime
 
 # W1: the start of a full initial load: before any data an Exigo back office holds (SQL Server's
 # `datetime` starts in 1753). The vendor documents an early start as the way to re-sync.

@@ -19,8 +19,8 @@ import duckdb
 import yaml
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
+from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_ENTITIES, REPLICATED_TABLES, duckdb_type
 from exigo_sync.naming import column_name
-from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, duckdb_type
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_DIR = REPO / "dbt_project"
@@ -28,14 +28,8 @@ PROFILES_EXAMPLE = REPO / "profiles.example.yml"
 # The example profile's dbt threads on DuckDB (tests/conftest.py runs the suite at 1).
 DBT_THREADS_AS_SHIPPED = {"EXIGO_SYNC_DBT_THREADS": "2"}
 
-ENTITIES = {
-    "Customers": "customers",
-    "Orders": "orders",
-    "OrderDetails": "order_details",
-    "Payments": "payments",
-    "CustomerAccounts": "customer_accounts",
-    "CustomerSites": "customer_sites",
-}
+# Queue table -> dbt entity, from the catalogue.
+ENTITIES = {e.table: e.name for e in REPLICATED_ENTITIES}
 
 FAST_SELECTION = ("--exclude", "tag:exigo_marts", "test_name:not_null", "test_name:unique")
 

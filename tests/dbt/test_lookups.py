@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from exigo_sync.catalog import LOOKUP_TABLES
 from exigo_sync.naming import entity_name
-from exigo_sync.source.catalog import LOOKUP_TABLES
 from tests.dbt.helpers import execute_source, failures
 from tests.dbt.scenario import T0, load_batch_two
 

@@ -1,6 +1,6 @@
 """Project-level checks: the SQL Server target parses, its dbt-sqlserver behaviour flags are set and
 mean what the project relies on, docs generate, and the generated YAML / catalogue macro are in
-step with src/exigo_sync/source/catalog.py."""
+step with src/exigo_sync/catalog.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import json
 
 import yaml
 
+from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.naming import column_name
-from exigo_sync.source.catalog import REPLICATED_TABLES
 from tests.dbt.helpers import PROJECT_DIR, failures
 
 

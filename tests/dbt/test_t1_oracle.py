@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.naming import column_name
 from exigo_sync.simulator import SyncSimulator
 from exigo_sync.simulator.rates import ActivityRates
-from exigo_sync.source.catalog import REPLICATED_TABLES
 from exigo_sync.window import FULL_LOAD_START
 from tests.dbt.helpers import (
     DBT_THREADS_AS_SHIPPED,

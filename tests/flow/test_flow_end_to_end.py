@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from flow_helpers import CLOCK_START, SyncEnv, advance, prefect_logs_and_artifacts
 
-from exigo_sync.source import QUEUE_TABLES
-from exigo_sync.warehouse.ledger_sql import ENTITIES, ROW_COLUMNS, STATS
+from exigo_sync.catalog import QUEUE_TABLES, REPLICATED_ENTITIES
+from exigo_sync.warehouse.ledger_sql import ROW_COLUMNS, STATS
 from exigo_sync.window import FULL_LOAD_START
 
 
@@ -38,7 +38,7 @@ def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(
         assert b1[ROW_COLUMNS[table]] == out1["row_counts"][table]
     assert b1[ROW_COLUMNS["Customers"]] > 0
     stats1 = {s["entity"]: s for s in out1["stats"]}
-    assert set(stats1) == {e.name for e in ENTITIES}
+    assert set(stats1) == {e.name for e in REPLICATED_ENTITIES}
     assert stats1["customers"]["inserted"] > 0
     (customers_current,) = env.query(
         env.warehouse, "SELECT count(*) FROM exigo_current.customers_current"

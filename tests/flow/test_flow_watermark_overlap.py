@@ -13,10 +13,10 @@ import pytest
 import yaml
 from flow_helpers import CLOCK_START, SyncEnv, advance, make_env
 
+from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.naming import column_name, entity_name
 from exigo_sync.settings import REPO_ROOT
 from exigo_sync.simulator import ActivityRates
-from exigo_sync.source.catalog import REPLICATED_TABLES
 
 OVERLAP = timedelta(minutes=10)  # the default overlap (settings.overlap_minutes)
 LAG = timedelta(minutes=8)  # below the overlap: a default run must catch every late row

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator import ACTIVITY_KINDS, ActivityRates, SimulatorError, SyncSimulator
-from exigo_sync.source.catalog import REPLICATED_TABLES
 
 from .conftest import BUSY, CLOCK_START, CUSTOMERS, QUIET, keys
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator import ActivityRates, SimulatorError, SyncSimulator
 from exigo_sync.simulator.rates import PER_HOUR_RATES
-from exigo_sync.source.catalog import REPLICATED_TABLES
 
 from .conftest import BUSY, CLOCK_START, CUSTOMERS, QUIET, keys
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator import SyncSimulator
-from exigo_sync.source.catalog import REPLICATED_TABLES
 
 from .conftest import BUSY
 

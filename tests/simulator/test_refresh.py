@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import duckdb
 import pytest
 
+from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator import SimulatorError, SyncSimulator
-from exigo_sync.source.catalog import REPLICATED_TABLES
 
 from .conftest import BUSY, QUIET, keys
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.cli import app
 from exigo_sync.simulator import ActivityRates, SyncSimulator
-from exigo_sync.source.catalog import REPLICATED_TABLES
 
 from .conftest import BUSY
 

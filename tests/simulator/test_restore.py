@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
+from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator import SimulatorError, SyncSimulator
-from exigo_sync.source.catalog import REPLICATED_TABLES
 
 from .conftest import BUSY, CLOCK_START, QUIET, keys
 from .test_deletions import DELETIONS_ONLY, snapshot

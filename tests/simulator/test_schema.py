@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_TABLES, Column, duckdb_type
 from exigo_sync.simulator import SyncSimulator
-from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, Column, duckdb_type
 
 
 def test_dbo_columns_types_and_nullability_match_the_catalogue(sim: SyncSimulator) -> None:

@@ -21,8 +21,9 @@ import pyodbc
 import pytest
 
 from exigo_sync import sqlserver_connection as mssql
+from exigo_sync.catalog import QUEUE_TABLES
 from exigo_sync.profiles import Target
-from exigo_sync.source import QUEUE_TABLES, SourceError, TransientSourceError
+from exigo_sync.source import SourceError, TransientSourceError
 from exigo_sync.source import sqlserver_client as client_mod
 from exigo_sync.source.sqlserver_client import SqlServerSourceClient, to_sql_datetime
 from exigo_sync.topology import Topology

@@ -2,7 +2,7 @@
 exigo-sync warehouse and its Exigo sync database, typed as SQL Server reports types.
 
 - The source database (`exigo`): `queue.*` and `dbo.*` typed from the documented source types
-  (`exigo_sync.source.catalog`), lookups as `int` + `nvarchar(100)`.
+  (`exigo_sync.catalog`), lookups as `int` + `nvarchar(100)`.
 - The warehouse database: the relations dbt creates while it runs (`CREATE OR ALTER VIEW`,
   `SELECT * INTO`, `sp_rename`, `ALTER TABLE`, `CREATE INDEX`, `DROP`), so a second run sees what
   the first one built.
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import sqlglot
 from sqlglot import exp
 
+from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_TABLES
 from exigo_sync.naming import column_name
-from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES
 
 # Columns the project's macros compute without a CAST, as SQL Server types them.
 COMPUTED_TYPES: dict[str, str] = {

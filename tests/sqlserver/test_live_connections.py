@@ -24,8 +24,9 @@ import pytest
 
 from exigo_sync import check
 from exigo_sync import sqlserver_connection as mssql
+from exigo_sync.catalog import QUEUE_TABLES
 from exigo_sync.profiles import Target
-from exigo_sync.source import QUEUE_TABLES, SourceError
+from exigo_sync.source import SourceError
 from exigo_sync.source.sqlserver_client import SqlServerSourceClient, to_sql_datetime
 from exigo_sync.warehouse import ledger
 from exigo_sync.warehouse import ledger_sql as q

@@ -44,7 +44,7 @@ from dbt.adapters.sqlserver.sqlserver_runtime import (
 )
 from sqlglot import exp
 
-from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES
+from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_TABLES
 from tests.dbt.helpers import (
     SENSITIVE_POLICY,
     DbtEnv,

@@ -31,9 +31,9 @@ import pytest
 
 from deploy.sqlserver import generate_sql as gen
 from deploy.sqlserver import load_simulator as loader
+from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator.core import SyncSimulator
 from exigo_sync.simulator.rates import ActivityRates
-from exigo_sync.source.catalog import REPLICATED_TABLES
 
 pytestmark = pytest.mark.sqlserver
 

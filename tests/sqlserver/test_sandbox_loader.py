@@ -34,10 +34,9 @@ import sqlglot
 from sqlglot import exp
 
 from deploy.sqlserver import load_simulator as loader
+from exigo_sync.catalog import QUEUE_TABLES, REPLICATED_TABLES
 from exigo_sync.simulator.core import SyncSimulator
 from exigo_sync.simulator.rates import ActivityRates
-from exigo_sync.source import QUEUE_TABLES
-from exigo_sync.source.catalog import REPLICATED_TABLES
 
 pyodbc = pytest.importorskip("pyodbc")
 

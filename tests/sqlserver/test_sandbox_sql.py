@@ -35,10 +35,9 @@ from sqlglot.errors import ParseError
 from sqlglot.tokens import TokenType
 
 from deploy.sqlserver import generate_sql as gen
+from exigo_sync.catalog import LOOKUP_TABLES, QUEUE_TABLES, REPLICATED_TABLES
 from exigo_sync.simulator.core import SyncSimulator
 from exigo_sync.simulator.rates import ActivityRates
-from exigo_sync.source import QUEUE_TABLES
-from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES
 from tests.sqlserver.test_tsql_syntax import parse_tsql
 
 SQL_DIR = gen.SQL_DIR

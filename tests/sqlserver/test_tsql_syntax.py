@@ -16,7 +16,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
-from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES
+from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_ENTITIES, REPLICATED_TABLES
 from exigo_sync.warehouse import ledger_sql
 from tests.dbt.helpers import DbtEnv, failures
 
@@ -45,7 +45,7 @@ def ledger_statements() -> dict[str, str]:
         for name, value in vars(ledger_sql).items()
         if name.isupper() and isinstance(value, str) and STATEMENT_START.match(value)
     }
-    for entity in ledger_sql.ENTITIES:
+    for entity in REPLICATED_ENTITIES:
         out[f"version_stats({entity.name})"] = ledger_sql.version_stats(entity)
         out[f"tie_stats({entity.name})"] = ledger_sql.tie_stats(entity)
     out["reject_stats"] = ledger_sql.reject_stats("exigo_staging")

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_TABLES
 from exigo_sync.profiles import Target
-from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES
 from exigo_sync.warehouse import landing
 from tests.sqlserver.test_tsql_syntax import parse_tsql
 

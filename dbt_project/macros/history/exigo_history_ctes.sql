@@ -29,7 +29,7 @@
     select {{ exigo_prefixed(spec.key_columns, 'line') }}
     from {{ this }} line
     where line.is_current = {{ exigo_true() }}
-      and line.order_id in (select order_id from {{ spec.parent_staging }})
+      and exists (select 1 from {{ spec.parent_staging }} parent_batch where {{ exigo_parent_join(spec.entity, 'line', 'parent_batch') }})
     {%- endif %}
     {%- if 'by_sweep' in spec.deletions %}
     union
@@ -66,7 +66,7 @@
         {{ exigo_true() }} as is_deleted
     from current_rows cur
     inner join {{ spec.parent_staging }} parent_order
-        on parent_order.order_id = cur.order_id
+        on {{ exigo_parent_join(spec.entity, 'cur', 'parent_order') }}
     where cur.is_deleted = {{ exigo_false() }}
       and not exists (select 1 from staged s where {{ exigo_key_join(spec.key_columns, 's', 'cur') }})
 {%- endmacro %}

@@ -10,8 +10,7 @@
                   was removed by the company). -#}
 {% macro exigo_history_spec(entity) -%}
     {%- set entry = exigo_entities()[entity] -%}
-    {%- set keys = [] -%}
-    {%- for k in entry['keys'] -%}{%- do keys.append(exigo_snake_case(k)) -%}{%- endfor -%}
+    {%- set keys = entry['key_columns'] -%}
     {%- set columns = exigo_history_columns(entity, keys) -%}
     {%- set deletions = [] -%}
     {%- if entry.get('parent') -%}{%- do deletions.append('by_parent') -%}{%- endif -%}

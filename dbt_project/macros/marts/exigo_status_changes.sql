@@ -19,8 +19,7 @@
     The first version of a key loaded by the initial load is dated at its ModifiedDate then.
 --------------------------------------------------------------------------------------------- -#}
 {% macro exigo_status_changes(entity, status_column) -%}
-    {%- set keys = [] -%}
-    {%- for k in exigo_entities()[entity]['keys'] -%}{%- do keys.append(exigo_snake_case(k)) -%}{%- endfor -%}
+    {%- set keys = exigo_entities()[entity]['key_columns'] -%}
     {{- config(unique_key=keys, indexes=exigo_table_indexes('changes', keys + ['status_seq'])) -}}
     {%- set history = ref(entity ~ '_history') -%}
     {%- set by_key = keys | join(', ') -%}

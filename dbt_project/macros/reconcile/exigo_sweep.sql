@@ -31,9 +31,10 @@
 {#- `src.[CustomerID] = cur.customer_id and ...`: a source relation (PascalCase columns) joined
     to a warehouse one (snake_case). -#}
 {% macro exigo_source_key_join(entity, source_alias, warehouse_alias) -%}
+    {%- set entry = exigo_entities()[entity] -%}
     {%- set parts = [] -%}
-    {%- for k in exigo_entities()[entity]['keys'] -%}
-        {%- do parts.append(source_alias ~ '.' ~ adapter.quote(k) ~ ' = ' ~ warehouse_alias ~ '.' ~ exigo_snake_case(k)) -%}
+    {%- for k in entry['keys'] -%}
+        {%- do parts.append(source_alias ~ '.' ~ adapter.quote(k) ~ ' = ' ~ warehouse_alias ~ '.' ~ entry['key_columns'][loop.index0]) -%}
     {%- endfor -%}
     {{ return(parts | join(' and ')) }}
 {%- endmacro %}
@@ -43,8 +44,7 @@
     line of an order in this batch is left to the by_parent deletion (one deletion per key). -#}
 {% macro exigo_sweep_missing_keys_sql(entity, history, staging) -%}
     {%- set entry = exigo_entities()[entity] -%}
-    {%- set keys = [] -%}
-    {%- for k in entry['keys'] -%}{%- do keys.append(exigo_snake_case(k)) -%}{%- endfor -%}
+    {%- set keys = entry['key_columns'] -%}
     select {{ exigo_prefixed(keys, 'live') }}
     from {{ history }} live
     where live.is_current = {{ exigo_true() }}
@@ -57,7 +57,7 @@
       {%- if entry.get('parent') %}
       and not exists (
           select 1 from {{ ref('stg_exigo__' ~ entry['parent']) }} parent_batch
-          where parent_batch.order_id = live.order_id
+          where {{ exigo_parent_join(entity, 'live', 'parent_batch') }}
       )
       {%- endif %}
 {%- endmacro %}

@@ -26,8 +26,7 @@
 {#- relation / version_time / where: the same typing over another relation with the same columns
     (reopened keys read from dbo, exigo_reopened_rows_sql), dated at a given time. -#}
 {% macro exigo_typed_rows_sql(plan, relation=none, version_time=none, where=none) -%}
-    {%- set key_names = [] -%}
-    {%- for k in plan['keys'] -%}{%- do key_names.append(exigo_snake_case(k)) -%}{%- endfor -%}
+    {%- set key_names = exigo_entities()[plan['entity']]['key_columns'] -%}
     {%- set pairs = [] -%}
     {%- for c in plan['columns'] -%}{%- do pairs.append([c.source, c.name]) -%}{%- endfor -%}
     {%- if plan['parent'] -%}
@@ -66,12 +65,17 @@
         {% if plan['parent'] and version_time is none -%}
         {# An order line's version time is its parent order's ModifiedDate in the same batch
             (the latest, should the order appear twice). #}
+        {%- set parent_keys = exigo_entities()[plan['entity']]['parent_keys'] %}
         left join (
-            select {{ adapter.quote('OrderID') }} as order_id, max({{ adapter.quote('ModifiedDate') }}) as version_time
+            select
+                {%- for pair in parent_keys %}
+                {{ adapter.quote(pair[1]) }} as parent_key_{{ loop.index }},
+                {%- endfor %}
+                max({{ adapter.quote('ModifiedDate') }}) as version_time
             from {{ parent_rel }}
-            group by {{ adapter.quote('OrderID') }}
+            group by {% for pair in parent_keys %}{{ adapter.quote(pair[1]) }}{{ ', ' if not loop.last }}{% endfor %}
         ) parent_order
-            on parent_order.order_id = q.{{ adapter.quote('OrderID') }}
+            on {% for pair in parent_keys %}parent_order.parent_key_{{ loop.index }} = q.{{ adapter.quote(pair[0]) }}{{ ' and ' if not loop.last }}{% endfor %}
         {%- endif %}
         {%- if where is not none %}
         where {{ where }}
@@ -122,8 +126,7 @@
     {#- Both batch vars are checked here, in staging, so a bad invocation fails before any merge. -#}
     {%- set refreshed_at = exigo_batch_refreshed_at() -%}
     {%- set plan = exigo_stage_plan(entity) -%}
-    {%- set key_names = [] -%}
-    {%- for k in plan['keys'] -%}{%- do key_names.append(exigo_snake_case(k)) -%}{%- endfor -%}
+    {%- set key_names = exigo_entities()[entity]['key_columns'] -%}
     {%- set names = [] -%}
     {%- for c in plan['columns'] -%}{%- do names.append(c.name) -%}{%- endfor -%}
     {%- set hashed_columns = [] -%}

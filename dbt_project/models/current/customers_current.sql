@@ -1,3 +1,2 @@
 -- Current state of customers: one row per key ever seen (C1), deleted keys flagged.
-{{ config(unique_key='customer_id') }}
 {{ exigo_current_state('customers') }}

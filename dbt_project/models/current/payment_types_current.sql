@@ -1,3 +1,2 @@
 -- Current state of the payment types lookup: one row per id ever seen (C1), removed ids flagged.
-{{ config(unique_key='payment_type_id') }}
 {{ exigo_current_state('payment_types') }}

@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from exigo_sync.catalog import QUEUE_TABLES
+from exigo_sync.dates import parse_source_datetime
 from exigo_sync.simulator.activity import ActivityRates
 from exigo_sync.simulator.core import SimulatorError, SyncSimulator
-from exigo_sync.source import QUEUE_TABLES, SourceError
-from exigo_sync.source.dates import parse_source_datetime
 
 # Typer vendors click; its ClickException is what every usage error (unknown option, bad value,
 # missing argument) derives from.
@@ -52,7 +52,7 @@ class _OneLineErrors(TyperGroup):
             if _is_help_request(exc):
                 raise
             raise _fail(_usage_message(exc), getattr(exc, "exit_code", 2)) from None
-        except (SimulatorError, SourceError, ValueError, OSError) as exc:
+        except (SimulatorError, ValueError, OSError) as exc:
             raise _fail(str(exc), 1) from None
         except duckdb.Error as exc:
             raise _fail(str(exc).strip().splitlines()[0], 1) from None

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from exigo_sync.catalog import LOOKUP_TABLES, QUEUE_TABLES, REPLICATED_TABLES, Table, duckdb_type
 from exigo_sync.simulator import ddl, deletions, emptied, pools, population
 from exigo_sync.simulator.activity import (
     ActivityRates,
@@ -23,8 +24,7 @@ from exigo_sync.simulator.db import connect, quote, scalar, table_columns
 from exigo_sync.simulator.deletions import RestoreError
 from exigo_sync.simulator.emptied import EmptiedError
 from exigo_sync.simulator.refresh import run_refresh, sim_clock
-from exigo_sync.source import QUEUE_TABLES, RefreshResult
-from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, Table, duckdb_type
+from exigo_sync.source import RefreshResult
 
 # Activity is generated in sub-steps of at most this length so that a long advance still lets
 # an order move through several statuses (each row changes at most once per sub-step).

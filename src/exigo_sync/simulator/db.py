@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from exigo_sync.source.catalog import REPLICATED_TABLES, Column, duckdb_type
+from exigo_sync.catalog import REPLICATED_TABLES, Column, duckdb_type
 
 # 2**64: hash() returns a UBIGINT, so this maps it onto [0, 1).
 _HASH_RANGE = 18446744073709551616.0

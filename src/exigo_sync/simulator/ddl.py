@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import duckdb
 
+from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_TABLES, duckdb_type
 from exigo_sync.simulator import deletions
 from exigo_sync.simulator.db import quote
-from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, duckdb_type
 
 
 def create_schemas(con: duckdb.DuckDBPyConnection, *, primary_keys: bool = True) -> None:

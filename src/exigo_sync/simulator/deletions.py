@@ -33,8 +33,8 @@ from typing import Any
 
 import duckdb
 
+from exigo_sync.catalog import REPLICATED_TABLES, duckdb_type
 from exigo_sync.simulator.db import quote, table_columns
-from exigo_sync.source.catalog import REPLICATED_TABLES, duckdb_type
 
 LINE_REMOVED = "line_removed"
 ORDER_DELETED = "order_deleted"

@@ -29,9 +29,9 @@ from typing import Any
 
 import duckdb
 
+from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator import deletions
 from exigo_sync.simulator.db import dbo_columns, execute, quote, update_rows
-from exigo_sync.source.catalog import REPLICATED_TABLES
 
 # What a row's lag is drawn from besides its landing time: the customer or order it belongs to,
 # so every row of one event shares the lag.

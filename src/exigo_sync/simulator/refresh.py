@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from exigo_sync.catalog import QUEUE_TABLES, REPLICATED_TABLES
 from exigo_sync.simulator.db import quote, scalar
-from exigo_sync.source import QUEUE_TABLES, RefreshResult
-from exigo_sync.source.catalog import REPLICATED_TABLES
+from exigo_sync.source import RefreshResult
 
 # The vendor note: the first call ever "pulls in the last 24 hours of changes".
 FIRST_CALL_LOOKBACK = timedelta(hours=24)

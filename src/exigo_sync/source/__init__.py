@@ -8,15 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-QUEUE_TABLES: tuple[str, ...] = (
-    "Customers",
-    "Orders",
-    "OrderDetails",
-    "Payments",
-    "CustomerAccounts",
-    "CustomerSites",
-)
-
 # Rows per round trip when a caller streams a `query()` cursor: `fetchmany(FETCH_SIZE)` (the
 # SQL Server client also sets it as the cursor's `arraysize`; DuckDB cursors have none).
 FETCH_SIZE = 5000

@@ -37,8 +37,9 @@ from datetime import datetime
 from typing import Any
 
 from exigo_sync import sqlserver_connection as mssql
+from exigo_sync.catalog import QUEUE_TABLES
 from exigo_sync.profiles import ProfileError, Target
-from exigo_sync.source import QUEUE_TABLES, RefreshResult, SourceError, TransientSourceError
+from exigo_sync.source import RefreshResult, SourceError, TransientSourceError
 
 CLOCK_SQL = "SELECT SYSDATETIME()"
 REFRESH_SQL = "SET NOCOUNT ON; DECLARE @start datetime = ?; EXEC queue.Refresh @start"

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from exigo_sync.catalog import LOOKUP_TABLES, QUEUE_TABLES, REPLICATED_TABLES, duckdb_type
 from exigo_sync.naming import column_name, entity_name
 from exigo_sync.profiles import Target
 from exigo_sync.settings import fault
-from exigo_sync.source import FETCH_SIZE, QUEUE_TABLES, SourceClient
-from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, duckdb_type
+from exigo_sync.source import FETCH_SIZE, SourceClient
 from exigo_sync.warehouse.connection import WarehouseConnection, connect, engine
 from exigo_sync.warehouse.ledger import utcnow
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from exigo_sync.catalog import REPLICATED_ENTITIES
 from exigo_sync.profiles import Target
 from exigo_sync.source import RefreshResult
 from exigo_sync.warehouse import ledger_sql as q
@@ -117,10 +118,10 @@ def compute_stats(target: Target, batch_id: int) -> list[EntityStats]:
             ).fetchall()
         }
         stats = []
-        for e in q.ENTITIES:
+        for e in REPLICATED_ENTITIES:
             ins, chg, closed, reopened = con.execute(q.version_stats(e), [batch_id]).fetchone()
             (ties,) = con.execute(q.tie_stats(e), [batch_id]).fetchone()
-            rej = rejected.get(e.name, rejected.get(e.queue_table.lower(), 0))
+            rej = rejected.get(e.name, rejected.get(e.table.lower(), 0))
             live, source, missing = guarded.get(e.name, (None, None, None))
             stats.append(
                 EntityStats(

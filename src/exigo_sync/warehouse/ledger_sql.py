@@ -1,34 +1,16 @@
 """Every SQL statement the Python side runs against the warehouse.
 
 Values are always bound parameters (`?`, understood by duckdb and pyodbc); only identifiers from
-the fixed entity catalogue below are formatted in. DML is portable SQL; the DDL has one variant
-per engine because `CREATE ... IF NOT EXISTS` is not T-SQL.
+the fixed entity catalogue (`exigo_sync.catalog`) are formatted in. DML is portable SQL; the DDL
+has one variant per engine because `CREATE ... IF NOT EXISTS` is not T-SQL.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from exigo_sync.naming import column_name, entity_name
-from exigo_sync.source.catalog import REPLICATED_TABLES
-
-
-@dataclass(frozen=True)
-class Entity:
-    name: str  # dbt entity name: customers, orders, ...
-    queue_table: str  # queue.<Table>
-    keys: tuple[str, ...]  # snake_case key columns in history
-
-
-ENTITIES: tuple[Entity, ...] = tuple(
-    Entity(entity_name(t.name), t.name, tuple(column_name(k) for k in t.key))
-    for t in REPLICATED_TABLES.values()
-)
-
-ENTITY_NAMES: tuple[str, ...] = tuple(e.name for e in ENTITIES)
+from exigo_sync.catalog import REPLICATED_ENTITIES, Entity
 
 # Ledger column holding the row count of each queue table.
-ROW_COLUMNS: dict[str, str] = {e.queue_table: f"rows_{e.name}" for e in ENTITIES}
+ROW_COLUMNS: dict[str, str] = {e.table: f"rows_{e.name}" for e in REPLICATED_ENTITIES}
 
 SCHEMA = "exigo_sync"
 BATCHES = f"{SCHEMA}.batches"
@@ -217,7 +199,7 @@ def version_stats(entity: Entity) -> str:
     source, H7; counted in changed too). Parameters: batch_id.
     """
     h = f"exigo_history.{entity.name}_history"
-    same_key = " AND ".join(f"p.{k} = h.{k}" for k in entity.keys)
+    same_key = " AND ".join(f"p.{k} = h.{k}" for k in entity.key_columns)
     first = f"NOT EXISTS (SELECT 1 FROM {h} p WHERE {same_key} AND p.valid_from < h.valid_from)"
     after_deletion = (
         f"EXISTS (SELECT 1 FROM {h} p WHERE {same_key} AND p.valid_to = h.valid_from "

@@ -1,9 +1,14 @@
 """Catalogue of the Exigo sync tables exigo-sync replicates, transcribed from
-`shared/exigo-sync-schema.md`.
+`shared/exigo-sync-schema.md`, and the one owner of the entity list.
 
-Single source of truth for the simulator DDL and the schema tests: every column in document
-order, its SQL Server type, and whether it is nullable (the reference says NOT NULL unless it
-marks a column NULL). Keys come first, as the reference names them in each heading.
+Every other list of tables derives from here: the simulator DDL, the queue tables the clients
+count and land, the ledger's per-entity statistics, the dbt YAML and the generated dbt macros
+(`exigo_catalog()`, `exigo_entities()`; `dbt_project/scripts/generate_yaml.py`). Adding a
+replicated table is one entry in `REPLICATED_TABLES` plus regeneration.
+
+Every column in document order, its SQL Server type, and whether it is nullable (the reference
+says NOT NULL unless it marks a column NULL). Keys come first, as the reference names them in
+each heading.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
+
+from exigo_sync.naming import column_name, entity_name
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,9 @@ class Table:
     # The column the queue uses for change detection; None for OrderDetails, whose lines travel
     # with their parent order.
     version_time_column: str | None
+    # A table without a version time takes its parent's: (parent table, ((column here, column
+    # there), ...)). A changed parent arrives with ALL its current rows of this table.
+    parent: tuple[str, tuple[tuple[str, str], ...]] | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -335,12 +346,19 @@ _CUSTOMER_SITES: list[Column] = [
 ]
 
 
-def _table(name: str, columns: list[Column], key: tuple[str, ...], vt: str | None) -> Table:
+def _table(
+    name: str,
+    columns: list[Column],
+    key: tuple[str, ...],
+    vt: str | None,
+    parent: tuple[str, tuple[tuple[str, str], ...]] | None = None,
+) -> Table:
     names = [c.name for c in columns]
     # Guard the transcription: a duplicated or missing key column is a catalogue bug.
     assert len(names) == len(set(names)), f"duplicate column in {name}"
     assert all(k in names for k in key), f"key of {name} not among its columns"
-    return Table(name, tuple(columns), key, vt)
+    assert (vt is None) == (parent is not None), f"{name}: a version time or a parent, not both"
+    return Table(name, tuple(columns), key, vt, parent)
 
 
 # Queue order: the order the vendor note lists the queue tables in.
@@ -349,7 +367,13 @@ REPLICATED_TABLES: dict[str, Table] = {
     for t in (
         _table("Customers", _CUSTOMERS, ("CustomerID",), "ModifiedDate"),
         _table("Orders", _ORDERS, ("OrderID",), "ModifiedDate"),
-        _table("OrderDetails", _ORDER_DETAILS, ("OrderID", "OrderLine"), None),
+        _table(
+            "OrderDetails",
+            _ORDER_DETAILS,
+            ("OrderID", "OrderLine"),
+            None,
+            parent=("Orders", (("OrderID", "OrderID"),)),
+        ),
         _table("Payments", _PAYMENTS, ("PaymentID",), "ModifiedDate"),
         _table("CustomerAccounts", _CUSTOMER_ACCOUNTS, ("CustomerID",), "ModifiedDate"),
         _table("CustomerSites", _CUSTOMER_SITES, ("CustomerID",), "ModifiedDate"),
@@ -427,6 +451,54 @@ LOOKUP_TABLES: dict[str, LookupTable] = {
         ),
     )
 }
+
+# The queue tables, in the vendor note's order.
+QUEUE_TABLES: tuple[str, ...] = tuple(REPLICATED_TABLES)
+
+EntityKind = Literal["replicated", "lookup"]
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One table the warehouse keeps SCD2 history of, in the warehouse's words."""
+
+    name: str  # the dbt entity: customers, order_details, order_statuses
+    table: str  # the Exigo table: Customers, OrderDetails, OrderStatuses
+    kind: EntityKind  # replicated: a queue table; lookup: a dbo table read whole every batch
+    keys: tuple[str, ...]  # source key columns: ("OrderID", "OrderLine")
+    key_columns: tuple[str, ...]  # warehouse key columns: ("order_id", "order_line")
+    parent: str | None = None  # the entity whose version time this one's rows take
+    # (column here, column of the parent), source names: (("OrderID", "OrderID"),)
+    parent_keys: tuple[tuple[str, str], ...] = ()
+
+
+def _entity(table: Table | LookupTable, kind: EntityKind) -> Entity:
+    parent = getattr(table, "parent", None)
+    return Entity(
+        name=entity_name(table.name),
+        table=table.name,
+        kind=kind,
+        keys=tuple(table.key),
+        key_columns=tuple(column_name(k) for k in table.key),
+        parent=entity_name(parent[0]) if parent else None,
+        parent_keys=parent[1] if parent else (),
+    )
+
+
+# Every entity, replicated tables first (queue order), then the lookups.
+ENTITIES: dict[str, Entity] = {
+    e.name: e
+    for e in (
+        *(_entity(t, "replicated") for t in REPLICATED_TABLES.values()),
+        *(_entity(t, "lookup") for t in LOOKUP_TABLES.values()),
+    )
+}
+# The six entities a queue.Refresh delivers (the ledger counts and merges these).
+REPLICATED_ENTITIES: tuple[Entity, ...] = tuple(
+    e for e in ENTITIES.values() if e.kind == "replicated"
+)
+REPLICATED_ENTITY_NAMES: tuple[str, ...] = tuple(e.name for e in REPLICATED_ENTITIES)
+
 
 _NVARCHAR = re.compile(r"^n?(var)?char(\((\d+|max)\))?$|^n?text$|^sysname$")
 _VARBINARY = re.compile(r"^(var)?binary(\((\d+|max)\))?$|^image$")
