@@ -39,6 +39,8 @@ demo: $(STAMP)
 # `make test-slow`: those (the long T1 oracles, both topologies); `make test-all`: both.
 test: $(STAMP)
 	$(BIN)/ruff check src flows tests
+	PYTHONPATH=src $(BIN)/lint-imports
+	$(BIN)/deptry src
 	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
 
 test-slow: $(STAMP)
@@ -48,9 +50,13 @@ test-all: $(STAMP)
 	$(BIN)/ruff check src flows tests
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
+# ruff; the import layers (a new circle or an upward import fails: pyproject [tool.importlinter]);
+# declared dependencies against imports (deptry).
 lint: $(STAMP)
 	$(BIN)/ruff check src flows tests
 	$(BIN)/ruff format --check src flows tests
+	PYTHONPATH=src $(BIN)/lint-imports
+	$(BIN)/deptry src
 
 # The catalogue of the demo warehouse as a static site (run `make demo` first; serve it with
 # `.venv/bin/exigo-sync docs --serve`).

@@ -59,10 +59,10 @@ def run_flows(
     environment names)."""
     if not os.environ.get("PREFECT_API_URL"):
         raise SystemExit("bench.child flow needs PREFECT_API_URL (the bench's Prefect server)")
-    from exigo_sync.flow_entry import load_flow
+    from exigo_sync.flow import exigo_sync
 
     _observe_steps()
-    flow = load_flow()
+    flow = exigo_sync
     results_path = Path(os.environ["EXIGO_SYNC_DBT_TARGET_PATH"]) / "run_results.json"
     dbt_log = Path(os.environ["EXIGO_SYNC_DBT_LOG_PATH"]) / "dbt.log"
     out: list[dict[str, Any]] = []

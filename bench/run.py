@@ -103,7 +103,7 @@ class Bench:
         )
 
     def flow_dbt_args(self) -> list[str]:
-        """The exact `dbt build` arguments the flow's merge task passes (flows/exigo_sync_flow.py
+        """The exact `dbt build` arguments the flow's merge task passes (exigo_sync.flow
         merge(): same vars, selection and exclusions), for the bare dbt build."""
         from exigo_sync import dbt_runner
 
@@ -166,14 +166,17 @@ class Bench:
         """What the flow does before dbt, outside the flow: a ledger batch `refreshing`, the
         queue refreshed from `start`, the batch `refreshed`."""
         from exigo_sync.source.duckdb_client import DuckDbSourceClient
-        from exigo_sync.warehouse import ledger
+        from exigo_sync.warehouse.ledger import Ledger
 
         warehouse = self.settings().topology_for("duckdb").warehouse
-        batch_id = ledger.start_batch(
-            warehouse, flow_run_id=None, window_kind="watermark", requested_start=start
-        )
+        with Ledger.open(warehouse) as ledger:
+            batch_id = ledger.start_batch(
+                flow_run_id=None, target_name=warehouse.name, window_kind="watermark",
+                requested_start=start,
+            )  # fmt: skip
         result = DuckDbSourceClient(self.ws.slot.source).refresh(start)
-        ledger.mark_refreshed(warehouse, batch_id, result)
+        with Ledger.open(warehouse) as ledger:
+            ledger.mark_refreshed(batch_id, result)
         return {"batch_id": batch_id, "queue_rows": dict(result.row_counts)}
 
     def save(self, key: str, data: dict[str, Any]) -> None:

@@ -353,7 +353,7 @@ def test_duckdb_path_never_imports_the_sqlserver_drivers(
     mssql_python."""
     code = textwrap.dedent(f"""
         import sys
-        import exigo_sync.check, exigo_sync.sqlserver_connection
+        import exigo_sync.check, exigo_sync.sqlserver
         import exigo_sync.source.sqlserver_client, exigo_sync.warehouse.sqlserver_engine
         from exigo_sync.profiles import Target
         from exigo_sync.source.duckdb_client import DuckDbSourceClient

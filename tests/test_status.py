@@ -16,9 +16,8 @@ from rich.console import Console
 from exigo_sync.processes import process_start_marker
 from exigo_sync.settings import REPO_ROOT, Settings
 from exigo_sync.status import render_status
-from exigo_sync.warehouse import ledger
 from exigo_sync.warehouse import ledger_sql as q
-from exigo_sync.warehouse.connection import connect
+from exigo_sync.warehouse.ledger import Ledger, utcnow
 
 
 @pytest.fixture
@@ -36,9 +35,9 @@ def warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _plant(pid: int, marker: str | None) -> None:
     s = Settings()
     topology = s.topology_for()
-    now = ledger.utcnow()
-    with connect(topology.warehouse) as con:
-        ledger.ensure_schema(con, "duckdb")
+    now = utcnow()
+    with Ledger.open(topology.warehouse) as led:
+        con = led.con
         con.execute(q.INSERT_BATCH, [4, "run-4", "duckdb", "watermark", now, now, 0])
         con.execute(
             q.INSERT_LOCK,

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from exigo_sync.settings import FAULT_POINTS, fault
+from exigo_sync.faults import FAULT_POINTS, fault
 from exigo_sync.topology import Topology
-from exigo_sync.warehouse import ledger
+from exigo_sync.warehouse.ledger import Ledger
 from exigo_sync.warehouse.lock import RunLock
 
 
@@ -110,9 +110,8 @@ class Batch:
         assert self.id is not None
         message = self.topology.scrub(describe_stop(exc))
         try:
-            ledger.mark_failed(
-                self.topology.warehouse, self.id, message, getattr(exc, "invocation_id", None)
-            )
+            with Ledger.open(self.topology.warehouse) as ledger:
+                ledger.mark_failed(self.id, message, getattr(exc, "invocation_id", None))
         except Exception as ledger_exc:  # the warehouse may be what failed; the next run
             # finds the batch in flight and marks it abandoned
             self.logger.error(

@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from exigo_sync import sqlserver_connection as mssql
+from exigo_sync import sqlserver as mssql
 from exigo_sync.catalog import LOOKUP_TABLES, QUEUE_TABLES, REPLICATED_TABLES
 from exigo_sync.profiles import Target
 from exigo_sync.warehouse import ledger_sql

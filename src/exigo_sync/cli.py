@@ -35,48 +35,10 @@ for _console in (console, err):
         _console.width = max(_console.width, 120)
 
 
-class _NoTraceback(logging.Filter):
-    """Operators get one line per error on the console; the ledger and Prefect keep the rest."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.exc_info, record.exc_text = None, None
-        return True
-
-
-def console_handlers() -> list[logging.Handler]:
-    """Prefect's console handlers (on the root logger once Prefect's logging is set up)."""
-    from prefect.logging.configuration import ensure_logging_setup
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    ensure_logging_setup()
-    return [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
-
-
-def _quiet_console_tracebacks() -> None:
-    for handler in console_handlers():
-        if not any(isinstance(f, _NoTraceback) for f in handler.filters):
-            handler.addFilter(_NoTraceback())
-
-
 def _fail(exc: BaseException) -> None:
     # escape(): dbt/Prefect messages contain [brackets] that rich would read as markup.
     err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
-
-
-def run_flow(**params: object) -> dict:
-    """Run one batch in this process, reporting to PREFECT_API_URL or, without one, to a
-    private Prefect API that ends with this process (exigo_sync.prefect_api)."""
-    from exigo_sync.flow_entry import load_flow
-    from exigo_sync.prefect_api import prefect_api
-
-    _quiet_console_tracebacks()
-    with prefect_api():
-        state = load_flow()(**params, return_state=True)
-        result = state.result(raise_on_failure=False)
-    if state.is_failed() or isinstance(result, BaseException):
-        raise result if isinstance(result, BaseException) else RuntimeError(state.message)
-    return result
 
 
 def _stopped(exc: BaseException) -> None:
@@ -115,6 +77,7 @@ def run(
     ] = None,
 ) -> None:
     """Run one batch now: queue.Refresh + dbt merge."""
+    from exigo_sync.runner import run_flow
     from exigo_sync.window import FULL_LOAD_START, parse_since
 
     if full:
@@ -144,11 +107,10 @@ def serve_deployments() -> list[Any]:
     outright would leave it full for the next serve (R2 across everything: the run lock)."""
     from prefect.schedules import Cron
 
-    from exigo_sync.flow_entry import load_flow
+    from exigo_sync.flow import exigo_sync as flow
     from exigo_sync.settings import Settings
 
     s = Settings()
-    flow = load_flow()
     return [
         flow.to_deployment(
             name="exigo-sync-local",

@@ -76,6 +76,24 @@ class DbtInvocation:
         ]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class BatchBuild:
+    """The `dbt build` of one batch: where dbt runs and what it builds."""
+
+    invocation: DbtInvocation
+    batch_vars: Mapping[str, Any]
+    select: str | None = None
+    exclude: str | None = None
+    full_checks: bool = False
+    threads: int | None = None  # None: the profile's
+
+    def args(self) -> list[str]:
+        return build_args(
+            batch_vars=self.batch_vars, select=self.select, exclude=self.exclude,
+            full_checks=self.full_checks, threads=self.threads,
+        )  # fmt: skip
+
+
 def build_args(
     *,
     batch_vars: Mapping[str, Any],
@@ -142,24 +160,12 @@ def _forward(raw: bytes, logger: logging.Logger | logging.LoggerAdapter[Any]) ->
 
 
 def run_build(
-    invocation: DbtInvocation,
-    *,
-    batch_vars: Mapping[str, Any],
-    select: str | None = None,
-    exclude: str | None = None,
-    full_checks: bool = False,
-    threads: int | None = None,
-    logger: logging.Logger | logging.LoggerAdapter[Any],
+    build: BatchBuild, *, logger: logging.Logger | logging.LoggerAdapter[Any]
 ) -> DbtOutcome:
-    args = build_args(
-        batch_vars=batch_vars,
-        select=select,
-        exclude=exclude,
-        full_checks=full_checks,
-        threads=threads,
-    )
-    code = run_dbt(invocation, args, logger=logger)
-    return judge(read_results(invocation.target_path / "run_results.json"), exit_code=code)
+    """The batch's `dbt build`, judged from its run_results.json."""
+    code = run_dbt(build.invocation, build.args(), logger=logger)
+    results = read_results(build.invocation.target_path / "run_results.json")
+    return judge(results, exit_code=code)
 
 
 def read_results(path: Path) -> dict[str, Any] | None:

@@ -17,9 +17,10 @@ from rich.table import Table
 
 from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 from exigo_sync.naming import entity_name
+from exigo_sync.profiles import Target
 from exigo_sync.settings import REPO_ROOT
 from exigo_sync.warehouse.analytics_copy import default_path
-from exigo_sync.warehouse.ledger_sql import BATCHES, ROW_COLUMNS, STATS
+from exigo_sync.warehouse.ledger import Ledger
 
 CLOCK_START = datetime(2026, 1, 5)
 
@@ -35,21 +36,6 @@ from (select as_of_version.* from exigo_history.orders_history as_of_version
 left join exigo_current.order_statuses_current s on s.order_status_id = o.order_status_id
 group by o.order_status_id, s.order_status_description
 order by o.order_status_id
-"""
-
-# What the demo's batches did to each entity (the ledger: exigo_sync.batch_entity_stats, and
-# the queue row counts of exigo_sync.batches). Lookups are read whole each batch; their
-# versions are in exigo_history.<lookup>_history.
-ENTITY_QUERY = f"""
-select s.entity, sum(s.inserted), sum(s.changed), sum(s.closed), sum(s.reopened),
-       sum(s.rejected)
-from {STATS} s
-where s.batch_id between ? and ?
-group by s.entity
-"""
-QUEUE_ROWS_QUERY = f"""
-select {", ".join(f"sum({column})" for column in ROW_COLUMNS.values())}
-from {BATCHES} where batch_id between ? and ?
 """
 
 
@@ -82,7 +68,7 @@ def run_demo(
 def _run_demo(
     console: Console, *, customers: int, cycles: int, hours: float, data_dir: Path
 ) -> None:
-    from exigo_sync.cli import console_handlers, run_flow
+    from exigo_sync.runner import console_handlers, run_flow
     from exigo_sync.simulator import SyncSimulator
 
     env = configure(data_dir)
@@ -132,11 +118,13 @@ def _run_demo(
     # could run meanwhile and would not wait for it.
     as_of = CLOCK_START + timedelta(hours=hours * max(cycles, 1) / 2)
     span = [min(batch_ids), max(batch_ids)]
+    # What the demo's batches did to each entity: the ledger of the copy.
+    copy = Target("analytics copy", "duckdb", {"path": str(readable)})
+    with Ledger.open(copy, read_only=True) as ledger:
+        per_entity = ledger.entity_stats(*span)
+        queue_rows = ledger.queue_rows(*span)
     con = duckdb.connect(str(readable), read_only=True)
     try:
-        per_entity = {r[0]: r[1:] for r in con.execute(ENTITY_QUERY, span).fetchall()}
-        queue_rows = dict(zip(ROW_COLUMNS, con.execute(QUEUE_ROWS_QUERY, span).fetchone(),
-                              strict=True))  # fmt: skip
         rows = con.execute(AS_OF_QUERY, [as_of, as_of]).fetchall()
     finally:
         con.close()
@@ -161,7 +149,7 @@ def _run_demo(
 
 
 def _entity_table(
-    span: list[int], per_entity: dict[str, tuple], queue_rows: dict[str, int | None]
+    span: list[int], per_entity: dict[str, dict[str, int]], queue_rows: dict[str, int]
 ) -> Table:
     table = Table(
         title=f"per entity, batches {span[0]}-{span[1]} (exigo_sync.batch_entity_stats)",
@@ -172,10 +160,13 @@ def _entity_table(
         table.add_column(col, justify="left" if col == "entity" else "right", no_wrap=True)
     rows_by_entity = {entity_name(t): n for t, n in queue_rows.items()}
     for entity in REPLICATED_ENTITY_NAMES:
-        inserted, changed, closed, reopened, rejected = per_entity.get(entity, (0,) * 5)
+        counts = per_entity.get(entity, {})
         table.add_row(
             entity,
             f"{rows_by_entity.get(entity) or 0:,}",
-            *(f"{n or 0:,}" for n in (inserted, changed, closed, reopened, rejected)),
+            *(
+                f"{counts.get(name, 0):,}"
+                for name in ("inserted", "changed", "closed", "reopened", "rejected")
+            ),
         )
     return table

@@ -46,6 +46,11 @@ def site_dir(settings: Settings, invocation: DbtInvocation) -> Path:
     return (settings.docs_dir or invocation.target_path / "docs").resolve()
 
 
+def site_index(settings: Settings, target: str) -> Path:
+    """The site's index.html for the warehouse target `target` (whether built yet or not)."""
+    return site_dir(settings, settings.dbt_invocation(target)) / SITE_INDEX
+
+
 def build_docs_site(
     settings: Settings | None = None,
     *,

@@ -151,15 +151,25 @@ def _render(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resolve_prefect_placeholders(data: dict[str, Any]) -> dict[str, Any]:
-    # Same resolution as PrefectDbtRunner: block values become env vars, referenced by env_var().
+    """Resolve `{{ prefect.blocks.<type>.<name> }}` and `{{ prefect.variables.<name> }}` as
+    prefect-dbt does: a block's value goes into an environment variable of this process
+    (inherited by dbt's child process) and the profile refers to it by `env_var()`, so the
+    secret itself never appears in rendered text."""
     from prefect.utilities.asyncutils import run_coro_as_sync
     from prefect.utilities.templating import (
         resolve_block_document_references,
         resolve_variables,
     )
-    from prefect_dbt.utilities import replace_with_env_var_call
 
     data = run_coro_as_sync(
-        resolve_block_document_references(data, value_transformer=replace_with_env_var_call)
+        resolve_block_document_references(data, value_transformer=_into_env_var)
     )
     return run_coro_as_sync(resolve_variables(data))
+
+
+def _into_env_var(placeholder: str, value: Any) -> str:
+    """The placeholder's value in an environment variable named after it; an env_var() call in
+    its place."""
+    name = re.sub(r"[^A-Za-z0-9]+", "_", placeholder).strip("_").upper()
+    os.environ[name] = str(value)
+    return f"{{{{ env_var('{name}') }}}}"

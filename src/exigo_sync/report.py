@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from exigo_sync.dbt_runner import DbtOutcome
 from exigo_sync.source import RefreshResult
@@ -11,6 +13,41 @@ from exigo_sync.warehouse.ledger import Completeness, EntityStats
 from exigo_sync.window import Window
 
 SLOWEST_NODES = 10
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What one merged batch did: the flow's return value and its report's content."""
+
+    batch_id: int
+    window: Window
+    result: RefreshResult
+    stats: Sequence[EntityStats]
+    reconciled: bool
+    completeness: Completeness
+    outcome: DbtOutcome | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    docs_index: Path | None = None
+    analytics_copy: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The flow run's result (JSON-friendly)."""
+        return {
+            "completeness": self.completeness.detail,
+            "reconciled": self.reconciled,
+            "batch_id": self.batch_id,
+            "window_start": self.window.start.isoformat(),
+            "window_kind": self.window.kind,
+            "row_counts": dict(self.result.row_counts),
+            "stats": [s.__dict__ for s in self.stats],
+            "analytics_copy": self.analytics_copy,
+        }
+
+    def markdown(self) -> str:
+        return batch_markdown(
+            self.batch_id, self.window, self.result, self.stats, self.timings, self.outcome,
+            self.completeness, self.docs_index, self.analytics_copy,
+        )  # fmt: skip
 
 
 def batch_markdown(

@@ -7,24 +7,19 @@ profile/target (see `profiles.py`), so an operator configures one place.
 from __future__ import annotations
 
 import os
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
-    from exigo_sync.dbt_runner import DbtInvocation
+    from exigo_sync.dbt_runner import BatchBuild, DbtInvocation
     from exigo_sync.topology import Topology
 
 # The repository root when running from a checkout (src/exigo_sync/settings.py -> ../../).
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-FAULT_POINTS = (
-    "before_refresh", "after_refresh", "during_land", "before_current", "after_dbt",
-)  # fmt: skip
 
 
 def _default_profiles_dir() -> Path:
@@ -111,6 +106,12 @@ class Settings(BaseSettings):
     def overlap(self) -> timedelta:
         return timedelta(minutes=self.overlap_minutes)
 
+    def overlap_for(self, overlap_minutes: float | None) -> timedelta:
+        """The window overlap of a run: its own override, else the setting (W1)."""
+        if overlap_minutes is None:
+            return self.overlap
+        return timedelta(minutes=overlap_minutes)
+
     @property
     def initial_lookback(self) -> timedelta | None:
         if self.initial_lookback_hours is None:
@@ -151,27 +152,34 @@ class Settings(BaseSettings):
         """Exponential backoff between refresh attempts (B5): d, 2d, 4d, ..."""
         return [self.refresh_retry_delay_seconds * 2**i for i in range(self.refresh_retries)]
 
+    def source_retries(self) -> dict[str, Any]:
+        """Prefect task options of the steps that talk to the source (B5)."""
+        return {"retries": self.refresh_retries, "retry_delay_seconds": self.retry_delays()}
 
-class InjectedFault(RuntimeError):
-    """Raised on purpose at a named point of the flow (R1 crash tests)."""
+    def batch_build(
+        self,
+        topology: Topology,
+        *,
+        swept: list[str],
+        confirm_deletions: list[str],
+        reconcile: bool,
+        select: str | None,
+        queue_rows: int,
+    ) -> BatchBuild:
+        """The batch's `dbt build`: its vars stay the same from batch to batch (dbt reads the
+        batch from the ledger), so dbt's partial parse stays warm."""
+        from exigo_sync.dbt_runner import BatchBuild
 
-
-def fault(point: str) -> None:
-    """Act if `EXIGO_SYNC_FAULT` names this point. The one place the flow reads it.
-
-    EXIGO_SYNC_FAULT_MODE: `raise` (default) an error; `exit` the process at once (no except or
-    finally runs: the ledger and the lock row stay as they are); `pause`: touch the file named
-    by EXIGO_SYNC_FAULT_MARKER and wait there until killed (the kill tests' "at this point").
-    `before_current` is acted on by the dbt pre-hook of every current-state model, not here.
-    """
-    assert point in FAULT_POINTS, point
-    if os.environ.get("EXIGO_SYNC_FAULT") != point:
-        return
-    mode = os.environ.get("EXIGO_SYNC_FAULT_MODE", "raise")
-    if mode == "exit":
-        os._exit(70)
-    if mode == "pause":
-        Path(os.environ["EXIGO_SYNC_FAULT_MARKER"]).touch()
-        while True:
-            time.sleep(0.1)
-    raise InjectedFault(f"injected fault at {point} (EXIGO_SYNC_FAULT)")
+        return BatchBuild(
+            invocation=self.dbt_invocation(topology.warehouse.name),
+            batch_vars={
+                "exigo_deletion_sweep_entities": swept,
+                "exigo_deletion_guard_share": self.deletion_guard_share,
+                "exigo_confirm_deletions": confirm_deletions,
+                **topology.dbt_vars(),
+            },
+            select=select or self.dbt_select,
+            exclude=self.dbt_exclude,
+            full_checks=reconcile,
+            threads=self.threads_for_batch(topology.warehouse.type, queue_rows),
+        )

@@ -9,7 +9,8 @@ from rich.table import Table
 
 from exigo_sync.settings import Settings
 from exigo_sync.topology import Topology
-from exigo_sync.warehouse import ledger
+from exigo_sync.warehouse.errors import WarehouseBusy
+from exigo_sync.warehouse.ledger import Ledger
 from exigo_sync.warehouse.ledger_sql import ROW_COLUMNS
 from exigo_sync.warehouse.lock import Holder, read_holder
 
@@ -34,10 +35,21 @@ def render_status(console: Console, *, target: str | None, last: int) -> None:
     if wh.type == "duckdb" and not wh.warehouse_path().exists():
         console.print(f"no warehouse yet at {wh.warehouse_path()}: run `exigo-sync run` first")
         return
-    batches = ledger.recent_batches(wh, last)
-    watermark = ledger.watermark(wh)
+    try:
+        with Ledger.open(wh, read_only=True) as ledger:
+            if not ledger.exists():
+                console.print("no ledger yet: run `exigo-sync run` first")
+                return
+            batches = ledger.recent_batches(last)
+            watermark = ledger.watermark()
+            holder = read_holder(ledger, topology.lock_name(s.source_name))
+            completeness = ledger.completeness()
+            reconciled = ledger.last_reconciliation()
+            rejects = ledger.recent_rejects(last)
+    except WarehouseBusy as exc:
+        console.print(f"{exc}: a batch is probably running; try again when it has finished")
+        return
     now = _source_clock(topology)
-    holder = read_holder(wh, topology.lock_name(s.source_name))
     death = holder.death(s.stale_after) if holder else None
 
     table = Table(title=f"exigo-sync batches ({topology.describe()})")
@@ -67,8 +79,7 @@ def render_status(console: Console, *, target: str | None, last: int) -> None:
         )
     console.print(table)
     console.print(f"lock: {_describe_lock(holder, death)}")
-    console.print(f"warehouse: {ledger.completeness(wh).detail}")
-    reconciled = ledger.last_reconciliation(wh)
+    console.print(f"warehouse: {completeness.detail}")
     if reconciled:
         first = reconciled[0]
         merged = f"{first['finished_at']:%Y-%m-%d %H:%M}"
@@ -93,7 +104,6 @@ def render_status(console: Console, *, target: str | None, last: int) -> None:
     console.print(f"source clock now: {now}")
     if watermark is not None and not isinstance(now, str):
         console.print(f"lag behind the source: {now - watermark}")
-    rejects = ledger.recent_rejects(wh, last)
     if rejects:
         console.print("rejected rows (last batches): " + ", ".join(f"{e} {n}" for e, n in rejects))
     else:

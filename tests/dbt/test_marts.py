@@ -17,7 +17,7 @@ import pytest
 
 from exigo_sync.profiles import Target
 from exigo_sync.source import RefreshResult
-from exigo_sync.warehouse import ledger
+from exigo_sync.warehouse.ledger import Ledger
 from tests.dbt.helpers import DbtEnv, create_source, default_row, failures, put_rows
 
 T0 = datetime(2026, 1, 5, 8, 0, 0)
@@ -119,20 +119,21 @@ def _run_batch(env: DbtEnv, batch: int) -> None:
     """What the flow does around dbt: ledger `refreshing` -> `refreshed`, `dbt build` (the batch
     id read from the ledger, no vars), statistics + `merged`."""
     target = Target("duckdb", "duckdb", {"path": str(env.warehouse)})
-    ledger.watermark(target)  # creates the ledger tables, as the flow's first step does
-    batch_id = ledger.start_batch(
-        target, flow_run_id=None, window_kind="watermark", requested_start=T0
-    )
-    assert batch_id == batch
-    ledger.mark_refreshed(
-        target, batch_id, RefreshResult(T0, REFRESH[batch], REFRESH[batch] + timedelta(seconds=1))
-    )
+    with Ledger.open(target) as led:
+        batch_id = led.start_batch(
+            flow_run_id=None, target_name="duckdb", window_kind="watermark", requested_start=T0
+        )
+        assert batch_id == batch
+        led.mark_refreshed(
+            batch_id, RefreshResult(T0, REFRESH[batch], REFRESH[batch] + timedelta(seconds=1))
+        )
     res = env.invoke(
         "build", "--exclude-resource-type", "unit_test",
         extra_vars={"exigo_deletion_sweep_entities": ["payments"]},
     )  # fmt: skip
     assert res.success, failures(res)
-    ledger.mark_merged(target, batch_id, None, ledger.compute_stats(target, batch_id))
+    with Ledger.open(target) as led:
+        led.mark_merged(batch_id, None, led.compute_stats(batch_id))
 
 
 @pytest.fixture(scope="module")

@@ -37,9 +37,9 @@ class SyncEnv:
 
     def run(self, **params: Any) -> Any:
         """Run the flow in-process; returns the final Prefect state (never raises)."""
-        from exigo_sync.flow_entry import load_flow
+        from exigo_sync.flow import exigo_sync
 
-        return load_flow()(**params, return_state=True)
+        return exigo_sync(**params, return_state=True)
 
     def run_ok(self, **params: Any) -> dict[str, Any]:
         state = self.run(**params)

@@ -29,7 +29,7 @@ def test_prefect_yaml_deployment_registers_with_schedule_and_limit(
     with get_client(sync_client=True) as client:
         dep = client.read_deployment_by_name("exigo-sync/exigo-sync-scheduled")
         nightly = client.read_deployment_by_name("exigo-sync/exigo-sync-reconcile")
-    assert dep.entrypoint == nightly.entrypoint == "flows/exigo_sync_flow.py:exigo_sync"
+    assert dep.entrypoint == nightly.entrypoint == "exigo_sync.flow:exigo_sync"
     assert dep.work_pool_name == nightly.work_pool_name == "exigo-sync"
     (sched,) = dep.schedules
     assert sched.schedule.cron == "*/15 * * * *" and sched.schedule.timezone == "UTC"

@@ -11,7 +11,7 @@ import pytest
 from flow_helpers import SyncEnv, advance
 
 from exigo_sync.settings import Settings
-from exigo_sync.warehouse.lock import read_holder, run_lock
+from exigo_sync.warehouse.lock import LockOptions, lock_holder, run_lock
 
 
 def _target() -> tuple:
@@ -26,7 +26,7 @@ def test_r2_loser_waits_then_stops_naming_the_holder(
     monkeypatch.setenv("EXIGO_SYNC_LOCK_TIMEOUT_SECONDS", "1.5")
     tgt, name = _target()
     # Someone else (here: this test, as "flow run rival-run") holds both locks.
-    with run_lock(tgt, name, flow_run_id="rival-run", timeout=5, stale_after=timedelta(hours=1)):
+    with run_lock(tgt, name, flow_run_id="rival-run", options=LockOptions(5, timedelta(hours=1))):
         t0 = time.monotonic()
         state = sync_env.run()
         waited = time.monotonic() - t0
@@ -50,7 +50,7 @@ def test_r2_two_runs_at_once_exactly_one_refreshes(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and first.is_alive():
         try:
-            if read_holder(tgt, name) is not None:
+            if lock_holder(tgt, name) is not None:
                 break
         except Exception:  # the warehouse file may be busy or not created yet
             pass

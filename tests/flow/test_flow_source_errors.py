@@ -9,7 +9,7 @@ from flow_helpers import SyncEnv
 from exigo_sync.settings import Settings
 from exigo_sync.source import TransientSourceError
 from exigo_sync.source.duckdb_client import DuckDbSourceClient
-from exigo_sync.warehouse import ledger
+from exigo_sync.warehouse.ledger import Ledger
 
 
 def test_b5_transient_errors_retried_then_fail_watermark_unchanged(
@@ -19,7 +19,8 @@ def test_b5_transient_errors_retried_then_fail_watermark_unchanged(
     env.run_ok()
     s = Settings()
     tgt = s.topology_for().warehouse
-    watermark = ledger.watermark(tgt)
+    with Ledger.open(tgt) as led:
+        watermark = led.watermark()
     attempts: list[object] = []
 
     def unreachable(self: DuckDbSourceClient, start: object) -> None:
@@ -36,7 +37,8 @@ def test_b5_transient_errors_retried_then_fail_watermark_unchanged(
     b = env.batches()[-1]
     assert (b["batch_id"], b["status"]) == (2, "failed")
     assert "TransientSourceError" in b["error"] and b["refresh_started_at"] is None
-    assert ledger.watermark(tgt) == watermark
+    with Ledger.open(tgt) as led:
+        assert led.watermark() == watermark
 
 
 def test_b5_permanent_source_error_not_retried(

@@ -20,7 +20,7 @@ from typing import Any
 import pyodbc
 import pytest
 
-from exigo_sync import sqlserver_connection as mssql
+from exigo_sync import sqlserver as mssql
 from exigo_sync.catalog import QUEUE_TABLES
 from exigo_sync.profiles import Target
 from exigo_sync.source import SourceError, TransientSourceError
@@ -160,7 +160,7 @@ class RecordingConnection:
 class RecordingDriver:
     """Opens RecordingConnections sharing one log. `open` is the zero-argument seam of the
     clients; as a module (`connect(con_str, **kwargs)`, `pooling`, `drivers()`) it stands in for
-    pyodbc in `sqlserver_connection.connect(module=...)`."""
+    pyodbc in `sqlserver.connect(module=...)`."""
 
     def __init__(self, respond: Callable[[str, tuple], Outcome] | None = None) -> None:
         self.log = Log()
@@ -379,7 +379,7 @@ def test_source_clock_is_sysdatetime_and_must_be_a_datetime() -> None:
 
 def test_connect_seam_defaults_to_the_sync_database(monkeypatch: pytest.MonkeyPatch) -> None:
     """Proves the co-located topology: without a `connect`, the client connects through
-    sqlserver_connection.connect to the database it was given, not the target's."""
+    sqlserver.connect to the database it was given, not the target's."""
     seen: list[dict] = []
 
     def fake_connect(target: Target, **kwargs: Any) -> RecordingConnection:
@@ -479,13 +479,12 @@ def test_several_diagnostic_records_show_the_one_that_matters() -> None:
 
 
 def test_classify_non_driver_errors() -> None:
-    """Proves our own transient types stay transient and anything unknown is permanent."""
-    from exigo_sync.warehouse.connection import WarehouseBusy, WarehouseError
-
-    assert mssql.classify(TransientSourceError("x")) == "transient"
-    assert mssql.classify(WarehouseBusy("x")) == "transient"
+    """Proves the classifier knows only drivers' errors and the standard library's network
+    timeouts: anything else is permanent, whatever a caller named it (each side maps the kind to
+    its own exceptions, so this room imports neither side)."""
     assert mssql.classify(TimeoutError()) == "transient"
-    assert mssql.classify(WarehouseError("x")) == "permanent"
+    assert mssql.classify(ConnectionResetError()) == "transient"
+    assert mssql.classify(TransientSourceError("x")) == "permanent"
     assert mssql.classify(ValueError("x")) == "permanent"
 
 
@@ -721,15 +720,14 @@ def test_b5_flow_refresh_task_retries_only_transient_sqlserver_errors(
     prefect_api: Any, error: BaseException, attempts: int, kind: type
 ) -> None:
     """B5 through the flow's own `refresh queue` task and its retry condition (loaded from
-    flows/exigo_sync_flow.py, retries configured as the flow does): a deadlock (1205) is
+    exigo_sync.flow, retries configured as the flow does): a deadlock (1205) is
     retried until the retries run out; a permission error (229) fails at once. Proves the
     client's mapping feeds the flow's retry policy; cannot prove the ledger side (the flow
     tests do that on DuckDB)."""
     from prefect import flow
 
-    from exigo_sync.flow_entry import load_flow
+    from exigo_sync.flow import refresh_queue
 
-    refresh_queue = load_flow().fn.__globals__["refresh_queue"]
     driver = RecordingDriver(default_responder(refresh=[error]))
     topology_type = type("RecordingTopology", (RecordingTopology,), {"driver": driver})
     target = sqlserver_target()

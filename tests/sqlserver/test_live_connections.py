@@ -2,7 +2,7 @@
 (EXIGO_SYNC_TEST_MSSQL_SERVER, _USER, _PASSWORD, _DATABASE; optional _PORT, _DRIVER,
 _TRUST_CERT, _BACKEND = pyodbc | mssql-python); skipped otherwise.
 
-Everything here connects through `sqlserver_connection.connect` (dbt-sqlserver's credentials and
+Everything here connects through `sqlserver.connect` (dbt-sqlserver's credentials and
 connect helpers), the warehouse engine and the source client; nothing opens pyodbc directly.
 What these tests write: the ledger tables in schema `exigo_sync` of the test database (rows under
 unique lock names / batch ids, removed afterwards), and, only when the database has no `queue`
@@ -23,14 +23,14 @@ from typing import Any
 import pytest
 
 from exigo_sync import check
-from exigo_sync import sqlserver_connection as mssql
+from exigo_sync import sqlserver as mssql
 from exigo_sync.catalog import QUEUE_TABLES
 from exigo_sync.profiles import Target
 from exigo_sync.source import SourceError
 from exigo_sync.source.sqlserver_client import SqlServerSourceClient, to_sql_datetime
-from exigo_sync.warehouse import ledger
 from exigo_sync.warehouse import ledger_sql as q
 from exigo_sync.warehouse.connection import WarehouseError
+from exigo_sync.warehouse.ledger import Ledger, utcnow
 from exigo_sync.warehouse.lock import _try_acquire
 from exigo_sync.warehouse.sqlserver_engine import open_sqlserver
 from tests.sqlserver.test_live_sqlserver import ENV, SKIP_REASON, _setting
@@ -109,7 +109,7 @@ def lock_name(target: Target) -> Iterator[str]:
     name = f"exigo-sync-live-test-{uuid.uuid4().hex[:12]}"
     con = open_sqlserver(target)
     try:
-        ledger.ensure_schema(con, "sqlserver")
+        Ledger(con).ensure_schema()
     finally:
         con.close()
     yield name
@@ -128,9 +128,9 @@ def test_ledger_ddl_and_dml_through_the_engine(target: Target, lock_name: str) -
     con = open_sqlserver(target)
     try:
         for _ in range(2):
-            ledger.ensure_schema(con, "sqlserver")
+            Ledger(con).ensure_schema()
         start = datetime(2026, 1, 4, 10, 0, 0, 123456)
-        con.execute(q.INSERT_BATCH, [batch_id, "run", "live", "initial", start, ledger.utcnow(), 0])
+        con.execute(q.INSERT_BATCH, [batch_id, "run", "live", "initial", start, utcnow(), 0])
         refreshed = datetime(2026, 1, 5, 9, 59, 30, 123000)
         counts = [3] * len(q.ROW_COLUMNS)
         assert (
@@ -139,7 +139,7 @@ def test_ledger_ddl_and_dml_through_the_engine(target: Target, lock_name: str) -
         with con.transaction():
             con.execute(q.DELETE_STATS, [batch_id])
             con.execute(q.INSERT_STATS, [batch_id, "orders", 1, 2, 3, 4, 5])
-            con.execute(q.MARK_MERGED, ["inv", ledger.utcnow(), batch_id])
+            con.execute(q.MARK_MERGED, ["inv", utcnow(), batch_id])
         row = con.execute(q.GET_BATCH, [batch_id]).fetchone()
         assert row[q.BATCH_COLUMNS.index("status")] == "merged"
         assert row[q.BATCH_COLUMNS.index("requested_start")] == start
@@ -191,7 +191,7 @@ def test_r2_lock_race_on_insert_and_on_takeover(target: Target, lock_name: str, 
             wins = _race(target, name, 6, stale_after=HOUR)
             assert sum(wins) == 1, (round_, "insert", wins)
             # The holder "dies": its heartbeat is older than stale_after.
-            old = ledger.utcnow() - 2 * HOUR
+            old = utcnow() - 2 * HOUR
             con.execute(
                 f"UPDATE {q.LOCK} SET heartbeat_at = ?, host = ? WHERE lock_name = ?",
                 [old, "a-lost-host", name],
@@ -211,7 +211,7 @@ def test_r2_takeover_cas_blocks_then_loses_under_the_database_isolation(
     on the current row even under RCSI) and then match no row. Same for two INSERTs of one
     lock name: the second waits and then fails on the primary key."""
     a, b = open_sqlserver(target), open_sqlserver(target)
-    now = ledger.utcnow()
+    now = utcnow()
     try:
         a.execute(q.INSERT_LOCK, [lock_name, "old", None, "h", 1, now, now])
         outcome: dict[str, Any] = {}

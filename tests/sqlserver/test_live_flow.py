@@ -144,9 +144,9 @@ class LiveEnv:
         self.load()
 
     def run(self, **params: Any) -> Any:
-        from exigo_sync.flow_entry import load_flow
+        from exigo_sync.flow import exigo_sync
 
-        return load_flow()(**params, return_state=True)
+        return exigo_sync(**params, return_state=True)
 
     def dbo(self, table: str, key: str) -> set[tuple]:
         con = connect(self.sync)

@@ -93,7 +93,7 @@ class RecordingSource:
 
 def test_landing_statements_parse_as_tsql(monkeypatch) -> None:
     warehouse = RecordingWarehouse()
-    monkeypatch.setattr(landing, "connect", _opening(warehouse))
+    monkeypatch.setattr(landing, "connected", _opening(warehouse))
     source = RecordingSource()
     target = Target("wh", "sqlserver", {"database": "ExigoWarehouse"})
     tables = landing.tables_for_batch(["payments"])

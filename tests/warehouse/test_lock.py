@@ -18,14 +18,14 @@ import pytest
 
 from exigo_sync.processes import process_start_marker
 from exigo_sync.profiles import Target
-from exigo_sync.warehouse import ledger
 from exigo_sync.warehouse import ledger_sql as q
-from exigo_sync.warehouse.connection import connect
+from exigo_sync.warehouse.ledger import Ledger, utcnow
 from exigo_sync.warehouse.lock import (
+    LockOptions,
     LockTimeout,
     PrefectSlot,
     current_prefect_api,
-    read_holder,
+    lock_holder,
     run_lock,
     warehouse_lock,
 )
@@ -48,10 +48,9 @@ def _plant_lock(
     name: str = "L",
 ) -> None:
     """A lock row as another run would have left it."""
-    now = ledger.utcnow()
-    with connect(t) as con:
-        ledger.ensure_schema(con, "duckdb")
-        con.execute(
+    now = utcnow()
+    with Ledger.open(t) as led:
+        led.con.execute(
             q.INSERT_LOCK,
             [name, "old-token", "old-run", host or socket.gethostname(), pid, marker, now,
              now - heartbeat_age],
@@ -71,20 +70,21 @@ def test_r2_live_holder_blocks_then_named(tmp_path: Path) -> None:
     named = r"flow run first on .* since .*queue\.Refresh"
     with first, pytest.raises(LockTimeout, match=named), rival:
         pass
-    assert read_holder(t, "L") is None  # released on exit
+    assert lock_holder(t, "L") is None  # released on exit
 
 
 def test_r1_dead_pid_lock_taken_over_and_in_flight_batch_abandoned(tmp_path: Path) -> None:
     t = _target(tmp_path)
     _plant_lock(t, _dead_pid())
-    with connect(t) as con:
-        con.execute(q.INSERT_BATCH, [7, "old-run", "duckdb", "watermark", ledger.utcnow(),
-                                     ledger.utcnow(), 0])  # fmt: skip
+    with Ledger.open(t) as led:
+        led.con.execute(q.INSERT_BATCH, [7, "old-run", "duckdb", "watermark", utcnow(),
+                                         utcnow(), 0])  # fmt: skip
     with warehouse_lock(t, "L", flow_run_id="new", timeout=1, stale_after=HOUR) as lock:
         assert lock.abandoned_batches == 1
         assert lock.taken_over is not None and lock.taken_over.flow_run_id == "old-run"
-        assert read_holder(t, "L").flow_run_id == "new"  # type: ignore[union-attr]
-    b = ledger.get_batch(t, 7)
+        assert lock_holder(t, "L").flow_run_id == "new"  # type: ignore[union-attr]
+    with Ledger.open(t) as led:
+        b = led.get_batch(7)
     assert b is not None and b["status"] == "failed" and b["error"].startswith("abandoned")
 
 
@@ -93,7 +93,7 @@ def test_r1_reused_pid_is_not_the_holder(tmp_path: Path) -> None:
     t = _target(tmp_path)
     _plant_lock(t, os.getppid(), marker="another-boot:12345")
     with warehouse_lock(t, "L", flow_run_id="new", timeout=1, stale_after=HOUR):
-        assert read_holder(t, "L").flow_run_id == "new"  # type: ignore[union-attr]
+        assert lock_holder(t, "L").flow_run_id == "new"  # type: ignore[union-attr]
 
 
 def test_r2_live_holder_on_this_host_is_never_stale(tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_ledger_schema_upgrades_an_older_lock_table(tmp_path: Path) -> None:
     )
     con.close()
     with warehouse_lock(t, "L", flow_run_id="new", timeout=1, stale_after=HOUR):
-        holder = read_holder(t, "L")
+        holder = lock_holder(t, "L")
     assert holder is not None and holder.process_marker == process_start_marker(os.getpid())
 
 
@@ -164,16 +164,16 @@ def test_r1_slot_leaked_by_a_dead_holder_is_returned_by_lease(
     name = f"lock-{uuid.uuid4().hex[:8]}"
     leaked = PrefectSlot.acquire(name, flow_run_id=None, timeout=5)  # the dead run's slot
     _plant_lock(t, _dead_pid(), name=name)
-    with connect(t) as con:
-        con.execute(q.RECORD_LOCK_SLOT, [current_prefect_api(), leaked.lease_id, name, "old-token"])
+    with Ledger.open(t) as led:
+        led.record_lock_slot(name, "old-token", current_prefect_api(), leaked.lease_id)
     assert _active_slots(name) == 1
-    with run_lock(t, name, flow_run_id=None, timeout=5, stale_after=HOUR) as lock:
+    with run_lock(t, name, flow_run_id=None, options=LockOptions(5, HOUR)) as lock:
         assert lock.slot is not None and lock.slot.lease_id != leaked.lease_id
         assert _active_slots(name) == 1  # ours: the dead one was returned first
-        holder = read_holder(t, name)
+        holder = lock_holder(t, name)
         assert holder is not None and holder.prefect_lease_id == lock.slot.lease_id
     assert _active_slots(name) == 0
-    assert read_holder(t, name) is None
+    assert lock_holder(t, name) is None
 
 
 def _leak_bare_count(name: str) -> None:
@@ -206,9 +206,9 @@ def test_r1_slot_leaked_on_a_private_api_is_counted_down_once(
     _leak_bare_count(name)
     _plant_lock(t, _dead_pid(), name=name)
     lease = str(uuid.uuid4()) if lease_recorded else None
-    with connect(t) as con:
-        con.execute(q.RECORD_LOCK_SLOT, [current_prefect_api(), lease, name, "old-token"])
-    with run_lock(t, name, flow_run_id=None, timeout=5, stale_after=HOUR):
+    with Ledger.open(t) as led:
+        led.record_lock_slot(name, "old-token", current_prefect_api(), lease)
+    with run_lock(t, name, flow_run_id=None, options=LockOptions(5, HOUR)):
         assert _active_slots(name) == 1
     assert _active_slots(name) == 0
 
@@ -222,11 +222,9 @@ def test_r2_slot_leaked_on_another_prefect_api_is_not_ours_to_return(
     name = f"lock-{uuid.uuid4().hex[:8]}"
     _leak_bare_count(name)
     _plant_lock(t, _dead_pid(), name=name)
-    with connect(t) as con:
-        con.execute(
-            q.RECORD_LOCK_SLOT, ["ephemeral:/elsewhere", str(uuid.uuid4()), name, "old-token"]
-        )
-    rival = run_lock(t, name, flow_run_id=None, timeout=1, stale_after=HOUR)
+    with Ledger.open(t) as led:
+        led.record_lock_slot(name, "old-token", "ephemeral:/elsewhere", str(uuid.uuid4()))
+    rival = run_lock(t, name, flow_run_id=None, options=LockOptions(1, HOUR))
     with pytest.raises(LockTimeout, match="Prefect concurrency limit"), rival:
         pass
     assert _active_slots(name) == 1
@@ -238,11 +236,11 @@ def test_r2_slot_held_by_a_live_run_elsewhere_blocks(prefect_api: str, tmp_path:
     t = _target(tmp_path)
     name = f"lock-{uuid.uuid4().hex[:8]}"
     other = PrefectSlot.acquire(name, flow_run_id=None, timeout=5)
-    rival = run_lock(t, name, flow_run_id=None, timeout=1, stale_after=HOUR)
+    rival = run_lock(t, name, flow_run_id=None, options=LockOptions(1, HOUR))
     try:
         with pytest.raises(LockTimeout, match="Prefect concurrency limit"), rival:
             pass
         assert _active_slots(name) == 1
-        assert read_holder(t, name) is None  # the row was given back too
+        assert lock_holder(t, name) is None  # the row was given back too
     finally:
         other.release()

@@ -17,9 +17,9 @@ import pyodbc
 import pytest
 
 from exigo_sync.profiles import ProfileError
-from exigo_sync.warehouse import ledger
 from exigo_sync.warehouse import ledger_sql as q
 from exigo_sync.warehouse.connection import WarehouseBusy, WarehouseError
+from exigo_sync.warehouse.ledger import Ledger
 from exigo_sync.warehouse.sqlserver_engine import SqlServerWarehouse, open_sqlserver
 from tests.source.test_sqlserver_client import (
     PASSWORD,
@@ -95,13 +95,14 @@ def test_ledger_ddl_and_abandon_run_through_the_engine() -> None:
 
     # Every table as first shipped: none of the columns added since.
     def respond(sql: str, params: tuple) -> Outcome:
-        if sql == q.TABLE_COLUMNS:
-            return [[("batch_id",), ("lock_name",)]]
+        if sql == q.LEDGER_COLUMNS:
+            return [[("batches", "batch_id"), ("run_lock", "lock_name")]]
         return [[(2,)]] if sql == q.COUNT_IN_FLIGHT else []
 
     con, driver = warehouse(respond)
-    ledger.ensure_schema(con, "sqlserver")
-    sent = driver.log.sql()
+    led = Ledger(con)
+    led.ensure_schema()
+    sent = [s for s in driver.log.sql() if s != q.LEDGER_COLUMNS]
     assert sent[: len(q.ddl("sqlserver"))] == q.ddl("sqlserver")
     added = [s for s in sent if s.startswith("ALTER TABLE")]
     assert added == [
@@ -110,7 +111,7 @@ def test_ledger_ddl_and_abandon_run_through_the_engine() -> None:
         for c, _ in columns
     ]
     assert all(" ADD " in s and "ADD COLUMN" not in s for s in added)
-    assert ledger.abandon_in_flight(con, "abandoned: test") == 2
+    assert led.abandon_in_flight("abandoned: test") == 2
     abandon = driver.log.calls[-1]
     assert abandon.sql == q.ABANDON_IN_FLIGHT and abandon.params[0] == "abandoned: test"
 
@@ -192,7 +193,7 @@ def test_open_maps_connection_failures_and_keeps_config_errors() -> None:
     """Proves open_sqlserver(): an unreachable server is WarehouseBusy, a login failure a
     WarehouseError, both secret-free with no exception chain; a profile problem stays a
     ProfileError."""
-    from exigo_sync.sqlserver_connection import SqlServerConfigError
+    from exigo_sync.sqlserver import SqlServerConfigError
 
     target = sqlserver_target()
     for exc, kind in [
@@ -220,8 +221,8 @@ def test_open_maps_connection_failures_and_keeps_config_errors() -> None:
 
 def test_default_connect_goes_through_dbt_sqlserver(monkeypatch: pytest.MonkeyPatch) -> None:
     """Proves that without a seam the engine opens its connection with
-    sqlserver_connection.connect on the target's own database (the warehouse)."""
-    from exigo_sync import sqlserver_connection
+    sqlserver.connect on the target's own database (the warehouse)."""
+    from exigo_sync import sqlserver
 
     seen: list[Any] = []
     driver = RecordingDriver(lambda sql, params: [])
@@ -230,6 +231,6 @@ def test_default_connect_goes_through_dbt_sqlserver(monkeypatch: pytest.MonkeyPa
         seen.append((target.name, kwargs))
         return driver.open()
 
-    monkeypatch.setattr(sqlserver_connection, "connect", fake)
+    monkeypatch.setattr(sqlserver, "connect", fake)
     open_sqlserver(sqlserver_target()).close()
     assert seen == [("sqlserver", {})]

@@ -23,8 +23,7 @@ from exigo_sync.simulator.activity import (
 from exigo_sync.simulator.db import connect, quote, scalar, table_columns
 from exigo_sync.simulator.deletions import RestoreError
 from exigo_sync.simulator.emptied import EmptiedError
-from exigo_sync.simulator.refresh import run_refresh, sim_clock
-from exigo_sync.source import RefreshResult
+from exigo_sync.simulator.refresh import SimulatedRefresh, run_refresh, sim_clock
 
 # Activity is generated in sub-steps of at most this length so that a long advance still lets
 # an order move through several statuses (each row changes at most once per sub-step).
@@ -281,7 +280,7 @@ class SyncSimulator:
 
     # --- queue.Refresh ----------------------------------------------------------------------
 
-    def refresh(self, start: datetime | None = None) -> RefreshResult:
+    def refresh(self, start: datetime | None = None) -> SimulatedRefresh:
         """`exec queue.Refresh [start]` with the vendor's semantics (see simulator.refresh)."""
         if start is not None and start.tzinfo is not None:
             raise SimulatorError("start must be a naive source-clock time")

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import duckdb
 
 from exigo_sync.catalog import QUEUE_TABLES, REPLICATED_TABLES
 from exigo_sync.simulator.db import quote, scalar
-from exigo_sync.source import RefreshResult
+
+
+@dataclass(frozen=True)
+class SimulatedRefresh:
+    """What one `exec queue.Refresh` call did, on the simulated server clock."""
+
+    requested_start: datetime | None
+    refresh_started_at: datetime
+    refresh_finished_at: datetime
+    row_counts: dict[str, int] = field(default_factory=dict)
+
 
 # The vendor note: the first call ever "pulls in the last 24 hours of changes".
 FIRST_CALL_LOOKBACK = timedelta(hours=24)
@@ -21,7 +32,7 @@ def sim_clock(con: duckdb.DuckDBPyConnection) -> datetime:
     return row[0]
 
 
-def run_refresh(con: duckdb.DuckDBPyConnection, start: datetime | None) -> RefreshResult:
+def run_refresh(con: duckdb.DuckDBPyConnection, start: datetime | None) -> SimulatedRefresh:
     """Replace the six queue tables whole, in one transaction, then record this call's time as
     the "previous call" every later call without a start resumes from.
 
@@ -68,7 +79,7 @@ def run_refresh(con: duckdb.DuckDBPyConnection, start: datetime | None) -> Refre
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return RefreshResult(
+    return SimulatedRefresh(
         requested_start=start,
         refresh_started_at=now,
         refresh_finished_at=now,

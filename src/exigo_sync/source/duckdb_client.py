@@ -47,7 +47,11 @@ class DuckDbSourceClient:
                 raise SourceError("queue.Refresh start must be a naive source-clock time")
             with connect(self.path) as con:
                 self._check_schema(con)
-                return run_refresh(con, start)
+                done = run_refresh(con, start)
+        return RefreshResult(
+            done.requested_start, done.refresh_started_at, done.refresh_finished_at,
+            dict(done.row_counts),
+        )  # fmt: skip
 
     @contextmanager
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Any]:

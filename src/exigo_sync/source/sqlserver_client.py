@@ -1,6 +1,6 @@
 """`SourceClient` for a real Exigo sync database on SQL Server.
 
-Every call opens its own connection (dbt-sqlserver's way, `sqlserver_connection.connect`:
+Every call opens its own connection (dbt-sqlserver's way, `sqlserver.connect`:
 autocommit, pooled) to the *sync* database, which may differ from the target's `database`
 (co-located topology: the warehouse's server, database = the sync database's name), and closes
 it at once, like the DuckDB client.
@@ -25,7 +25,7 @@ it at once, like the DuckDB client.
   before and after; then `SELECT COUNT_BIG(*)` per queue table.
 
 Driver errors become `TransientSourceError` (retried by the flow, B5) or `SourceError` through
-`sqlserver_connection.classify`, with one secret-free line naming what failed.
+`sqlserver.classify`, with one secret-free line naming what failed.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from exigo_sync import sqlserver_connection as mssql
+from exigo_sync import sqlserver as mssql
 from exigo_sync.catalog import QUEUE_TABLES
 from exigo_sync.profiles import ProfileError, Target
 from exigo_sync.source import RefreshResult, SourceError, TransientSourceError

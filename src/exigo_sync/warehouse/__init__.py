@@ -1,12 +1,14 @@
-"""The warehouse side: connections (one module per engine), the batch ledger, the run lock and
-the landing of queue snapshots copied from a source that lives elsewhere."""
+"""The warehouse side: connections (one module per engine), the batch ledger, the run lock, the
+landing of queue snapshots copied from a source that lives elsewhere, and the analytics copy."""
 
-from exigo_sync.warehouse.connection import (
-    WarehouseBusy,
-    WarehouseConnection,
-    WarehouseError,
-    connect,
-    engine,
-)
+from exigo_sync.warehouse.connection import WarehouseConnection, connect, connected, engine
+from exigo_sync.warehouse.errors import WarehouseBusy, WarehouseError
 
-__all__ = ["WarehouseBusy", "WarehouseConnection", "WarehouseError", "connect", "engine"]
+__all__ = [
+    "WarehouseBusy",
+    "WarehouseConnection",
+    "WarehouseError",
+    "connect",
+    "connected",
+    "engine",
+]

@@ -12,16 +12,19 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 from exigo_sync.profiles import ProfileError, Target
+from exigo_sync.warehouse.errors import WarehouseBusy, WarehouseError
+
+__all__ = [
+    "ENGINES",
+    "WarehouseBusy",
+    "WarehouseConnection",
+    "WarehouseError",
+    "connect",
+    "connected",
+    "engine",
+]
 
 ENGINES = ("duckdb", "sqlserver")
-
-
-class WarehouseError(RuntimeError):
-    """The warehouse refused or failed a statement (message is secret-free)."""
-
-
-class WarehouseBusy(WarehouseError):
-    """Another process holds the warehouse (DuckDB allows one writer process); worth a retry."""
 
 
 class WarehouseConnection(Protocol):
@@ -30,8 +33,17 @@ class WarehouseConnection(Protocol):
 
     engine: str
 
+    @property
+    def raw(self) -> Any:
+        """The driver's own connection (landing streams through it)."""
+        ...
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement; the result has fetchone() / fetchall()."""
+        ...
+
+    def changed(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one INSERT / UPDATE / DELETE; how many rows it changed."""
         ...
 
     def transaction(self) -> AbstractContextManager[None]:
@@ -51,14 +63,25 @@ def engine(target: Target) -> str:
     return target.type
 
 
-@contextmanager
-def connect(target: Target) -> Iterator[WarehouseConnection]:
-    """An autocommitting connection to the target's warehouse, closed on exit."""
+def connect(target: Target, *, read_only: bool = False) -> WarehouseConnection:
+    """An autocommitting connection to the target's warehouse; the caller closes it.
+
+    read_only: DuckDB opens the file read-only (never created, never written; it still cannot be
+    opened while another process writes it: WarehouseBusy); SQL Server is unchanged (what a
+    read-only caller runs decides what it needs)."""
     if engine(target) == "duckdb":
-        from exigo_sync.warehouse.duckdb_engine import open_duckdb as opener
-    else:
-        from exigo_sync.warehouse.sqlserver_engine import open_sqlserver as opener
-    con = opener(target)
+        from exigo_sync.warehouse.duckdb_engine import open_duckdb
+
+        return open_duckdb(target, read_only=read_only)
+    from exigo_sync.warehouse.sqlserver_engine import open_sqlserver
+
+    return open_sqlserver(target)
+
+
+@contextmanager
+def connected(target: Target, *, read_only: bool = False) -> Iterator[WarehouseConnection]:
+    """`connect`, closed on exit."""
+    con = connect(target, read_only=read_only)
     try:
         yield con
     finally:

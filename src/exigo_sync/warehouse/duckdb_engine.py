@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 
 from exigo_sync.profiles import Target
-from exigo_sync.warehouse.connection import WarehouseBusy
+from exigo_sync.warehouse.errors import WarehouseBusy, WarehouseError
 
 
 class DuckDbWarehouse:
@@ -20,6 +20,10 @@ class DuckDbWarehouse:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.raw.execute(sql, list(params))
+
+    def changed(self, sql: str, params: Sequence[Any] = ()) -> int:
+        row = self.raw.execute(sql, list(params)).fetchone()
+        return int(row[0]) if row else 0
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -35,12 +39,22 @@ class DuckDbWarehouse:
         self.raw.close()
 
 
-def open_duckdb(target: Target) -> DuckDbWarehouse:
+def open_duckdb(target: Target, *, read_only: bool = False) -> DuckDbWarehouse:
+    """The warehouse file, created if missing unless `read_only` (then it must exist)."""
     path = target.warehouse_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if read_only and not path.is_file():
+        raise WarehouseError(f"no warehouse file at {path}")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return DuckDbWarehouse(duckdb.connect(str(path)))
+        return DuckDbWarehouse(duckdb.connect(str(path), read_only=read_only))
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WarehouseBusy(f"warehouse file {path} is in use by another process") from None
+        raise
+    except duckdb.ConnectionException as exc:
+        # This process has the file open already, read-write where we asked read-only or the
+        # other way round (a `status` and a batch in one test process): busy for a moment.
+        if "different configuration" in str(exc):
+            raise WarehouseBusy(f"warehouse file {path} is open in another mode here") from None
         raise

@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from exigo_sync.catalog import LOOKUP_TABLES, QUEUE_TABLES, REPLICATED_TABLES, duckdb_type
+from exigo_sync.faults import fault
 from exigo_sync.naming import column_name, entity_name
 from exigo_sync.profiles import Target
-from exigo_sync.settings import fault
 from exigo_sync.source import FETCH_SIZE, SourceClient
-from exigo_sync.warehouse.connection import WarehouseConnection, connect, engine
+from exigo_sync.warehouse.connection import WarehouseConnection, connected, engine
 from exigo_sync.warehouse.ledger import utcnow
 
 QUEUE_SCHEMA = "exigo_landing"  # the queue tables, under their own names
@@ -96,7 +97,7 @@ def land_batch(
     """Copy `tables` for batch `batch_id`; returns rows landed per LandingTable.label."""
     target_engine = engine(warehouse)
     landed: dict[str, int] = {}  # rows per LandingTable.label
-    with connect(warehouse) as con:
+    with connected(warehouse) as con:
         writer = _WRITERS[target_engine](con)
         writer.ensure_schemas()
         for table in tables:
@@ -126,7 +127,7 @@ def land_batch(
 
 def landed_batch(warehouse: Target) -> int | None:
     """The batch whose snapshot the landing holds now (None before the first landing)."""
-    with connect(warehouse) as con:
+    with connected(warehouse) as con:
         try:
             row = con.execute(f"SELECT MAX(batch_id) FROM {MANIFEST}").fetchone()
         except Exception:
@@ -266,23 +267,26 @@ def _reopen_candidates(
 # --- writing the warehouse -----------------------------------------------------------------
 
 
-class _Writer:
+class _Writer(ABC):
+    """How one warehouse engine receives a landing: schemas, an incoming table per source
+    table, chunks appended, and one transaction swapping every table in."""
+
     def __init__(self, con: WarehouseConnection) -> None:
         self.con = con
 
-    def ensure_schemas(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def ensure_schemas(self) -> None: ...
 
-    def create_incoming(self, table: LandingTable, columns: Sequence[Column]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def create_incoming(self, table: LandingTable, columns: Sequence[Column]) -> None: ...
 
-    def append(self, table: LandingTable, columns: Sequence[Column], rows: list[tuple]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def append(self, table: LandingTable, columns: Sequence[Column], rows: list[tuple]) -> None: ...
 
+    @abstractmethod
     def swap_in(
         self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int]
-    ) -> None:
-        raise NotImplementedError
+    ) -> None: ...
 
     @staticmethod
     def _name(table: LandingTable, suffix: str = "") -> str:

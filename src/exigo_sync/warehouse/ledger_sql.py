@@ -98,8 +98,22 @@ def add_column(engine: str, table: str, column: str) -> str:
     return f"ALTER TABLE {SCHEMA}.{table} {keyword} {column} {_TYPES[engine][kind]}"
 
 
-TABLE_COLUMNS = """SELECT column_name FROM information_schema.columns
-WHERE table_schema = ? AND table_name = ?"""
+# Every column of the ledger's tables, in one query (INFORMATION_SCHEMA exists in both engines).
+LEDGER_COLUMNS = """SELECT table_name, column_name FROM information_schema.columns
+WHERE table_schema = ?"""
+
+
+def expected_columns() -> dict[str, set[str]]:
+    """The columns each ledger table has once its schema is up to date (lower case)."""
+    out = {}
+    for name, body in _tables(_TYPES["duckdb"]).items():
+        declared = {
+            line.strip().split()[0].lower()
+            for line in body.strip("()\n").splitlines()
+            if line.strip() and not line.strip().upper().startswith("PRIMARY KEY")
+        }
+        out[name] = declared
+    return out
 
 
 def ddl(engine: str) -> list[str]:
@@ -186,6 +200,13 @@ FIRST_FULL_LOAD = f"""SELECT MIN(batch_id) FROM {BATCHES}
 WHERE status = 'merged' AND window_kind = 'full'"""
 FIRST_MERGED = f"""SELECT batch_id, window_kind, requested_start FROM {BATCHES}
 WHERE batch_id = (SELECT MIN(batch_id) FROM {BATCHES} WHERE status = 'merged')"""
+# Per entity, the sums of batches first..last (parameters: first, last).
+ENTITY_TOTALS = f"""SELECT entity, SUM(inserted), SUM(changed), SUM(closed), SUM(reopened),
+    SUM(rejected)
+FROM {STATS} WHERE batch_id BETWEEN ? AND ? GROUP BY entity"""
+# Per queue table, the rows batches first..last refreshed (parameters: first, last).
+QUEUE_ROW_TOTALS = f"""SELECT {", ".join(f"SUM({c})" for c in ROW_COLUMNS.values())}
+FROM {BATCHES} WHERE batch_id BETWEEN ? AND ?"""
 RECENT_REJECTS = f"""SELECT entity, SUM(rejected) FROM {STATS}
 WHERE batch_id > (SELECT COALESCE(MAX(batch_id), 0) FROM {BATCHES}) - ?
 GROUP BY entity HAVING SUM(rejected) > 0 ORDER BY entity"""

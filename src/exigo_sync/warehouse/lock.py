@@ -32,9 +32,10 @@ from typing import Any
 
 from exigo_sync.processes import pid_alive, process_start_marker
 from exigo_sync.profiles import Target
-from exigo_sync.warehouse import ledger
-from exigo_sync.warehouse import ledger_sql as q
-from exigo_sync.warehouse.connection import WarehouseBusy, connect, engine
+from exigo_sync.settings import Settings
+from exigo_sync.warehouse.connection import engine
+from exigo_sync.warehouse.errors import WarehouseBusy
+from exigo_sync.warehouse.ledger import Ledger, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,25 @@ class LockTimeout(RuntimeError):
 
 
 @dataclass(frozen=True)
+class LockOptions:
+    """How a run waits for the lock, and when a silent holder counts as dead."""
+
+    timeout: float  # seconds a run waits for a live holder before it stops (R2)
+    stale_after: timedelta  # a holder on another host silent this long is dead (its host is gone)
+    poll: float = 1.0
+    heartbeat_seconds: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LockOptions:
+        return cls(
+            timeout=settings.lock_timeout_seconds,
+            stale_after=settings.stale_after,
+            poll=settings.lock_poll_seconds,
+            heartbeat_seconds=settings.lock_heartbeat_seconds,
+        )
+
+
+@dataclass(frozen=True)
 class Holder:
     token: str
     flow_run_id: str | None
@@ -65,8 +85,8 @@ class Holder:
     released_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: Any) -> Holder:
-        return cls(**dict(zip(q.LOCK_COLUMNS, row, strict=True)))
+    def from_row(cls, row: dict[str, Any]) -> Holder:
+        return cls(**row)
 
     def death(self, stale_after: timedelta, now: datetime | None = None) -> str | None:
         """Why this holder is dead (its lock may be taken over), or None while it lives."""
@@ -82,7 +102,7 @@ class Holder:
                 return f"pid {self.pid} now belongs to another process"
             # Alive on this host: a slow batch, not a dead one (the flow timeout ends hung runs).
             return None
-        silent = (now or ledger.utcnow()) - self.heartbeat_at
+        silent = (now or utcnow()) - self.heartbeat_at
         if silent > stale_after:
             return f"no heartbeat for {silent} (host {self.host} unreachable or the run hung)"
         return None
@@ -95,11 +115,15 @@ class Holder:
         )
 
 
-def read_holder(target: Target, name: str) -> Holder | None:
-    with connect(target) as con:
-        ledger.ensure_schema(con, engine(target))
-        row = con.execute(q.GET_LOCK, [name]).fetchone()
+def read_holder(ledger: Ledger, name: str) -> Holder | None:
+    row = ledger.lock_row(name)
     return Holder.from_row(row) if row else None
+
+
+def lock_holder(target: Target, name: str) -> Holder | None:
+    """Who holds the lock now, read without writing anything."""
+    with Ledger.open(target, read_only=True) as ledger:
+        return read_holder(ledger, name)
 
 
 def _try_acquire(
@@ -109,19 +133,18 @@ def _try_acquire(
     we took over (if any), otherwise the live holder that keeps us waiting."""
     me = [flow_run_id, socket.gethostname(), os.getpid(), process_start_marker(os.getpid())]
     previous: Holder | None = None
-    with connect(target) as con:
-        ledger.ensure_schema(con, engine(target))
-        row = con.execute(q.GET_LOCK, [name]).fetchone()
-        now = ledger.utcnow()
+    with Ledger.open(target, busy_wait=0) as ledger:
+        row = ledger.lock_row(name)
+        now = utcnow()
         if row is None:
             # Losing the race for the primary key means someone else holds it: re-read below.
             with contextlib.suppress(Exception):
-                con.execute(q.INSERT_LOCK, [name, token, *me, now, now])
+                ledger.insert_lock(name, token, me, now)
         else:
             previous = Holder.from_row(row)
             if previous.death(stale_after, now) is not None:
-                con.execute(q.TAKE_OVER_LOCK, [token, *me, now, now, name, previous.token])
-        row = con.execute(q.GET_LOCK, [name]).fetchone()
+                ledger.take_over_lock(name, token, me, now, previous.token)
+        row = ledger.lock_row(name)
     current = Holder.from_row(row) if row else None
     if current is not None and current.token == token:
         return True, previous
@@ -148,12 +171,12 @@ class RunLock:
         return engine(self.target) != "duckdb"
 
     def heartbeat(self) -> None:
-        with connect(self.target) as con:
-            con.execute(q.HEARTBEAT_LOCK, [ledger.utcnow(), self.name, self.token])
+        with Ledger.open(self.target) as ledger:
+            ledger.beat_lock(self.name, self.token)
 
     def record_slot(self, api: str | None, lease_id: str | None) -> None:
-        with connect(self.target) as con:
-            con.execute(q.RECORD_LOCK_SLOT, [api, lease_id, self.name, self.token])
+        with Ledger.open(self.target) as ledger:
+            ledger.record_lock_slot(self.name, self.token, api, lease_id)
 
     def keep_alive(self, every: float) -> None:
         """Renew the Prefect lease (and, where the engine allows it, beat the row) until
@@ -181,22 +204,9 @@ class RunLock:
         names this process, and the next run takes it over once the process has ended."""
         self._stop.set()
         slot_returned = self.slot.release() if self.slot is not None else True
-        statement, params = (
-            (q.RELEASE_LOCK, [self.name, self.token])
-            if slot_returned
-            else (q.MARK_LOCK_RELEASED, [ledger.utcnow(), self.name, self.token])
-        )
-        deadline = time.monotonic() + _RELEASE_RETRY_SECONDS
         try:
-            while True:
-                try:
-                    with connect(self.target) as con:
-                        con.execute(statement, params)
-                    return
-                except WarehouseBusy:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
+            with Ledger.open(self.target, busy_wait=_RELEASE_RETRY_SECONDS) as ledger:
+                ledger.release_lock(self.name, self.token, slot_returned=slot_returned)
         except Exception as exc:
             log.error("could not release the lock row: %s", self.target.scrub(str(exc)))
         finally:
@@ -233,9 +243,9 @@ def acquire_row(
             )
         time.sleep(poll)
     try:
-        with connect(target) as con:
+        with Ledger.open(target) as ledger:
             lock.abandoned_batches = ledger.abandon_in_flight(
-                con, f"abandoned: its run ended without finishing (found by {flow_run_id})"
+                f"abandoned: its run ended without finishing (found by {flow_run_id})"
             )
     except BaseException:
         lock.release()
@@ -266,21 +276,15 @@ def warehouse_lock(
 
 @contextlib.contextmanager
 def run_lock(
-    target: Target,
-    name: str,
-    *,
-    flow_run_id: str | None,
-    timeout: float,
-    stale_after: timedelta,
-    poll: float = 1.0,
-    heartbeat_seconds: float = 30.0,
+    target: Target, name: str, *, flow_run_id: str | None, options: LockOptions
 ) -> Iterator[RunLock]:
     """Hold the lock row and its Prefect slot for one batch; release both on the way out,
     whatever ends the batch (an exception, SIGTERM, a flow timeout)."""
     start = time.monotonic()
+    timeout = options.timeout
     lock = acquire_row(
-        target, name, flow_run_id=flow_run_id, timeout=timeout, stale_after=stale_after,
-        poll=poll,
+        target, name, flow_run_id=flow_run_id, timeout=timeout,
+        stale_after=options.stale_after, poll=options.poll,
     )  # fmt: skip
     try:
         api = current_prefect_api()
@@ -292,7 +296,7 @@ def run_lock(
         remaining = max(0.0, timeout - (time.monotonic() - start))
         lock.slot = PrefectSlot.acquire(name, flow_run_id=flow_run_id, timeout=remaining)
         lock.record_slot(api, lock.slot.lease_id)
-        lock.keep_alive(heartbeat_seconds)
+        lock.keep_alive(options.heartbeat_seconds)
         yield lock
     finally:
         lock.release()
@@ -359,7 +363,7 @@ def return_leaked_slot(name: str, dead: Holder) -> str | None:
         )
         if not leaked:
             return None
-        held = (ledger.utcnow() - dead.acquired_at).total_seconds()
+        held = (utcnow() - dead.acquired_at).total_seconds()
         client.release_concurrency_slots([name], 1, max(held, 0.0))
         return f"the Prefect slot leaked by dead run {dead.flow_run_id} (counted down)"
 

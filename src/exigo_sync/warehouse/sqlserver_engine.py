@@ -1,5 +1,5 @@
 """The SQL Server warehouse: a short-lived DB-API connection opened as dbt-sqlserver opens it
-(`sqlserver_connection.connect`: pyodbc or mssql-python, imported only on this path).
+(`sqlserver.connect`: pyodbc or mssql-python, imported only on this path).
 
 - autocommit by default: each ledger / lock statement commits on its own;
 - `transaction()`: autocommit off, commit at the end, roll back on any exception (with
@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from exigo_sync import sqlserver_connection as mssql
+from exigo_sync import sqlserver as mssql
 from exigo_sync.profiles import Target
-from exigo_sync.warehouse.connection import WarehouseBusy, WarehouseError
+from exigo_sync.warehouse.errors import WarehouseBusy, WarehouseError
 
 
 class Result:
@@ -69,6 +69,9 @@ class SqlServerWarehouse:
                 with suppress(Exception):
                     cur.close()
         return Result(rows, rowcount, description)
+
+    def changed(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return int(self.execute(sql, params).rowcount)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Many rows of one INSERT through the driver's bulk parameter path (pyodbc's

@@ -1,0 +1,232 @@
+"""The Prefect 3 flow `exigo-sync`: one batch = one queue.Refresh + one dbt merge.
+
+take the lock -> compute the window -> record the batch -> refresh the queue (ledger:
+`refreshed`) -> (landed: copy the snapshot) -> merge with dbt -> record the statistics and mark
+`merged` -> publish the analytics copy (DuckDB) -> release the lock -> publish a report.
+
+Whatever stops a batch part-way (an error, SIGTERM or Ctrl-C, the flow timeout) marks it
+`failed` while the lock is still held, then releases the lock; the watermark does not move.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from exigo_sync import dbt_runner, docs_site
+from exigo_sync.batch import Batch
+from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
+from exigo_sync.report import BatchSummary
+from exigo_sync.settings import Settings
+from exigo_sync.source import RefreshResult, TransientSourceError
+from exigo_sync.topology import Topology
+from exigo_sync.warehouse import analytics_copy, landing
+from exigo_sync.warehouse.ledger import Completeness, EntityStats, Ledger
+from exigo_sync.warehouse.lock import LockOptions, run_lock
+from exigo_sync.window import Window, compute_window, parse_since, refuse_since_after_watermark
+
+
+def _retry_transient_only(task: Any, task_run: Any, state: Any) -> bool:
+    # B5: retry an unreachable/busy source; a bad call or bad schema will not heal by waiting.
+    try:
+        state.result()
+    except TransientSourceError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def _flow_run_id() -> str | None:
+    return str(flow_run.id) if flow_run.id else None
+
+
+@task(name="compute window", cache_policy=NO_CACHE)
+def compute_window_task(
+    topology: Topology, settings: Settings, since: datetime | None, allow_gap: bool,
+    overlap_minutes: float | None,
+) -> Window:  # fmt: skip
+    with Ledger.open(topology.warehouse) as ledger:
+        watermark = ledger.watermark()
+    # W3: a since after the watermark is refused before the source is touched.
+    refuse_since_after_watermark(since, watermark, allow_gap=allow_gap)
+    client = topology.source_client()
+    try:
+        source_now = client.source_clock()
+    finally:
+        client.close()
+    return compute_window(
+        since=since,
+        watermark=watermark,
+        source_now=source_now,
+        overlap=settings.overlap_for(overlap_minutes),
+        initial_start=settings.initial_start,
+        initial_lookback=settings.initial_lookback,
+        allow_gap=allow_gap,
+    )
+
+
+@task(name="start batch", cache_policy=NO_CACHE)
+def start_batch(topology: Topology, window: Window, reconcile: bool) -> int:
+    """Ledger: a new batch, `refreshing`, before queue.Refresh is called."""
+    with Ledger.open(topology.warehouse) as ledger:
+        batch_id = ledger.start_batch(
+            flow_run_id=_flow_run_id(), target_name=topology.warehouse.name,
+            window_kind=window.kind, requested_start=window.start, reconciled=reconcile,
+        )  # fmt: skip
+    get_run_logger().info(
+        "batch %d: queue.Refresh from %s (%s)", batch_id, window.start, window.kind
+    )
+    return batch_id
+
+
+@task(name="refresh queue", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient_only)
+def refresh_queue(topology: Topology, batch_id: int, start: datetime) -> RefreshResult:
+    """`exec queue.Refresh @start`, always with an explicit start (W1); ledger: `refreshed`."""
+    client = topology.source_client()
+    try:
+        result = client.refresh(start)
+    finally:
+        client.close()
+    with Ledger.open(topology.warehouse) as ledger:
+        ledger.mark_refreshed(batch_id, result)
+    return result
+
+
+@task(name="land the snapshot", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient_only)
+def land_snapshot(topology: Topology, batch_id: int, swept: list[str]) -> dict[str, int]:
+    """Landed topology: copy the queue tables, the swept entities' dbo keys and the rows of
+    their reopened keys, and the lookups into the warehouse."""
+    client = topology.source_client()
+    try:
+        return landing.land_batch(
+            client, topology.source.type, topology.warehouse, batch_id,
+            landing.tables_for_batch(swept), logger=get_run_logger(),
+        )  # fmt: skip
+    finally:
+        client.close()
+
+
+@task(name="merge with dbt", cache_policy=NO_CACHE)
+def merge(build: dbt_runner.BatchBuild, queue_rows: int) -> dbt_runner.DbtOutcome:
+    """`dbt build` of staging and everything downstream. dbt takes the batch id from the
+    ledger; a reconciliation run also runs every data test on whole tables."""
+    if build.threads is not None:
+        get_run_logger().info("%d queue rows: dbt runs on %d thread(s)", queue_rows, build.threads)
+    return dbt_runner.run_build(build, logger=get_run_logger())
+
+
+@task(name="record merged batch", cache_policy=NO_CACHE)
+def record_merged(
+    topology: Topology, batch_id: int, invocation_id: str | None
+) -> list[EntityStats]:
+    """Ledger: per-entity statistics and `merged`, together; the watermark moves (L2)."""
+    with Ledger.open(topology.warehouse) as ledger:
+        stats = ledger.compute_stats(batch_id)
+        ledger.mark_merged(batch_id, invocation_id, stats)
+    return stats
+
+
+@task(name="publish analytics copy", cache_policy=NO_CACHE)
+def publish_analytics_copy(topology: Topology, settings: Settings) -> str | None:
+    """DuckDB: replace the read-only copy analysts and BI tools open with the merged warehouse,
+    so no reader ever holds the file the next batch writes. The batch is merged already: a copy
+    that fails is a warning, never a failed batch (the previous copy stays)."""
+    dest = analytics_copy.destination(topology.warehouse, settings.analytics_copy_path)
+    if dest is None:
+        return None
+    try:
+        return str(analytics_copy.publish(topology.warehouse, dest, get_run_logger()))
+    except Exception as exc:
+        get_run_logger().warning(
+            "analytics copy not published (batch merged all the same): %s",
+            topology.scrub(str(exc)),
+        )
+        return None
+
+
+@flow(name="exigo-sync", log_prints=False, timeout_seconds=Settings().flow_timeout_seconds)
+def exigo_sync(
+    since: str | None = None,
+    target: str | None = None,
+    allow_gap: bool = False,
+    overlap_minutes: float | None = None,
+    dbt_select: str | None = None,
+    reconcile: bool = False,
+    confirm_deletions: list[str] | None = None,
+) -> dict[str, Any]:
+    """Sync one batch from the Exigo sync database into the warehouse.
+
+    Args:
+        since: backfill/replay start on the source clock (ISO 8601); later runs resume (W2).
+        target: dbt target of the warehouse (default: the profile's); the source is the
+            profile's `source` output or the warehouse target itself (exigo_sync.topology).
+        allow_gap: accept a `since` after the watermark or in the future (W3).
+        overlap_minutes: override the window overlap for this run (default from settings).
+        dbt_select: dbt selector for the merge (default: staging and everything downstream).
+        reconcile: also reconcile every entity's keys with the source (deletions the queue
+            cannot show, H7) and run every data test on whole tables; the nightly deployment.
+        confirm_deletions: entities whose mass deletion the operator confirms for this run (H9).
+    """
+    settings = Settings()
+    since_at = parse_since(since, allow_gap=allow_gap)  # W3: before any connection is opened
+    topology = settings.topology_for(target)
+    swept = list(REPLICATED_ENTITY_NAMES) if reconcile else settings.sweep_entities
+    batch = Batch(topology, get_run_logger())
+    lock_name = topology.lock_name(settings.source_name)
+
+    with batch.run(), run_lock(
+        topology.warehouse, lock_name, flow_run_id=_flow_run_id(),
+        options=LockOptions.from_settings(settings),
+    ) as lock, batch.holding(lock):  # fmt: skip
+        with batch.step("window"):
+            window = compute_window_task(topology, settings, since_at, allow_gap, overlap_minutes)
+        with batch.step("start batch"):
+            batch.id = start_batch(topology, window, reconcile)
+        with batch.step("refresh"):
+            result = refresh_queue.with_options(**settings.source_retries())(
+                topology, batch.id, window.start
+            )
+        if topology.landed:
+            with batch.step("land"):
+                land_snapshot.with_options(**settings.source_retries())(topology, batch.id, swept)
+        with batch.step("dbt"):
+            queue_rows = sum(result.row_counts.values())
+            build = settings.batch_build(
+                topology, swept=swept, confirm_deletions=confirm_deletions or [],
+                reconcile=reconcile, select=dbt_select, queue_rows=queue_rows,
+            )  # fmt: skip
+            outcome = merge(build, queue_rows)
+        with batch.step("ledger"):
+            stats = record_merged(topology, batch.id, outcome.invocation_id)
+        with batch.step("analytics copy"):
+            analytics = publish_analytics_copy(topology, settings)
+
+    summary = BatchSummary(
+        batch.id, window, result, stats, reconcile, _completeness(topology), outcome,
+        batch.timings, docs_site.site_index(settings, topology.warehouse.name), analytics,
+    )  # fmt: skip
+    _publish_report(summary)
+    return summary.as_dict()
+
+
+def _completeness(topology: Topology) -> Completeness:
+    with Ledger.open(topology.warehouse) as ledger:
+        return ledger.completeness()
+
+
+def _publish_report(summary: BatchSummary) -> None:
+    # The batch is merged already: a failing report must not fail (or un-merge) it.
+    try:
+        create_markdown_artifact(
+            key="exigo-sync-batch",
+            markdown=summary.markdown(),
+            description=f"exigo-sync batch {summary.batch_id}",
+        )
+    except Exception as exc:
+        get_run_logger().warning("could not publish the batch report: %s", exc)
