@@ -105,22 +105,12 @@ class Bench:
     def flow_dbt_args(self) -> list[str]:
         """The exact `dbt build` arguments the flow's merge task passes (exigo_sync.flow
         merge(): same vars, selection and exclusions), for the bare dbt build."""
-        from exigo_sync import dbt_runner
-
         settings = self.settings()
-        topology = settings.topology_for("duckdb")
-        args = dbt_runner.build_args(
-            batch_vars={
-                "exigo_deletion_sweep_entities": settings.sweep_entities,
-                "exigo_deletion_guard_share": settings.deletion_guard_share,
-                "exigo_confirm_deletions": [],
-                **topology.dbt_vars(),
-            },
-            select=settings.dbt_select,
-            exclude=settings.dbt_exclude,
-            full_checks=False,
-        )
-        return settings.dbt_invocation(topology.warehouse.name).args(args)
+        build = settings.batch_build(
+            settings.topology_for("duckdb"), swept=settings.sweep_entities,
+            confirm_deletions=[], reconcile=False, select=None, queue_rows=0,
+        )  # fmt: skip
+        return build.invocation.args(build.args())
 
     def dbt_command(self, args: list[str]) -> list[str]:
         return [str(VENV_BIN / "dbt"), *args]

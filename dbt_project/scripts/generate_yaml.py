@@ -116,12 +116,11 @@ def sources() -> dict[str, Any]:
         }
         for lk in LOOKUP_TABLES.values()
     ]
-    # The same expressions as macro exigo_source_location (YAML cannot call macros): the sync
-    # database (co-located), or the warehouse's landing schemas (landed).
-    landed = "var('exigo_landed', false) | string | lower in ('true', '1')"
-    db = f"{{{{ target.database if {landed} else var('exigo_source_database', 'exigo') }}}}"
-    queue_schema = f"{{{{ 'exigo_landing' if {landed} else 'queue' }}}}"
-    dbo_schema = f"{{{{ 'exigo_landing_dbo' if {landed} else 'dbo' }}}}"
+    # The same locations as macro exigo_source_location (YAML cannot call macros): the
+    # warehouse's landing schemas, where the flow pins each batch's snapshot.
+    db = "{{ target.database }}"
+    queue_schema = "exigo_landing"
+    dbo_schema = "exigo_landing_dbo"
     return {
         "version": 2,
         "sources": [
@@ -129,16 +128,18 @@ def sources() -> dict[str, Any]:
                 "name": "exigo_queue",
                 "database": db,
                 "schema": queue_schema,
-                "description": "The sync's `queue` schema: snapshot tables refreshed by "
-                "`exec queue.Refresh @start` (one batch).",
+                "description": "The sync's `queue` tables as this batch's `exec queue.Refresh "
+                "@start` left them, pinned in the warehouse's landing schema before dbt runs "
+                "(another consumer's refresh cannot change what dbt reads).",
                 "tables": [table_entry(t, False) for t in REPLICATED_TABLES.values()],
             },
             {
                 "name": "exigo_dbo",
                 "database": db,
                 "schema": dbo_schema,
-                "description": "The sync's `dbo` schema (the truth): the keys the deletion sweep "
-                "and the reconciliation compare with, the rows of reopened keys, and the lookup "
+                "description": "The sync's `dbo` schema (the truth) as pinned for this batch: "
+                "the keys the deletion sweep and the reconciliation compare with, the rows of "
+                "keys back at the source or never received (`<Table>__reopen`), and the lookup "
                 "tables.",
                 "tables": [*(table_entry(t, True) for t in REPLICATED_TABLES.values()), *lookups],
             },

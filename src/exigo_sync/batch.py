@@ -26,6 +26,11 @@ class SyncFailed(RuntimeError):
     """The batch failed; the message is secret-free and says where."""
 
 
+class SnapshotReplaced(RuntimeError):
+    """Another consumer's queue.Refresh kept replacing the queue tables between this batch's
+    refresh and its copy of them (R3): nothing was merged, the next run redoes the window."""
+
+
 def describe_stop(exc: BaseException) -> str:
     """What stopped a run, in an operator's words (for the ledger and the console)."""
     from prefect.exceptions import TerminationSignal
@@ -94,6 +99,22 @@ class Batch:
             if self.id is not None:
                 self._record_failure(exc)
             raise
+
+    def snapshot_replaced(self, attempt: int, attempts: int, replaced: list[str]) -> None:
+        """R3: the copy is not the snapshot this batch's refresh produced. Refresh again (the same
+        start: the window loses nothing), or stop after the last attempt."""
+        detail = "; ".join(replaced)
+        if attempt >= attempts:
+            raise SnapshotReplaced(
+                f"another consumer's queue.Refresh replaced the queue tables between this "
+                f"batch's refresh and its copy, {attempts} times ({detail}); nothing was merged "
+                "(R3)"
+            )
+        self.logger.warning(
+            "another consumer refreshed the queue between this batch's refresh and its copy "
+            "(%s): refreshing again from the same start (attempt %d of %d)",
+            detail, attempt + 1, attempts,
+        )  # fmt: skip
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:

@@ -11,7 +11,6 @@ a file and the next `dbt` command (which rewrites the target path) does not dist
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import tempfile
@@ -64,11 +63,7 @@ def build_docs_site(
     invocation = s.dbt_invocation(topology.warehouse.name)
     static_index = invocation.target_path / STATIC_INDEX
     static_index.unlink(missing_ok=True)  # never publish a previous run's page
-    code = run_dbt(
-        invocation,
-        ["docs", "generate", "--static", "--vars", json.dumps(topology.dbt_vars())],
-        logger=log,
-    )
+    code = run_dbt(invocation, ["docs", "generate", "--static"], logger=log)
     if code != 0:
         raise DbtBuildFailed(f"dbt docs generate failed (exit code {code}): see the log", None)
     if not static_index.is_file():

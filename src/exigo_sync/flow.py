@@ -1,8 +1,9 @@
 """The Prefect 3 flow `exigo-sync`: one batch = one queue.Refresh + one dbt merge.
 
 take the lock -> compute the window -> record the batch -> refresh the queue (ledger:
-`refreshed`) -> (landed: copy the snapshot) -> merge with dbt -> record the statistics and mark
-`merged` -> publish the analytics copy (DuckDB) -> release the lock -> publish a report.
+`refreshed`) -> pin the snapshot in the warehouse, and refresh again if another consumer replaced
+it first (R3) -> merge with dbt -> record the statistics and mark `merged` -> publish the
+analytics copy (DuckDB) -> release the lock -> publish a report.
 
 Whatever stops a batch part-way (an error, SIGTERM or Ctrl-C, the flow timeout) marks it
 `failed` while the lock is still held, then releases the lock; the watermark does not move.
@@ -23,6 +24,7 @@ from exigo_sync.batch import Batch
 from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 from exigo_sync.report import BatchSummary
 from exigo_sync.settings import Settings
+from exigo_sync.snapshot import differences
 from exigo_sync.source import RefreshResult, TransientSourceError
 from exigo_sync.topology import Topology
 from exigo_sync.warehouse import analytics_copy, landing
@@ -98,18 +100,21 @@ def refresh_queue(topology: Topology, batch_id: int, start: datetime) -> Refresh
     return result
 
 
-@task(name="land the snapshot", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient_only)
-def land_snapshot(topology: Topology, batch_id: int, swept: list[str]) -> dict[str, int]:
-    """Landed topology: copy the queue tables, the swept entities' dbo keys and the rows of
-    their reopened keys, and the lookups into the warehouse."""
-    client = topology.source_client()
-    try:
-        return landing.land_batch(
-            client, topology.source.type, topology.warehouse, batch_id,
-            landing.tables_for_batch(swept), logger=get_run_logger(),
-        )  # fmt: skip
-    finally:
-        client.close()
+@task(name="pin the snapshot", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient_only)
+def pin_snapshot(
+    topology: Topology, batch_id: int, swept: list[str], refreshed: RefreshResult
+) -> list[str]:
+    """Copy the queue tables, the swept entities' dbo keys, the rows of keys back at the source
+    (or, once the warehouse is complete, never received) and the lookups into the warehouse's
+    landing schemas, where dbt reads them. Returns how the copy differs from the snapshot this
+    batch's refresh produced: nothing, or the tables another consumer's refresh replaced."""
+    with Ledger.open(topology.warehouse) as ledger:
+        complete = ledger.completeness().complete
+    pinned = landing.pin(
+        topology, batch_id, landing.tables_for_batch(swept), logger=get_run_logger(),
+        find_missing=complete,
+    )  # fmt: skip
+    return differences(refreshed.fingerprint, pinned.fingerprint)
 
 
 @task(name="merge with dbt", cache_policy=NO_CACHE)
@@ -188,13 +193,18 @@ def exigo_sync(
             window = compute_window_task(topology, settings, since_at, allow_gap, overlap_minutes)
         with batch.step("start batch"):
             batch.id = start_batch(topology, window, reconcile)
-        with batch.step("refresh"):
-            result = refresh_queue.with_options(**settings.source_retries())(
-                topology, batch.id, window.start
-            )
-        if topology.landed:
+        for attempt in range(1, settings.snapshot_attempts + 1):
+            with batch.step("refresh"):
+                result = refresh_queue.with_options(**settings.source_retries())(
+                    topology, batch.id, window.start
+                )
             with batch.step("land"):
-                land_snapshot.with_options(**settings.source_retries())(topology, batch.id, swept)
+                replaced = pin_snapshot.with_options(**settings.source_retries())(
+                    topology, batch.id, swept, result
+                )
+            if not replaced:
+                break
+            batch.snapshot_replaced(attempt, settings.snapshot_attempts, replaced)
         with batch.step("dbt"):
             queue_rows = sum(result.row_counts.values())
             build = settings.batch_build(

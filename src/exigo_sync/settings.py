@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     # Names the lock; default is derived from the source connection (one lock per source).
     source_name: str | None = None
 
+    # R3: how many times a batch refreshes when another consumer's queue.Refresh replaced the
+    # queue tables before this batch pinned its copy (each attempt: refresh + copy + compare).
+    snapshot_attempts: int = Field(default=3, ge=1)
+
     refresh_retries: int = Field(default=3, ge=0)
     refresh_retry_delay_seconds: float = Field(default=5.0, ge=0)
 
@@ -176,7 +180,6 @@ class Settings(BaseSettings):
                 "exigo_deletion_sweep_entities": swept,
                 "exigo_deletion_guard_share": self.deletion_guard_share,
                 "exigo_confirm_deletions": confirm_deletions,
-                **topology.dbt_vars(),
             },
             select=select or self.dbt_select,
             exclude=self.dbt_exclude,

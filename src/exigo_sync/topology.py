@@ -1,18 +1,20 @@
 """Where the source is, seen from the warehouse: the two ways exigo-sync can be set up.
 
-- **co-located**: the warehouse can read the sync database itself, so dbt reads `queue.*` (and
-  `dbo.*` keys) where they are: a DuckDB warehouse that attaches the simulator file as `exigo`,
-  or a SQL Server warehouse on the same server as the sync database (three-part names).
+Either way, every batch pins its queue snapshot (with the `dbo` keys the deletion sweep compares
+against and the lookups) in the warehouse's landing schemas before dbt runs, and dbt reads only
+those (exigo_sync.warehouse.landing). The topology says how the copy gets there:
+
+- **co-located**: the warehouse can read the sync database itself and copies the tables in one
+  statement each: a DuckDB warehouse attaching the simulator file, or a SQL Server warehouse on
+  the same server as the sync database (three-part names).
 - **landed**: the warehouse is elsewhere (another SQL Server, a DuckDB file next to a real sync
-  database). After `queue.Refresh` the flow copies the queue tables (and the `dbo` keys the
-  deletion sweep compares against) into the warehouse's landing schemas, tagged with the batch,
-  and dbt reads those (exigo_sync.warehouse.landing).
+  database): the flow streams the tables across, in chunks.
 
 Both ends come from the dbt profile: the warehouse is the dbt target; the source is the output
 named by EXIGO_SYNC_SOURCE_TARGET, else the simulator file a DuckDB warehouse target attaches as
-`exigo`, else the profile's output named `source`.
-EXIGO_SYNC_TOPOLOGY picks the topology; `auto` (the default) takes co-located when the profile
-makes it possible, landed otherwise.
+`exigo` (older profiles), else the output named `simulator` for a DuckDB warehouse, else the
+output named `source`. EXIGO_SYNC_TOPOLOGY picks the topology; `auto` (the default) takes
+co-located when the profile makes it possible, landed otherwise.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from exigo_sync.profiles import SOURCE_ALIAS, ProfileError, Target, load_target, profile_outputs
 from exigo_sync.source import SourceClient
 
 DEFAULT_SOURCE_OUTPUT = "source"
+# The demo's source: a simulator file, the default source of a DuckDB warehouse.
+SIMULATOR_OUTPUT = "simulator"
 TopologyName = Literal["colocated", "landed"]
 
 
@@ -74,14 +78,6 @@ class Topology:
         # The digest keeps two sources with the same label apart.
         return f"exigo-sync-{slug}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
 
-    def dbt_vars(self) -> dict[str, Any]:
-        """What dbt needs to find the source's tables (sources YAML and staging macros)."""
-        if self.landed:
-            return {"exigo_landed": True}
-        if self.source.type == "duckdb":
-            return {"exigo_source_database": SOURCE_ALIAS}
-        return {"exigo_source_database": self.source_database}
-
     def scrub(self, text: str) -> str:
         return self.source.scrub(self.warehouse.scrub(text))
 
@@ -109,7 +105,11 @@ def resolve_topology(
     warehouse = load_target(profiles_dir, profile, target)
     outputs = profile_outputs(profiles_dir, profile)
     attached = warehouse.type == "duckdb" and _attached_source(warehouse) is not None
-    default = DEFAULT_SOURCE_OUTPUT if DEFAULT_SOURCE_OUTPUT in outputs and not attached else None
+    default = None
+    if not attached and warehouse.type == "duckdb" and SIMULATOR_OUTPUT in outputs:
+        default = SIMULATOR_OUTPUT
+    elif not attached and DEFAULT_SOURCE_OUTPUT in outputs:
+        default = DEFAULT_SOURCE_OUTPUT
     name = source_target or default
     if source_target and source_target not in outputs:
         raise ProfileError(
@@ -130,7 +130,11 @@ def resolve_topology(
             f"no source for dbt target '{warehouse.name}': add an output named "
             f"'{DEFAULT_SOURCE_OUTPUT}' for the Exigo sync database to profile '{profile}' (or "
             "set EXIGO_SYNC_SOURCE_TARGET to the output that is)"
-            + ("" if warehouse.type != "duckdb" else ", or attach the simulator file as 'exigo'")
+            + (
+                ""
+                if warehouse.type != "duckdb"
+                else f", or an output named '{SIMULATOR_OUTPUT}' for a simulator file"
+            )
         )
 
     if source.type not in ("duckdb", "sqlserver"):
@@ -160,12 +164,11 @@ def _attached_source(warehouse: Target) -> Path | None:
 
 
 def _colocated(warehouse: Target, source: Target) -> Topology | None:
-    """The co-located topology, if the warehouse can read the source where it is."""
+    """The co-located topology, if the warehouse can read the source where it is: a DuckDB
+    warehouse attaches any DuckDB file on this machine; a SQL Server warehouse reads databases
+    on its own server."""
     if warehouse.type == "duckdb" and source.type == "duckdb":
-        attached = _attached_source(warehouse)
-        if attached is not None and attached.resolve() == source.warehouse_path().resolve():
-            return Topology(warehouse, source, "colocated")
-        return None
+        return Topology(warehouse, source, "colocated")
     same_server = warehouse.type == source.type == "sqlserver" and (
         _server(warehouse) == _server(source)
     )

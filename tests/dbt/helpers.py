@@ -6,6 +6,7 @@ dbtRunner so results are judged from node results, not from log text.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterable, Mapping
@@ -147,22 +148,44 @@ class DbtEnv:
         tests): what most tests need, in about half the time."""
         return self.build(batch_id, refreshed_at, *FAST_SELECTION, **kw)
 
-    def build(self, batch_id: int, refreshed_at: datetime, *extra: str, **kw) -> dbtRunnerResult:
+    def build(
+        self, batch_id: int, refreshed_at: datetime, *extra: str, find_missing: bool = False, **kw
+    ) -> dbtRunnerResult:
         """The batch build the flow runs: everything but unit tests (they need built tables).
         As in the flow, dbt reads the batch from the ledger (one batch `refreshed`), not from
-        vars: the vars stay the same from batch to batch, so dbt's partial parse is reused."""
+        vars: the vars stay the same from batch to batch, so dbt's partial parse is reused; and
+        it reads the snapshot the flow pinned in the landing schemas (R3), pinned here from the
+        simulator file's queue as the flow's co-located copy does."""
         self.record_refreshed_batch(batch_id, refreshed_at)
+        swept = (kw.get("extra_vars") or {}).get("exigo_deletion_sweep_entities", ["payments"])
+        self.pin(batch_id, [swept] if isinstance(swept, str) else list(swept), find_missing)
         return self.invoke("build", "--exclude-resource-type", "unit_test", *extra, **kw)
+
+    def pin(self, batch_id: int, swept: list[str], find_missing: bool = False) -> None:
+        """The flow's co-located copy of the simulator's queue (and the swept dbo keys, reopened
+        rows, lookups) into the warehouse's landing schemas, for batch `batch_id`."""
+        from exigo_sync.profiles import Target
+        from exigo_sync.warehouse import landing
+
+        landing.land_in_warehouse(
+            landing.SourceInWarehouse("duckdb", str(self.source)),
+            Target("duckdb", "duckdb", {"path": str(self.warehouse)}),
+            batch_id,
+            landing.tables_for_batch(swept),
+            logger=logging.getLogger("tests.dbt"),
+            find_missing=find_missing,
+        )
 
     def record_refreshed_batch(self, batch_id: int, refreshed_at: datetime) -> None:
         """The ledger as the flow leaves it before dbt: `batch_id` is the one batch in status
         `refreshed` (an earlier one counts as merged: these tests judge dbt's result
         themselves)."""
-        from exigo_sync.warehouse.ledger import ensure_schema
+        from exigo_sync.warehouse.duckdb_engine import DuckDbWarehouse
+        from exigo_sync.warehouse.ledger import Ledger
 
         con = duckdb.connect(str(self.warehouse))
         try:
-            ensure_schema(con, "duckdb")
+            Ledger(DuckDbWarehouse(con)).ensure_schema()
             con.execute(
                 "update exigo_sync.batches set status = 'merged' "
                 "where status in ('refreshing', 'refreshed')"

@@ -87,19 +87,32 @@
 {%- endmacro %}
 
 {#- Per key, against the key's current row:
-      no current row                    -> new version
-      version_time < current valid_from -> ignored (stale, H5)
-      same row_hash and is_deleted      -> nothing (H4)
-      otherwise                         -> new version; the current row closes at its start (H3) -#}
+      no current row                -> new version
+      same row_hash and is_deleted  -> nothing (H4)
+      otherwise                     -> new version; the current row closes at its start (H3)
+    A version is never older than the current one because of its stamp (H5): the current row
+    came from an earlier refresh, and this batch's row is the source's state at a later one
+    (pinned, R3). A stamp no later than the current version's (a clock gone back: a
+    daylight-saving fall-back, a corrected clock, a capped future stamp, W4) starts the new
+    version at the next instant after the current one, so intervals stay ordered. Within one
+    batch the latest stamp wins (staging, B2). A row this very batch opened (a re-run of the same
+    batch) is replaced by its id instead. -#}
 {% macro exigo_history_compared(spec) -%}
+    {%- set batch_id = exigo_batch_id() -%}
     select
         inc.*,
         case
             when cur.{{ spec.key_columns[0] }} is null then 'new'
-            when inc.version_time < cur.valid_from then 'stale'
             when inc.row_hash = cur.row_hash and inc.is_deleted = cur.is_deleted then 'same'
             else 'change'
-        end as transition
+        end as transition,
+        case
+            when cur.{{ spec.key_columns[0] }} is not null
+                 and cur.batch_id <> {{ batch_id }}
+                 and inc.version_time <= cur.valid_from
+            then {{ exigo_next_instant('cur.valid_from') }}
+            else inc.version_time
+        end as valid_from
     from incoming inc
     left join current_rows cur
         on {{ exigo_key_join(spec.key_columns, 'cur', 'inc') }}
@@ -111,11 +124,11 @@
     select
         {{- exigo_column_list(spec.key_columns) }}
         {{- exigo_column_list(spec.column_names) }}
-        version_time as valid_from,
+        valid_from,
         cast(null as {{ ts }}) as valid_to,
         {{ exigo_true() }} as is_current,
         is_deleted,
-        case when is_deleted = {{ exigo_true() }} then version_time else cast(null as {{ ts }}) end as deleted_at,
+        case when is_deleted = {{ exigo_true() }} then valid_from else cast(null as {{ ts }}) end as deleted_at,
         row_hash,
         cast({{ batch_id }} as {{ exigo_type('int') }}) as batch_id,
         cast({{ exigo_concat_text(exigo_key_text(spec.key_columns) + ["'@'", exigo_text(batch_id ~ '')]) }} as {{ exigo_version_id_type() }}) as history_version_id

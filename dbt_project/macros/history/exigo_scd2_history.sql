@@ -9,7 +9,7 @@
         current_rows    their current history rows (nothing else of history is read)
         deletions_*     deletion versions by kind (H7)
         incoming        staged + deletions
-        compared        the transition per key (new / stale / same / change)
+        compared        the transition per key (new / same / change) and its valid_from
         new_versions    + closed_versions = what delete+insert writes
 --------------------------------------------------------------------------------------------- -#}
 {% macro exigo_scd2_history(entity) -%}
@@ -61,7 +61,7 @@ compared as (
 {%- else %}
 
 compared as (
-    select staged.*, 'new' as transition from staged
+    select staged.*, 'new' as transition, staged.version_time as valid_from from staged
 ),
 
 {%- endif %}

@@ -62,14 +62,11 @@
       {%- endif %}
 {%- endmacro %}
 
-{#- Where a reopened key's row is read: the source table itself (co-located), or the rows the flow
-    copied for exactly those keys (landed: exigo_landing_dbo.<Table>__reopen). None when there
-    is nothing to read. -#}
+{#- Where the rows of keys back at the source are read: the rows the flow pinned for exactly those
+    keys (exigo_landing_dbo.<Table>__reopen: keys whose current version is a deletion, and in a
+    complete warehouse keys never received, W4). None when there is nothing to read. -#}
 {% macro exigo_reopen_relation(entity) -%}
     {%- set table = exigo_entities()[entity]['table'] -%}
-    {%- if not exigo_landed() -%}
-        {{ return(source('exigo_dbo', table)) }}
-    {%- endif -%}
     {%- set rel = adapter.get_relation(database=target.database, schema='exigo_landing_dbo', identifier=table ~ '__reopen') -%}
     {%- do exigo_end_read_transaction() -%}
     {{ return(rel) }}

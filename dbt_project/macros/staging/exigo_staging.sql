@@ -57,9 +57,9 @@
             {%- if version_time is not none %}
             {{ version_time }} as version_time
             {%- elif plan['parent'] %}
-            parent_order.version_time as version_time
+            {{ exigo_capped_version_time('parent_order.version_time') }} as version_time
             {%- else %}
-            q.{{ adapter.quote('ModifiedDate') }} as version_time
+            {{ exigo_capped_version_time('q.' ~ adapter.quote('ModifiedDate')) }} as version_time
             {%- endif %}
         from {{ relation if relation is not none else plan['relation'] }} as q
         {% if plan['parent'] and version_time is none -%}
@@ -83,10 +83,14 @@
     ) typed
 {%- endmacro %}
 
-{#- Reopened keys (H7, swept entities): a key whose current history version is a deletion but which
-    is at the source again (a restore, a sync re-initialisation: its ModifiedDate is old, so the
-    queue never shows it) is staged with its source row, dated at this batch's refresh, and gets a
-    new live version. '' when the entity is not swept or nothing can be read. -#}
+{#- Keys back at the source, or never received (H7, W4; swept entities): the flow pinned their
+    source rows in `<Table>__reopen`. A key whose current history version is a deletion (a
+    restore, a sync re-initialisation: its ModifiedDate is old, so the queue never shows it) is
+    dated at this batch's refresh and gets a new live version. A key history has no version of
+    (a complete warehouse's reconciliation found it at the source, never delivered) is dated at
+    its own ModifiedDate (capped, W4), or at the refresh for a table without one. A key with a
+    live current version is never staged from here. '' when the entity is not swept or nothing
+    can be read. -#}
 {% macro exigo_reopened_rows_sql(plan) -%}
     {%- set entity = plan['entity'] -%}
     {%- set history = exigo_history_relation(entity) -%}
@@ -94,15 +98,27 @@
     {%- if history is none or reopen is none -%}{{ return('') }}{%- endif -%}
     {%- set queue_join = [] -%}
     {%- for k in plan['keys'] -%}{%- do queue_join.append('batch_row.' ~ adapter.quote(k) ~ ' = q.' ~ adapter.quote(k)) -%}{%- endfor -%}
+    {%- set refreshed = exigo_timestamp_literal(exigo_batch_refreshed_at()) -%}
+    {%- set seen -%}
+        exists (select 1 from {{ history }} h where {{ exigo_source_key_join(entity, 'q', 'h') }})
+    {%- endset -%}
     {%- set where -%}
-        exists (
-            select 1 from {{ history }} h
-            where h.is_current = {{ exigo_true() }} and h.is_deleted = {{ exigo_true() }}
-              and {{ exigo_source_key_join(entity, 'q', 'h') }}
+        (
+            exists (
+                select 1 from {{ history }} h
+                where h.is_current = {{ exigo_true() }} and h.is_deleted = {{ exigo_true() }}
+                  and {{ exigo_source_key_join(entity, 'q', 'h') }}
+            )
+            or not {{ seen }}
         )
         and not exists (select 1 from {{ plan['relation'] }} batch_row where {{ queue_join | join(' and ') }})
     {%- endset -%}
-    {{ return(exigo_typed_rows_sql(plan, relation=reopen, version_time=exigo_timestamp_literal(exigo_batch_refreshed_at()), where=where)) }}
+    {%- if exigo_entities()[entity].get('parent') -%}
+        {%- set version_time = refreshed -%}
+    {%- else -%}
+        {%- set version_time = "case when " ~ seen ~ " then " ~ refreshed ~ " else " ~ exigo_capped_version_time('q.' ~ adapter.quote('ModifiedDate')) ~ " end" -%}
+    {%- endif -%}
+    {{ return(exigo_typed_rows_sql(plan, relation=reopen, version_time=version_time, where=where)) }}
 {%- endmacro %}
 
 {#- source() calls made at parse time too, so dbt records the lineage (the real work only

@@ -9,6 +9,7 @@ import duckdb
 
 from exigo_sync.catalog import QUEUE_TABLES, REPLICATED_TABLES
 from exigo_sync.simulator.db import quote, scalar
+from exigo_sync.snapshot import TableFingerprint, fingerprint_sql, from_row
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class SimulatedRefresh:
     refresh_started_at: datetime
     refresh_finished_at: datetime
     row_counts: dict[str, int] = field(default_factory=dict)
+    # Each queue table's fingerprint, taken inside the refresh's transaction (R3).
+    fingerprint: dict[str, TableFingerprint] = field(default_factory=dict)
 
 
 # The vendor note: the first call ever "pulls in the last 24 hours of changes".
@@ -73,6 +76,12 @@ def run_refresh(con: duckdb.DuckDBPyConnection, start: datetime | None) -> Simul
                 )
             counts[name] = int(scalar(con, f"SELECT count(*) FROM queue.{q}"))
 
+        fingerprint = {
+            name: from_row(
+                con.execute(fingerprint_sql(name, f"queue.{quote(name)}", quote)).fetchone()
+            )
+            for name in QUEUE_TABLES
+        }
         con.execute("UPDATE queue.RefreshState SET LastRefresh = ?", [now])
         con.execute("INSERT INTO sim.RefreshLog VALUES (?, ?, ?)", [now, start, effective])
         con.execute("COMMIT")
@@ -84,4 +93,5 @@ def run_refresh(con: duckdb.DuckDBPyConnection, start: datetime | None) -> Simul
         refresh_started_at=now,
         refresh_finished_at=now,
         row_counts=counts,
+        fingerprint=fingerprint,
     )

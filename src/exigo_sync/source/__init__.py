@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
+
+from exigo_sync.snapshot import TableFingerprint
 
 # Rows per round trip when a caller streams a `query()` cursor: `fetchmany(FETCH_SIZE)` (the
 # SQL Server client also sets it as the cursor's `arraysize`; DuckDB cursors have none).
@@ -21,6 +23,11 @@ class RefreshResult:
     refresh_started_at: datetime
     refresh_finished_at: datetime
     row_counts: dict[str, int] = field(default_factory=dict)
+    # Each queue table's fingerprint, taken in the same transaction as the refresh (R3).
+    fingerprint: dict[str, TableFingerprint] = field(default_factory=dict)
+    # The server's local clock minus its UTC clock at the refresh (SYSDATETIME() -
+    # SYSUTCDATETIME()): a drop between batches is the server's clock going back (W1).
+    utc_offset: timedelta | None = None
 
 
 class SourceError(RuntimeError):

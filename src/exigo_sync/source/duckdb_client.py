@@ -50,7 +50,7 @@ class DuckDbSourceClient:
                 done = run_refresh(con, start)
         return RefreshResult(
             done.requested_start, done.refresh_started_at, done.refresh_finished_at,
-            dict(done.row_counts),
+            dict(done.row_counts), dict(done.fingerprint),
         )  # fmt: skip
 
     @contextmanager

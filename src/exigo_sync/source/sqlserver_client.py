@@ -21,8 +21,12 @@ it at once, like the DuckDB client.
 - `SET NOCOUNT ON` is inherited by the procedure, so its DML sends no row-count results; the
   results that still come are drained (`while cursor.nextset()`), so an error raised after them
   reaches us (pyodbc#69, #277).
+- The refresh and the fingerprint of each queue table it produced (`exigo_sync.snapshot`: rows,
+  key sums, earliest and latest ModifiedDate) run in ONE transaction: the procedure's DDL / DML
+  locks on the queue tables are held until we commit, so another consumer's `queue.Refresh`
+  waits instead of replacing the tables between our refresh and our fingerprint (R3).
 - `refresh_started_at` / `refresh_finished_at` are `SYSDATETIME()` on the same connection just
-  before and after; then `SELECT COUNT_BIG(*)` per queue table.
+  before and after, with `SYSUTCDATETIME()` (the server clock's offset from UTC, W1).
 
 Driver errors become `TransientSourceError` (retried by the flow, B5) or `SourceError` through
 `sqlserver.classify`, with one secret-free line naming what failed.
@@ -39,9 +43,11 @@ from typing import Any
 from exigo_sync import sqlserver as mssql
 from exigo_sync.catalog import QUEUE_TABLES
 from exigo_sync.profiles import ProfileError, Target
+from exigo_sync.snapshot import fingerprint_sql, from_row
 from exigo_sync.source import RefreshResult, SourceError, TransientSourceError
 
 CLOCK_SQL = "SELECT SYSDATETIME()"
+CLOCKS_SQL = "SELECT SYSDATETIME(), SYSUTCDATETIME()"
 REFRESH_SQL = "SET NOCOUNT ON; DECLARE @start datetime = ?; EXEC queue.Refresh @start"
 # The vendor's own default window ("since the previous call"), only when no start is given.
 REFRESH_DEFAULT_SQL = "SET NOCOUNT ON; EXEC queue.Refresh"
@@ -51,10 +57,15 @@ PROCEDURE = "queue.Refresh"
 ARRAYSIZE = 5000
 
 
-def count_sql(table: str) -> str:
-    """Row count of one queue table (the name comes from the fixed QUEUE_TABLES)."""
+def quote_name(name: str) -> str:
+    """A T-SQL identifier in brackets (a `]` inside doubled)."""
+    return "[" + name.replace("]", "]]") + "]"
+
+
+def fingerprint_query(table: str) -> str:
+    """The fingerprint of one queue table (the name comes from the fixed QUEUE_TABLES)."""
     assert table in QUEUE_TABLES, table
-    return f"SELECT COUNT_BIG(*) FROM queue.[{table}]"
+    return fingerprint_sql(table, f"queue.{quote_name(table)}", quote_name)
 
 
 def to_sql_datetime(value: datetime) -> datetime:
@@ -98,22 +109,37 @@ class SqlServerSourceClient:
         bound = to_sql_datetime(start) if start is not None else None
         step = _Step(f"run {PROCEDURE}")
         with self._connection(step) as con:
-            cur = con.cursor()
-            started = self._clock(cur)
-            if bound is None:
-                cur.execute(REFRESH_DEFAULT_SQL)
-            else:
-                cur.execute(REFRESH_SQL, [bound])
-            # Every result the procedure sends (row counts, result sets, the error after them).
-            while cur.nextset():
-                pass
-            finished = self._clock(cur)
-            counts = {}
-            for table in QUEUE_TABLES:
-                step.action = f"count the rows of queue.{table}"
-                cur.execute(count_sql(table))
-                counts[table] = int(cur.fetchone()[0])
-        return RefreshResult(bound, started, finished, counts)
+            # One transaction from the refresh to the last fingerprint (R3); autocommit is set
+            # before the first statement (pyodbc refuses to switch with results pending).
+            con.autocommit = False
+            try:
+                cur = con.cursor()
+                started = self._clock(cur)
+                if bound is None:
+                    cur.execute(REFRESH_DEFAULT_SQL)
+                else:
+                    cur.execute(REFRESH_SQL, [bound])
+                # Every result the procedure sends (row counts, result sets, the error after).
+                while cur.nextset():
+                    pass
+                fingerprint = {}
+                for table in QUEUE_TABLES:
+                    step.action = f"fingerprint queue.{table}"
+                    cur.execute(fingerprint_query(table))
+                    fingerprint[table] = from_row(cur.fetchone())
+                step.action = "read the source clock"
+                cur.execute(CLOCKS_SQL)
+                finished, utc = (self._datetime(v) for v in cur.fetchone())
+                step.action = f"commit {PROCEDURE}"
+                con.commit()
+            except BaseException:
+                with suppress(Exception):
+                    con.rollback()
+                raise
+        counts = {table: fp.rows for table, fp in fingerprint.items()}
+        return RefreshResult(
+            bound, started, finished, counts, fingerprint, utc_offset=finished - utc
+        )
 
     @contextmanager
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Any]:
@@ -148,7 +174,9 @@ class SqlServerSourceClient:
 
     def _clock(self, cur: Any) -> datetime:
         cur.execute(CLOCK_SQL)
-        value = cur.fetchone()[0]
+        return self._datetime(cur.fetchone()[0])
+
+    def _datetime(self, value: Any) -> datetime:
         if not isinstance(value, datetime):
             # FreeTDS below TDS 7.3 hands datetime2 over as text.
             raise SourceError(

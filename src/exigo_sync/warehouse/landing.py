@@ -1,17 +1,27 @@
-"""Landing: copy one batch's queue snapshot, and the `dbo` keys the deletion sweep compares
-against, from the source into the warehouse, when the warehouse cannot read the source itself
-(the landed topology, exigo_sync.topology).
+"""Landing: pin one batch's queue snapshot in the warehouse, with the `dbo` keys the deletion sweep
+compares against, the rows of keys back at the source and the lookups. dbt reads only these
+copies, so what it merges is exactly what this batch's refresh produced (R3: another consumer's
+`queue.Refresh` replaces the shared queue tables at any moment), and the deletion guard and the
+history models read the same set of source keys (H9).
 
-Each table is streamed from a DB-API cursor on the source (`SourceClient.query`) in chunks of
-FETCH_SIZE rows into an `<name>__incoming` table of the warehouse: into DuckDB as Arrow record
-batches, into SQL Server with the driver's bulk parameter path (pyodbc `fast_executemany`).
+Two ways in, one result:
+- co-located (the warehouse can read the source where it is): the warehouse copies each table
+  itself, `CREATE TABLE ... AS SELECT` from the attached simulator file or `SELECT ... INTO` from
+  the sync database on the same SQL Server (`land_in_warehouse`);
+- landed (the source is elsewhere): each table is streamed from a DB-API cursor on the source
+  (`SourceClient.query`) in chunks of FETCH_SIZE rows into an `<name>__incoming` table of the
+  warehouse: into DuckDB as Arrow record batches, into SQL Server with the driver's bulk
+  parameter path (pyodbc `fast_executemany`) (`land_batch`).
 Memory stays at one chunk whatever the table's size. Only when every table has arrived does one
 transaction swap them all in and record the batch in the manifest, so dbt sees either the whole
 of this batch's snapshot or the whole of the previous one; a copy that dies part-way leaves
 the landing as it was, and the batch merges nothing.
 
 Columns and types are the source's own (read from its information_schema), mapped to the
-warehouse engine where it differs (SQL Server -> DuckDB: `source.catalog.duckdb_type`).
+warehouse engine where it differs (SQL Server -> DuckDB: `catalog.duckdb_type`).
+
+After the swap, `fingerprint` takes each landed queue table's fingerprint (exigo_sync.snapshot),
+to compare with the one the refresh took.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,7 +39,9 @@ from exigo_sync.catalog import LOOKUP_TABLES, QUEUE_TABLES, REPLICATED_TABLES, d
 from exigo_sync.faults import fault
 from exigo_sync.naming import column_name, entity_name
 from exigo_sync.profiles import Target
-from exigo_sync.source import FETCH_SIZE, SourceClient
+from exigo_sync.snapshot import TableFingerprint, fingerprint_sql, from_row
+from exigo_sync.source import FETCH_SIZE, SourceClient, TransientSourceError
+from exigo_sync.topology import Topology
 from exigo_sync.warehouse.connection import WarehouseConnection, connected, engine
 from exigo_sync.warehouse.ledger import utcnow
 
@@ -85,6 +98,15 @@ def tables_for_batch(swept_entities: Sequence[str]) -> list[LandingTable]:
     ]
 
 
+@dataclass(frozen=True)
+class Landing:
+    """What a landing put in the warehouse: rows per LandingTable.label, and the fingerprint of
+    each landed queue table."""
+
+    rows: dict[str, int]
+    fingerprint: dict[str, TableFingerprint]
+
+
 def land_batch(
     source: SourceClient,
     source_engine: str,
@@ -93,8 +115,12 @@ def land_batch(
     tables: Sequence[LandingTable],
     *,
     logger: logging.Logger | logging.LoggerAdapter[Any],
-) -> dict[str, int]:
-    """Copy `tables` for batch `batch_id`; returns rows landed per LandingTable.label."""
+    find_missing: bool = False,
+) -> Landing:
+    """Stream `tables` from the source for batch `batch_id` (landed topology).
+
+    find_missing: a `__reopen` table also takes source keys the warehouse never received (a
+    complete warehouse's reconciliation, W4), not only keys back after a deletion."""
     target_engine = engine(warehouse)
     landed: dict[str, int] = {}  # rows per LandingTable.label
     with connected(warehouse) as con:
@@ -106,7 +132,7 @@ def land_batch(
             writer.create_incoming(table, columns)
             rows = 0
             chunks = (
-                _reopened_chunks(source, con, table, columns)
+                _reopened_chunks(source, con, table, columns, find_missing)
                 if table.reopen
                 else _chunks(source, table, columns)
             )
@@ -122,7 +148,150 @@ def land_batch(
                 time.monotonic() - started,
             )  # fmt: skip
         writer.swap_in(tables, batch_id, landed)
-    return landed
+        return Landing(landed, _fingerprint(con, writer))
+
+
+def pin(
+    topology: Topology,
+    batch_id: int,
+    tables: Sequence[LandingTable],
+    *,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    find_missing: bool = False,
+) -> Landing:
+    """Land `tables` for batch `batch_id` the topology's way: copied by the warehouse itself
+    (co-located) or streamed from the source (landed)."""
+    if topology.landed:
+        client = topology.source_client()
+        try:
+            return land_batch(
+                client, topology.source.type, topology.warehouse, batch_id, tables,
+                logger=logger, find_missing=find_missing,
+            )  # fmt: skip
+        finally:
+            client.close()
+    where = engine(topology.warehouse)
+    location = str(topology.source_path()) if where == "duckdb" else topology.source_database
+    if not location:
+        raise LandingError(f"no sync database named for {topology.describe()}")
+    return land_in_warehouse(
+        SourceInWarehouse(where, location), topology.warehouse, batch_id, tables,
+        logger=logger, find_missing=find_missing,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SourceInWarehouse:
+    """Where the warehouse itself reads the source (co-located topology): the simulator file a
+    DuckDB warehouse attaches, or the sync database on the SQL Server warehouse's server."""
+
+    engine: str  # the warehouse's: duckdb | sqlserver
+    location: str  # DuckDB: the simulator file; SQL Server: the sync database's name
+
+    def relation(self, schema: str, table: str) -> str:
+        if self.engine == "duckdb":
+            return f"{ATTACHED_SOURCE}.{_quote(schema)}.{_quote(table)}"
+        return f"{_bracket(self.location)}.{_bracket(schema)}.{_bracket(table)}"
+
+
+# The alias under which a DuckDB warehouse attaches the simulator file for the copy.
+ATTACHED_SOURCE = "exigo_pinned_source"
+
+
+def land_in_warehouse(
+    source: SourceInWarehouse,
+    warehouse: Target,
+    batch_id: int,
+    tables: Sequence[LandingTable],
+    *,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    find_missing: bool = False,
+) -> Landing:
+    """Copy `tables` inside the warehouse, from the source it can read (co-located topology):
+    set-based, nothing passes through this process."""
+    with connected(warehouse) as con:
+        writer = _WRITERS[engine(warehouse)](con)
+        with _attached(con, source):
+            writer.ensure_schemas()
+            landed: dict[str, int] = {}
+            for table in tables:
+                started = time.monotonic()
+                relation = source.relation(table.source_schema, table.name)
+                select = _in_warehouse_select(con, source, table, relation, find_missing)
+                landed[table.label] = writer.create_incoming_as(table, select)
+                fault("during_land")
+                logger.info(
+                    "pinned %s: %s rows in %.1fs", table.label, f"{landed[table.label]:,}",
+                    time.monotonic() - started,
+                )  # fmt: skip
+        writer.swap_in(tables, batch_id, landed)
+        return Landing(landed, _fingerprint(con, writer))
+
+
+@contextmanager
+def _attached(con: WarehouseConnection, source: SourceInWarehouse) -> Iterator[None]:
+    """DuckDB: the simulator file attached read-only for the copy, detached afterwards. Another
+    process writing it (a consumer's queue.Refresh) makes this transient (B5 retries)."""
+    if source.engine != "duckdb":
+        yield
+        return
+    import duckdb
+
+    literal = "'" + source.location.replace("'", "''") + "'"
+    try:
+        con.execute(f"ATTACH {literal} AS {ATTACHED_SOURCE} (READ_ONLY)")
+    except duckdb.Error as exc:
+        text = str(exc).strip().splitlines()[0]
+        raise TransientSourceError(
+            f"{source.location}: could not attach the source: {text}"
+        ) from None
+    try:
+        yield
+    finally:
+        with suppress(Exception):
+            con.execute(f"DETACH {ATTACHED_SOURCE}")
+
+
+@dataclass(frozen=True)
+class _Select:
+    """A SELECT in two parts, so each engine can put its own `INTO` between them."""
+
+    columns: str
+    rest: str  # FROM ... [WHERE ...]
+
+
+def _in_warehouse_select(
+    con: WarehouseConnection, source: SourceInWarehouse, table: LandingTable, relation: str,
+    find_missing: bool,
+) -> _Select:  # fmt: skip
+    if table.reopen:
+        keys = REPLICATED_TABLES[table.name].key
+        candidates = _reopen_candidates_sql(con, table.name, keys, find_missing)
+        if candidates is None:
+            return _Select("d.*", f"FROM {relation} d WHERE 1 = 0")
+        match = " AND ".join(f"c.{_quote(k)} = d.{_quote(k)}" for k in keys)
+        return _Select(
+            "d.*", f"FROM {relation} d WHERE EXISTS (SELECT 1 FROM ({candidates}) c WHERE {match})"
+        )
+    columns = ", ".join(_quote(c) for c in table.columns) if table.columns else "*"
+    return _Select(columns, f"FROM {relation}")
+
+
+def fingerprint(warehouse: Target) -> dict[str, TableFingerprint]:
+    """The fingerprint of each queue table the landing holds now."""
+    with connected(warehouse) as con:
+        return _fingerprint(con, _WRITERS[engine(warehouse)](con))
+
+
+def _fingerprint(con: WarehouseConnection, writer: _Writer) -> dict[str, TableFingerprint]:
+    return {
+        table: from_row(
+            con.execute(
+                fingerprint_sql(table, f"{QUEUE_SCHEMA}.{writer.quote(table)}", writer.quote)
+            ).fetchone()
+        )
+        for table in QUEUE_TABLES
+    }
 
 
 def landed_batch(warehouse: Target) -> int | None:
@@ -202,7 +371,14 @@ def _warehouse_type(source_engine: str, target_engine: str, source_type: str, ta
 
 
 def _quote(name: str) -> str:
+    """An identifier in double quotes (a `"` inside doubled): DuckDB, and SQL Server with
+    QUOTED_IDENTIFIER on (its default for ODBC connections)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def _bracket(name: str) -> str:
+    """A T-SQL identifier in brackets (a `]` inside doubled): database names in three-part names."""
+    return "[" + name.replace("]", "]]") + "]"
 
 
 def _select(table: LandingTable, columns: Sequence[Column]) -> str:
@@ -225,12 +401,14 @@ _KEYS_PER_QUERY = 500
 
 def _reopened_chunks(
     source: SourceClient, warehouse: WarehouseConnection, table: LandingTable,
-    columns: Sequence[Column],
+    columns: Sequence[Column], find_missing: bool,
 ) -> Iterator[list[tuple]]:  # fmt: skip
     """The source rows of the keys whose current history version is a deletion and which the
-    source has again (found with the keys this landing just copied)."""
+    source has again (found with the keys this landing just copied); with `find_missing`, also
+    of the keys the warehouse never received."""
     keys = REPLICATED_TABLES[table.name].key
-    candidates = _reopen_candidates(warehouse, table.name, keys)
+    sql = _reopen_candidates_sql(warehouse, table.name, keys, find_missing)
+    candidates = [tuple(r) for r in warehouse.execute(sql).fetchall()] if sql else []
     for start in range(0, len(candidates), _KEYS_PER_QUERY):
         part = candidates[start : start + _KEYS_PER_QUERY]
         match = " AND ".join(f"{_quote(k)} = ?" for k in keys)
@@ -241,27 +419,37 @@ def _reopened_chunks(
                 yield [tuple(r) for r in rows]
 
 
-def _reopen_candidates(
-    warehouse: WarehouseConnection, table: str, keys: Sequence[str]
-) -> list[tuple]:
-    history = f"exigo_history.{entity_name(table)}_history"
+def _reopen_candidates_sql(
+    warehouse: WarehouseConnection, table: str, keys: Sequence[str], find_missing: bool
+) -> str | None:
+    """The source keys (landed a moment ago in `<table>__incoming`) to take whole rows of: a key
+    whose current history version is a deletion (back at the source, H7), and with
+    `find_missing` a key history has no version of at all (never received, W4); never a key
+    this batch's queue copy carries. None before the entity's first history build."""
+    history_name = f"{entity_name(table)}_history"
     exists = warehouse.execute(
         "SELECT COUNT(*) FROM information_schema.tables "
         "WHERE table_schema = 'exigo_history' AND table_name = ?",
-        [f"{entity_name(table)}_history"],
+        [history_name],
     ).fetchone()
     if not exists or not exists[0]:
-        return []
-    match = " AND ".join(f"k.{_quote(k)} = h.{column_name(k)}" for k in keys)
-    incoming = f"{DBO_SCHEMA}.{_quote(table + INCOMING)}"
-    return [
-        tuple(r)
-        for r in warehouse.execute(
-            f"SELECT {', '.join('h.' + column_name(k) for k in keys)} FROM {history} h "
-            "WHERE CAST(h.is_current AS INTEGER) = 1 AND CAST(h.is_deleted AS INTEGER) = 1 "
-            f"AND EXISTS (SELECT 1 FROM {incoming} k WHERE {match})"
-        ).fetchall()
-    ]
+        return None
+    history = f"exigo_history.{_quote(history_name)}"
+    at_source = f"{DBO_SCHEMA}.{_quote(table + INCOMING)}"
+    in_batch = f"{QUEUE_SCHEMA}.{_quote(table + INCOMING)}"
+    match_history = " AND ".join(f"h.{_quote(column_name(k))} = k.{_quote(k)}" for k in keys)
+    match_batch = " AND ".join(f"q.{_quote(k)} = k.{_quote(k)}" for k in keys)
+    deleted = (
+        f"EXISTS (SELECT 1 FROM {history} h WHERE {match_history} "
+        "AND CAST(h.is_current AS INTEGER) = 1 AND CAST(h.is_deleted AS INTEGER) = 1)"
+    )
+    wanted = deleted
+    if find_missing:
+        wanted = f"({deleted} OR NOT EXISTS (SELECT 1 FROM {history} h WHERE {match_history}))"
+    return (
+        f"SELECT {', '.join('k.' + _quote(k) for k in keys)} FROM {at_source} k "
+        f"WHERE {wanted} AND NOT EXISTS (SELECT 1 FROM {in_batch} q WHERE {match_batch})"
+    )
 
 
 # --- writing the warehouse -----------------------------------------------------------------
@@ -284,9 +472,22 @@ class _Writer(ABC):
     def append(self, table: LandingTable, columns: Sequence[Column], rows: list[tuple]) -> None: ...
 
     @abstractmethod
+    def create_incoming_as(self, table: LandingTable, select: _Select) -> int:
+        """The incoming table made from `select`, inside the warehouse; returns its rows."""
+
+    @abstractmethod
     def swap_in(
         self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int]
     ) -> None: ...
+
+    @staticmethod
+    @abstractmethod
+    def quote(name: str) -> str:
+        """A column or table name, quoted for this engine."""
+
+    def _count(self, table: LandingTable, suffix: str = "") -> int:
+        (rows,) = self.con.execute(f"SELECT COUNT(*) FROM {self._name(table, suffix)}").fetchone()
+        return int(rows)
 
     @staticmethod
     def _name(table: LandingTable, suffix: str = "") -> str:
@@ -317,6 +518,13 @@ class _DuckDbWriter(_Writer):
     def create_incoming(self, table: LandingTable, columns: Sequence[Column]) -> None:
         body = ", ".join(f"{_quote(c.name)} {c.warehouse_type}" for c in columns)
         self.con.execute(f"CREATE OR REPLACE TABLE {self._name(table, INCOMING)} ({body})")
+
+    def create_incoming_as(self, table: LandingTable, select: _Select) -> int:
+        name = self._name(table, INCOMING)
+        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {select.columns} {select.rest}")
+        return self._count(table, INCOMING)
+
+    quote = staticmethod(_quote)
 
     def append(self, table: LandingTable, columns: Sequence[Column], rows: list[tuple]) -> None:
         import pyarrow as pa
@@ -390,6 +598,14 @@ class _SqlServerWriter(_Writer):
         body = ", ".join(f"{_quote(c.name)} {c.warehouse_type}" for c in columns)
         self.con.execute(f"IF OBJECT_ID('{name}') IS NOT NULL DROP TABLE {name}")
         self.con.execute(f"CREATE TABLE {name} ({body})")
+
+    def create_incoming_as(self, table: LandingTable, select: _Select) -> int:
+        name = self._name(table, INCOMING)
+        self.con.execute(f"IF OBJECT_ID('{name}') IS NOT NULL DROP TABLE {name}")
+        self.con.execute(f"SELECT {select.columns} INTO {name} {select.rest}")
+        return self._count(table, INCOMING)
+
+    quote = staticmethod(_quote)
 
     def append(self, table: LandingTable, columns: Sequence[Column], rows: list[tuple]) -> None:
         marks = ", ".join("?" for _ in columns)

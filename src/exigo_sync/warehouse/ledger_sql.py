@@ -143,7 +143,7 @@ VALUES (?, ?, ?, ?, ?, 'refreshing', ?, ?)"""
 MARK_REFRESHED = f"""UPDATE {BATCHES} SET status = 'refreshed',
     refresh_started_at = ?, refresh_finished_at = ?,
     {", ".join(f"{c} = ?" for c in ROW_COLUMNS.values())}
-WHERE batch_id = ? AND status = 'refreshing'"""
+WHERE batch_id = ? AND status IN ('refreshing', 'refreshed')"""
 
 # Only a batch whose every merge model succeeded gets here (L2).
 MARK_MERGED = f"""UPDATE {BATCHES} SET status = 'merged', dbt_invocation_id = ?, finished_at = ?
