@@ -12,17 +12,25 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from exigo_sync.simulator import ddl, deletions, emptied, pools, population
+from exigo_sync.simulator import clocks, ddl, deletions, emptied, pools, population
 from exigo_sync.simulator.activity import (
     ActivityRates,
     ActivitySummary,
     lifecycle_params,
     run_substep,
 )
+from exigo_sync.simulator.clocks import (
+    ClockModel,
+    ClockModelError,
+    data_clock,
+    sim_clock,
+    sim_utc_clock,
+    simulation_time,
+)
 from exigo_sync.simulator.db import connect, quote, scalar, table_columns
 from exigo_sync.simulator.deletions import RestoreError
 from exigo_sync.simulator.emptied import EmptiedError
-from exigo_sync.simulator.refresh import run_refresh, sim_clock
+from exigo_sync.simulator.refresh import run_refresh
 from exigo_sync.source import QUEUE_TABLES, RefreshResult
 from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, Table, duckdb_type
 
@@ -107,6 +115,11 @@ class SyncSimulator:
 
     Every public method opens its own connection and closes it before returning: DuckDB locks
     the file while a connection is open, and dbt attaches it read-only right after a refresh.
+
+    Clocks (see simulator.clocks): `now()` is the sync server's clock (SYSDATETIME()), which
+    queue.Refresh and the pipeline read; ModifiedDate is stamped by the data's clock; both read
+    the simulator's own clock (`simulation_time()`) through the file's clock model, which by
+    default makes all three the same.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -143,9 +156,14 @@ class SyncSimulator:
         clock_start: datetime = datetime(2026, 1, 5),
         history_days: int = 30,
         overwrite: bool = False,
+        server_clock_offset_minutes: float = 0.0,
+        local_time_zone: str | None = None,
     ) -> SyncSimulator:
         """Create the database with a base population dated in the `history_days` before
-        `clock_start`; the clock starts at `clock_start`."""
+        `clock_start`; the simulator's clock starts at `clock_start` (UTC with a
+        `local_time_zone`, whose wall time then stamps the data and shows on the server clock;
+        `server_clock_offset_minutes` sets the server clock apart from the data's: see
+        simulator.clocks)."""
         if customers < 1:
             raise SimulatorError(f"customers must be at least 1, got {customers}")
         if orders_per_customer < 0:
@@ -155,9 +173,10 @@ class SyncSimulator:
         if history_days < 1:
             raise SimulatorError(f"history_days must be at least 1, got {history_days}")
         if clock_start.tzinfo is not None:
-            raise SimulatorError("clock_start must be a naive source-clock time")
+            raise SimulatorError("clock_start must be a naive time on the simulator's clock")
         if not 0 <= seed < 2**63:
             raise SimulatorError(f"seed must be between 0 and 2**63 - 1, got {seed}")
+        model = _checked_model(ClockModel(server_clock_offset_minutes, local_time_zone))
         path = Path(path)
         if path.exists():
             if not overwrite:
@@ -188,6 +207,8 @@ class SyncSimulator:
                 ddl.create_schemas(con, primary_keys=False)
                 pools.build_pools(con, seed)
                 next_ids = population.populate(con, params)
+                if model.local_time_zone is not None:
+                    clocks.localise_population(con, model.local_time_zone)
                 ddl.add_primary_keys(con)
                 con.execute("INSERT INTO sim.Clock VALUES (?)", [clock_start])
                 settings = {
@@ -204,6 +225,7 @@ class SyncSimulator:
                     "INSERT INTO sim.Settings SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
                     [list(settings), [str(v) for v in settings.values()]],
                 )
+                clocks.write_model(con, model)
                 con.execute("COMMIT")
         except BaseException:
             path.unlink(missing_ok=True)
@@ -220,9 +242,41 @@ class SyncSimulator:
             yield con
 
     def now(self) -> datetime:
-        """The simulated source clock (naive, like SQL Server getdate())."""
+        """The sync server's clock, naive like SQL Server SYSDATETIME(): what queue.Refresh
+        records as its call time and the pipeline reads as the source's "now"."""
         with self.connect() as con:
             return sim_clock(con)
+
+    def utc_now(self) -> datetime:
+        """The server's SYSUTCDATETIME(): with a local time zone the simulator's UTC time; with
+        a server clock offset the server is a UTC server (= `now()`); else `now()`."""
+        with self.connect() as con:
+            return sim_utc_clock(con)
+
+    def simulation_time(self) -> datetime:
+        """The simulator's own clock, the activity generator's time line (UTC with a local
+        time zone): `advance` moves it by exactly its duration, whatever the other clocks do."""
+        with self.connect() as con:
+            return simulation_time(con)
+
+    def data_now(self) -> datetime:
+        """What the clock that stamps ModifiedDate reads now: a change made now would carry it."""
+        with self.connect() as con:
+            return data_clock(con)
+
+    def clock_model(self) -> ClockModel:
+        """The file's clock model (the default one for a file made before the model existed)."""
+        with self.connect() as con:
+            return clocks.read_model(con)
+
+    def set_clock_model(self, model: ClockModel) -> ClockModel:
+        """Change the clock model from now on (e.g. `replace(sim.clock_model(),
+        server_clock_offset_minutes=-5)` for a server clock that drifted). Stamps already
+        written stay as they are: a source that switches to local time from UTC stamps its
+        next changes hours earlier than its last ones, as a real one would."""
+        checked = _checked_model(model)
+        self._write(lambda con: clocks.write_model(con, checked))
+        return checked
 
     def settings(self) -> dict[str, str]:
         with self.connect() as con:
@@ -233,17 +287,20 @@ class SyncSimulator:
         return int(self.settings()["seed"])
 
     def advance(self, duration: timedelta, rates: ActivityRates | None = None) -> ActivitySummary:
-        """Generate activity landing in dbo in [now, now + duration), then move the clock to
-        now + duration. All or nothing: one transaction. ModifiedDate is the landing time, or
-        with `rates.replication_lag` L > 0 up to L earlier (never at or below the row's previous
-        ModifiedDate): a change can land after a refresh that its ModifiedDate precedes."""
+        """Generate activity landing in dbo in [t, t + duration) of the simulator's clock t
+        (`simulation_time()`), then move that clock to t + duration. All or nothing: one
+        transaction. ModifiedDate is the landing time, or with `rates.replication_lag` L > 0 up
+        to L earlier (never at or below the row's previous ModifiedDate): a change can land
+        after a refresh that its ModifiedDate precedes. With a local time zone every stamp is
+        then the local wall time of that (UTC) time; a server clock offset changes no stamp."""
         if duration < timedelta(0):
             raise SimulatorError(f"cannot advance the clock backwards ({duration})")
         rates = rates or ActivityRates()
         with self.connect(read_only=False) as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                start = sim_clock(con)
+                start = simulation_time(con)
+                model = clocks.read_model(con)
                 settings = dict(con.execute("SELECT Name, Value FROM sim.Settings").fetchall())
                 p: dict[str, Any] = {
                     "seed": int(settings["seed"]),
@@ -252,6 +309,7 @@ class SyncSimulator:
                     "next_order_id": int(settings["next_order_id"]),
                     "next_payment_id": int(settings["next_payment_id"]),
                     "_dbo_columns": {},
+                    "zone": model.local_time_zone,
                     **pools.pool_params(),
                 }
                 end = start + duration
@@ -327,7 +385,8 @@ class SyncSimulator:
             }
 
     def deleted_payments(self) -> list[dict[str, Any]]:
-        """PaymentID, OrderID, CustomerID and DeletedAt (source clock) of deleted payments."""
+        """PaymentID, OrderID, CustomerID and DeletedAt (the data's clock, like ModifiedDate) of
+        deleted payments."""
         with self.connect() as con:
             return _dicts(
                 con.execute(
@@ -345,9 +404,11 @@ class SyncSimulator:
 
     def deletions(self, table: str) -> list[dict[str, Any]]:
         """Every physical deletion of a dbo.<table> row so far, in the order they happened: the
-        key columns, DeletedAt (source clock), Cause (see simulator.deletions: line_removed,
-        order_deleted, payment_deleted, customer_purged, account_deleted, site_deleted) and
-        RestoredAt (source clock of a `restore_deleted`, None while the key stays deleted)."""
+        key columns, DeletedAt (on the data's clock, like ModifiedDate: a deletion is a
+        back-office event after the row's last change), Cause (see simulator.deletions:
+        line_removed, order_deleted, payment_deleted, customer_purged, account_deleted,
+        site_deleted) and RestoredAt (the server clock, `now()`, of the `restore_deleted`: an
+        operator's action, on the clock an operator sees; None while the key stays deleted)."""
         t = self._table(table)
         cols = ", ".join(quote(k) for k in (*t.key, *deletions.BOOKKEEPING_COLUMNS))
         order = ", ".join(quote(k) for k in t.key)
@@ -421,7 +482,8 @@ class SyncSimulator:
         return self._write(lambda con: emptied.restore(con, t.name))
 
     def emptied_tables(self) -> dict[str, datetime]:
-        """The dbo tables that read empty now, with the source-clock time each was emptied."""
+        """The dbo tables that read empty now, with the server-clock time (`now()`, what an
+        operator sees) each was emptied."""
         with self.connect() as con:
             return emptied.emptied_tables(con)
 
@@ -521,6 +583,13 @@ class SyncSimulator:
     def _check_identifier(column: str) -> None:
         if not _IDENTIFIER.match(column):
             raise SimulatorError(f"not a valid column name: {column!r}")
+
+
+def _checked_model(model: ClockModel) -> ClockModel:
+    try:
+        return clocks.checked(model)
+    except ClockModelError as exc:
+        raise SimulatorError(str(exc)) from None
 
 
 def _sim_tables(con: duckdb.DuckDBPyConnection) -> set[str]:

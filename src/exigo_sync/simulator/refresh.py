@@ -6,24 +6,23 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from exigo_sync.simulator.clocks import sim_clock
 from exigo_sync.simulator.db import quote, scalar
 from exigo_sync.source import QUEUE_TABLES, RefreshResult
 from exigo_sync.source.catalog import REPLICATED_TABLES
+
+# sim_clock (the server's clock) lives in simulator.clocks; the source client imports it here.
+__all__ = ["FIRST_CALL_LOOKBACK", "run_refresh", "sim_clock"]
 
 # The vendor note: the first call ever "pulls in the last 24 hours of changes".
 FIRST_CALL_LOOKBACK = timedelta(hours=24)
 
 
-def sim_clock(con: duckdb.DuckDBPyConnection) -> datetime:
-    row = con.execute("SELECT Now FROM sim.Clock").fetchone()
-    if row is None:
-        raise RuntimeError("simulator clock is missing (sim.Clock is empty)")
-    return row[0]
-
-
 def run_refresh(con: duckdb.DuckDBPyConnection, start: datetime | None) -> RefreshResult:
     """Replace the six queue tables whole, in one transaction, then record this call's time as
-    the "previous call" every later call without a start resumes from.
+    the "previous call" every later call without a start resumes from. That time, the
+    first call's 24 hours and the returned started/finished times are on the server's clock
+    (`sim_clock`); the filter is on ModifiedDate, the data's clock (see simulator.clocks).
 
     - no start, first call ever: ModifiedDate >= now - 24 h
     - no start, later call: ModifiedDate >= time of the previous call (anyone's)
