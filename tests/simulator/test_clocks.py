@@ -28,6 +28,8 @@ TIMED = [n for n, t in REPLICATED_TABLES.items() if t.version_time_column is not
 # Enough changes per 20 minutes at 300 customers that some rows change on both sides of the
 # fall-back.
 RUSH = ActivityRates().scaled(30)
+FAR_FUTURE = datetime(9999, 12, 31, 23, 59, 59, 997000)
+FAR_PAST = datetime(1753, 1, 1)
 
 Stamps = dict[str, dict[Any, Any]]
 
@@ -276,6 +278,103 @@ def test_local_time_with_replication_lag_keeps_lag_and_order_on_the_utc_time_lin
 def _repeated(wall: datetime) -> bool:
     """A wall time the fall-back shows twice."""
     return datetime(2026, 11, 1, 1, 0) <= wall < datetime(2026, 11, 1, 2, 0)
+
+
+# --- (c) operator stamps -----------------------------------------------------------------------
+
+
+def test_edit_row_stamps_datetime_limits_and_a_clock_gone_back_refresh_filters_exactly(
+    sim: SyncSimulator,
+) -> None:
+    customer_3 = sim.current_rows("Customers")[2]
+    earlier = customer_3["ModifiedDate"] - timedelta(days=3)
+    edited = sim.edit_row("Customers", 1, {"Email": "far.future@example.com"}, FAR_FUTURE)
+    assert edited["ModifiedDate"] == FAR_FUTURE and edited["Email"] == "far.future@example.com"
+    assert sim.edit_row("Customers", 2, {}, FAR_PAST)["ModifiedDate"] == FAR_PAST
+    edited = sim.edit_row("Customers", 3, {"Phone": "(555) 010-0000"}, earlier)
+    assert edited["ModifiedDate"] == earlier < customer_3["ModifiedDate"]
+
+    line = sim.current_rows("OrderDetails")[0]
+    key = (line["OrderID"], line["OrderLine"])
+    stamp = CLOCK_START - timedelta(minutes=5)
+    assert (
+        sim.edit_row("OrderDetails", key, {"Reference1": "fixed"}, stamp)["Reference1"] == "fixed"
+    )
+    order = next(o for o in sim.current_rows("Orders") if o["OrderID"] == line["OrderID"])
+    assert order["ModifiedDate"] == stamp  # a line has no stamp: its order takes it
+
+    new_id = max(r["CustomerID"] for r in sim.current_rows("Customers")) + 100
+    row = sim.insert_row(
+        "Customers",
+        {"CustomerID": new_id, "FirstName": "Min", "LastName": "Date", "ModifiedDate": FAR_PAST},
+    )
+    assert row["ModifiedDate"] == FAR_PAST and row["CreatedDate"] == datetime(1900, 1, 1)
+    payment_id = max(r["PaymentID"] for r in sim.current_rows("Payments")) + 1
+    payment = sim.insert_row(
+        "Payments",
+        {"PaymentID": payment_id, "CustomerID": new_id, "PaymentDate": FAR_PAST, "Amount": 12.5},
+    )
+    assert payment["ModifiedDate"] == sim.data_now() and payment["OrderID"] is None
+    order_id = max(r["OrderID"] for r in sim.current_rows("Orders")) + 1
+    sim.insert_row("Orders", {"OrderID": order_id, "CustomerID": new_id, "ModifiedDate": FAR_PAST})
+    sim.insert_row("OrderDetails", {"OrderID": order_id, "OrderLine": 1, "ItemCode": "X"})
+    assert _keys(sim, "dbo", "Orders")[order_id] == sim.data_now()  # a new line bumps its order
+    sim.edit_row("Orders", order_id, {"Notes": "back-dated"}, FAR_PAST)
+
+    for start in (FAR_PAST, earlier, CLOCK_START - timedelta(hours=1), FAR_FUTURE):
+        result = sim.refresh(start)
+        assert result.requested_start == start
+        assert_queue_is_exactly_modified_since(sim, start)
+    assert queue_keys(sim)["Customers"] == {1}  # only the far-future stamp is >= 9999-12-31
+
+    # The generator leaves the future-stamped row alone and numbers past the inserted ids.
+    future_stamped = _customer(sim, 1)
+    sim.advance(timedelta(hours=2), BUSY)
+    assert _customer(sim, 1) == future_stamped
+    assert any(c["CustomerID"] > new_id for c in sim.current_rows("Customers"))
+    assert any(o > order_id for o in _keys(sim, "dbo", "Orders"))
+
+
+def _customer(sim: SyncSimulator, customer_id: int) -> dict[str, Any]:
+    return next(c for c in sim.current_rows("Customers") if c["CustomerID"] == customer_id)
+
+
+def test_operator_edits_refuse_what_sql_server_or_the_source_would_not_hold(
+    sim: SyncSimulator,
+) -> None:
+    stamp = CLOCK_START
+    for args, message in [
+        (("Customers", 1, {}, datetime(1752, 12, 31, 23, 59)), "datetime range"),
+        (("Customers", 1, {}, datetime(2026, 1, 1, tzinfo=UTC)), "naive"),
+        (("Customers", 1, {"NoSuchColumn": 1}, stamp), "no column"),
+        (("Customers", 1, {"CustomerID": 5}, stamp), "cannot change"),
+        (("Customers", 1, {"ModifiedDate": stamp}, stamp), "modified_date"),
+        (("Customers", 10**9, {}, stamp), "no row"),
+        (("OrderDetails", 1, {}, stamp), r"key is \(OrderID, OrderLine\)"),
+        (("Customers", 1, {"CustomerTypeID": "not a number"}, stamp), "cannot edit"),
+        (("Bogus", 1, {}, stamp), "unknown table"),
+    ]:
+        with pytest.raises(SimulatorError, match=message):
+            sim.edit_row(*args)
+    existing = sim.current_rows("Payments")[0]
+    for values, message in [
+        ({"FirstName": "x"}, "needs its key"),
+        ({"CustomerID": 1}, "already has"),
+        ({"CustomerID": 10**6, "EnrollerID": 10**7}, "no such row"),
+        ({"CustomerID": 10**6, "Email": None}, "cannot insert"),
+    ]:
+        with pytest.raises(SimulatorError, match=message):
+            sim.insert_row("Customers", values)
+    with pytest.raises(SimulatorError, match="no such row"):
+        sim.insert_row("Payments", {"PaymentID": 10**6, "OrderID": 10**7})
+    sim.empty_table("Payments")
+    with pytest.raises(SimulatorError, match="emptied"):
+        sim.edit_row("Payments", existing["PaymentID"], {}, stamp)
+    sim.restore_table("Payments")
+    sim.advance(timedelta(hours=3), replace(QUIET, payment_deletes=2.0))
+    gone = min(sim.deleted_keys("Payments"))
+    with pytest.raises(SimulatorError, match="restore_deleted"):
+        sim.insert_row("Payments", {"PaymentID": gone})
 
 
 # --- (d) the model is stored in the file --------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,7 +27,7 @@ from exigo_sync.simulator.clocks import (
     sim_utc_clock,
     simulation_time,
 )
-from exigo_sync.simulator.db import connect, quote, scalar, table_columns
+from exigo_sync.simulator.db import connect, default_expr, quote, scalar, table_columns
 from exigo_sync.simulator.deletions import RestoreError
 from exigo_sync.simulator.emptied import EmptiedError
 from exigo_sync.simulator.refresh import run_refresh
@@ -39,6 +39,17 @@ from exigo_sync.source.catalog import LOOKUP_TABLES, REPLICATED_TABLES, Table, d
 SUBSTEP = timedelta(hours=1)
 
 _T = TypeVar("_T")
+
+# SQL Server's datetime range (ModifiedDate is a datetime): what an operator's stamp can be.
+SQL_SERVER_DATETIME_MIN = datetime(1753, 1, 1)
+SQL_SERVER_DATETIME_MAX = datetime(9999, 12, 31, 23, 59, 59, 997000)
+
+# The setting holding the next id the activity generator hands out, per table it numbers.
+_NEXT_ID_SETTINGS = {
+    "Customers": "next_customer_id",
+    "Orders": "next_order_id",
+    "Payments": "next_payment_id",
+}
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -487,6 +498,145 @@ class SyncSimulator:
         with self.connect() as con:
             return emptied.emptied_tables(con)
 
+    # --- operator edits (tests of date edge cases) ------------------------------------------
+
+    def edit_row(
+        self, table: str, key: Any, changes: Mapping[str, Any], modified_date: datetime
+    ) -> dict[str, Any]:
+        """Set `changes` (column: value) on one existing dbo.<table> row and stamp it
+        `modified_date` exactly, as an operator's script or a back-office fix would: any SQL
+        Server datetime, far future (9999-12-31 23:59:59.997) and far past (1753-01-01)
+        included, and earlier than the row's current stamp (a clock that went back). The stamp
+        is taken as given, on no clock model. An OrderDetails line (key (OrderID, OrderLine))
+        has no ModifiedDate: its order is stamped instead, as a line edit does in Exigo; the
+        order's totals are left as they are. Returns the row as it now is.
+
+        The activity generator only changes rows stamped before its sub-step, so it leaves a
+        row stamped in the future alone until its clock passes the stamp."""
+        t = self._table(table)
+        _check_stamp(modified_date, "modified_date")
+        key_values = _key_values(t, key)
+        changes = dict(changes)
+        if "ModifiedDate" in changes:
+            raise SimulatorError("give the new ModifiedDate as modified_date, not in changes")
+
+        def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+            self._refuse_if_emptied(con, t.name, "edit its rows")
+            if t.version_time_column is None:
+                self._refuse_if_emptied(con, "Orders", "stamp an order line's order")
+            _check_columns(t, table_columns(con, "dbo", t.name), changes)
+            where = " AND ".join(f"{quote(k)} = ?" for k in t.key)
+            if not scalar(
+                con, f"SELECT count(*) FROM dbo.{quote(t.name)} WHERE {where}", key_values
+            ):
+                raise SimulatorError(f"dbo.{t.name} has no row with key {key!r}")
+            with _as_simulator_error(f"edit dbo.{t.name} {key!r}"):
+                if changes:
+                    sets = ", ".join(f"{quote(c)} = ?" for c in changes)
+                    con.execute(
+                        f"UPDATE dbo.{quote(t.name)} SET {sets} WHERE {where}",
+                        [*changes.values(), *key_values],
+                    )
+                if t.version_time_column is not None:
+                    con.execute(
+                        f"UPDATE dbo.{quote(t.name)} SET {quote(t.version_time_column)} = ? "
+                        f"WHERE {where}",
+                        [modified_date, *key_values],
+                    )
+                else:
+                    con.execute(
+                        "UPDATE dbo.Orders SET ModifiedDate = ? WHERE OrderID = ?",
+                        [modified_date, key_values[0]],
+                    )
+            return _dicts(
+                con.execute(f"SELECT * FROM dbo.{quote(t.name)} WHERE {where}", key_values)
+            )[0]
+
+        return self._write(work)
+
+    def insert_row(self, table: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert one dbo.<table> row as an operator or an import would, e.g. a customer whose
+        ModifiedDate is SQL Server's minimum datetime (1753-01-01). `values` names columns of
+        dbo.<table> as it is now and must hold the key; every other NOT NULL column gets the
+        plain default generated rows use for what they do not model (0, '', false,
+        1900-01-01). ModifiedDate (any SQL Server datetime, taken as given) defaults to the data
+        clock's now; an OrderDetails line stamps its order at the data clock's now, as adding
+        a line does. Returns the row.
+
+        Refused: a key already in dbo, a key deleted at the source and not restored
+        (`restore_deleted` brings that back), and a row whose customer, order, enroller or
+        sponsor is not in dbo. The activity generator's later ids start above an inserted
+        Customers, Orders or Payments key."""
+        t = self._table(table)
+        values = dict(values)
+        missing = [k for k in t.key if values.get(k) is None]
+        if missing:
+            raise SimulatorError(f"a dbo.{t.name} row needs its key: {', '.join(missing)}")
+        if t.version_time_column is not None and values.get("ModifiedDate") is not None:
+            _check_stamp(values["ModifiedDate"], "ModifiedDate")
+        key_values = [values[k] for k in t.key]
+        key = deletions.key_of(t.name, key_values)
+
+        def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+            self._refuse_if_emptied(con, t.name, "insert rows")
+            if t.version_time_column is None:
+                self._refuse_if_emptied(con, "Orders", "stamp an order line's order")
+            present = table_columns(con, "dbo", t.name)
+            _check_columns(t, present, values, key_may_be_set=True)
+            if t.version_time_column is not None and values.get("ModifiedDate") is None:
+                values["ModifiedDate"] = data_clock(con)
+            where = " AND ".join(f"{quote(k)} = ?" for k in t.key)
+            if scalar(con, f"SELECT count(*) FROM dbo.{quote(t.name)} WHERE {where}", key_values):
+                raise SimulatorError(f"dbo.{t.name} already has a row with key {key!r}")
+            deleted = scalar(
+                con,
+                f"SELECT count(*) FROM {deletions.archive(t.name)} WHERE {where} "
+                "AND RestoredAt IS NULL",
+                key_values,
+            )
+            if deleted:
+                raise SimulatorError(
+                    f"dbo.{t.name} {key!r} was deleted at the source: restore_deleted brings "
+                    "it back"
+                )
+            for column, parent, parent_key in deletions.PARENTS[t.name]:
+                value = values.get(column)
+                if value is not None and not scalar(
+                    con,
+                    f"SELECT count(*) FROM dbo.{quote(parent)} WHERE {quote(parent_key)} = ?",
+                    [value],
+                ):
+                    raise SimulatorError(
+                        f"dbo.{t.name}.{column} = {value!r}: dbo.{parent} has no such row"
+                    )
+            known = {c.name: c for c in t.columns}
+            exprs = [
+                "?" if name in values else default_expr(known[name]) if name in known else "NULL"
+                for name in present
+            ]
+            cols = ", ".join(quote(n) for n in present)
+            with _as_simulator_error(f"insert into dbo.{t.name}"):
+                con.execute(
+                    f"INSERT INTO dbo.{quote(t.name)} ({cols}) VALUES ({', '.join(exprs)})",
+                    [values[n] for n in present if n in values],
+                )
+            if t.version_time_column is None:
+                con.execute(
+                    "UPDATE dbo.Orders SET ModifiedDate = ? WHERE OrderID = ?",
+                    [data_clock(con), values["OrderID"]],
+                )
+            if t.name in _NEXT_ID_SETTINGS:
+                con.execute(
+                    "UPDATE sim.Settings SET Value = greatest(Value::BIGINT, ?)::VARCHAR "
+                    "WHERE Name = ?",
+                    [int(key_values[0]) + 1, _NEXT_ID_SETTINGS[t.name]],
+                )
+            return _dicts(
+                con.execute(f"SELECT * FROM dbo.{quote(t.name)} WHERE {where}", key_values)
+            )[0]
+
+        return self._write(work)
+
     def row_counts(self, schema: str = "dbo") -> dict[str, int]:
         """Rows per replicated table in `schema` ("dbo" or "queue")."""
         if schema not in ("dbo", "queue"):
@@ -590,6 +740,46 @@ def _checked_model(model: ClockModel) -> ClockModel:
         return clocks.checked(model)
     except ClockModelError as exc:
         raise SimulatorError(str(exc)) from None
+
+
+def _check_stamp(value: Any, what: str) -> None:
+    """A ModifiedDate an operator sets: a naive datetime SQL Server's datetime can hold."""
+    if not isinstance(value, datetime):
+        raise SimulatorError(f"{what} must be a datetime, got {value!r}")
+    if value.tzinfo is not None:
+        raise SimulatorError(f"{what} must be a naive time, like the source's stamps")
+    if not SQL_SERVER_DATETIME_MIN <= value <= SQL_SERVER_DATETIME_MAX:
+        raise SimulatorError(
+            f"{what} {value} is outside SQL Server's datetime range "
+            f"({SQL_SERVER_DATETIME_MIN} to {SQL_SERVER_DATETIME_MAX})"
+        )
+
+
+def _key_values(table: Table, key: Any) -> list[Any]:
+    values = list(key) if isinstance(key, tuple | list) else [key]
+    if len(values) != len(table.key) or any(v is None for v in values):
+        raise SimulatorError(f"dbo.{table.name}'s key is ({', '.join(table.key)}), got {key!r}")
+    return values
+
+
+def _check_columns(
+    table: Table, present: list[str], values: Mapping[str, Any], *, key_may_be_set: bool = False
+) -> None:
+    unknown = [c for c in values if c not in present]
+    if unknown:
+        raise SimulatorError(f"dbo.{table.name} has no column {', '.join(map(repr, unknown))}")
+    if not key_may_be_set and set(values) & set(table.key):
+        raise SimulatorError(f"dbo.{table.name}'s key ({', '.join(table.key)}) cannot change")
+
+
+@contextmanager
+def _as_simulator_error(action: str) -> Iterator[None]:
+    """A value DuckDB refuses (wrong type, NULL in a NOT NULL column) as a SimulatorError."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SimulatorError(f"cannot {action}: {first}") from None
 
 
 def _sim_tables(con: duckdb.DuckDBPyConnection) -> set[str]:

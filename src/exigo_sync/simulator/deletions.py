@@ -59,7 +59,7 @@ CASCADES: dict[str, tuple[tuple[str, str, str], ...]] = {
 
 # What must exist in dbo for a row to come back without orphaning it: (column, parent table,
 # parent key). A NULL column needs no parent.
-_PARENTS: dict[str, tuple[tuple[str, str, str], ...]] = {
+PARENTS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "Customers": (
         ("EnrollerID", "Customers", "CustomerID"),
         ("SponsorID", "Customers", "CustomerID"),
@@ -147,7 +147,7 @@ def restore(
     orphan_checks = " AND ".join(
         f"(a.{quote(col)} IS NULL OR a.{quote(col)} IN "
         f"(SELECT {quote(pkey)} FROM dbo.{quote(parent)}))"
-        for col, parent, pkey in _PARENTS[table]
+        for col, parent, pkey in PARENTS[table]
     )
     # Still deleted (its newest archive row is not restored) and its parents are back in dbo.
     con.execute(
