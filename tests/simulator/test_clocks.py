@@ -13,7 +13,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from typer.testing import CliRunner
 
+from exigo_sync.cli import app
 from exigo_sync.simulator import ActivityRates, ClockModel, SimulatorError, SyncSimulator
 from exigo_sync.source.catalog import REPLICATED_TABLES
 from exigo_sync.source.duckdb_client import DuckDbSourceClient
@@ -443,3 +445,75 @@ def test_same_seed_and_clock_model_give_identical_data(tmp_path: Path) -> None:
     offset = _run(tmp_path / "e.duckdb", server_clock_offset_minutes=90)
     # an offset moves the server clock only: the same rows, the same stamps
     assert all(offset[name] == utc[name] for name in REPLICATED_TABLES)
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def test_cli_create_with_a_clock_model_and_show_and_change_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.duckdb")
+    result = runner.invoke(
+        app,
+        ["simulate", "create", db, "--customers", "20", "--server-clock-offset-minutes", "-120"],
+    )
+    assert result.exit_code == 0, result.output
+    assert SyncSimulator(db).clock_model() == ClockModel(-120.0, None)
+    result = runner.invoke(app, ["simulate", "clock", db])
+    assert result.exit_code == 0, result.output
+    for text in ("SYSDATETIME", "SYSUTCDATETIME", "simulator time", "2026-01-04 22:00:00"):
+        assert text in result.output
+
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "clock",
+            db,
+            "--server-clock-offset-minutes",
+            "0",
+            "--local-time-zone",
+            CHICAGO,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert SyncSimulator(db).clock_model() == ClockModel(0.0, CHICAGO)
+    assert "2026-01-04 18:00:00" in result.output  # 00:00 UTC in Chicago (CST)
+    result = runner.invoke(app, ["simulate", "clock", db, "--local-time-zone", "none"])
+    assert result.exit_code == 0, result.output
+    assert SyncSimulator(db).clock_model() == ClockModel()
+
+    db2 = str(tmp_path / "z.duckdb")
+    result = runner.invoke(
+        app, ["simulate", "create", db2, "--customers", "20", "--local-time-zone", CHICAGO]
+    )
+    assert result.exit_code == 0, result.output
+    assert SyncSimulator(db2).now() == datetime(2026, 1, 4, 18, 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["clock", "{db}", "--local-time-zone", "Europe/Paris"], "not west of UTC"),
+        (["clock", "{db}", "--local-time-zone", "Nowhere/Land"], "unknown time zone"),
+        (["clock", "{db}", "--server-clock-offset-minutes", "abc"], "--server-clock-offset"),
+        (["clock", "{db}", "--server-clock-offset-minutes", "1e9"], "at most"),
+        (["clock", "{new}"], "no simulator database"),
+        (["create", "{new}", "--local-time-zone", "Asia/Tokyo"], "not west of UTC"),
+        (
+            ["create", "{new}", "--local-time-zone", CHICAGO, "--server-clock-offset-minutes", "5"],
+            "cannot be combined",
+        ),
+    ],
+)
+def test_cli_clock_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    db = tmp_path / "s.duckdb"
+    SyncSimulator.create(db, customers=5)
+    new = tmp_path / "new.duckdb"
+    result = runner.invoke(app, ["simulate", *[a.format(db=db, new=new) for a in args]])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
+    assert not new.exists()
+    assert SyncSimulator(db).clock_model() == ClockModel()
