@@ -4,7 +4,9 @@ Within a sub-step [t0, t1) every change gets a time in that range, and an existi
 picked if it was not already changed in this sub-step (ModifiedDate < t0), so a row changes at
 most once per sub-step and ModifiedDate always moves forward. That time is when the change lands
 in dbo; with a replication lag (ActivityRates.replication_lag) the rows are then back-dated to
-when the change was made in the back office (see simulator.lag).
+when the change was made in the back office (see simulator.lag). All of this is on the
+simulator's clock; with a local time zone (p["zone"]) the sub-step's stamps are then rewritten
+to local wall time (see simulator.clocks).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from exigo_sync.simulator import customer_events, lag, order_events
+from exigo_sync.simulator import clocks, customer_events, lag, order_events
 from exigo_sync.simulator.rates import (
     ACTIVITY_KINDS,
     ActivityRates,
@@ -37,12 +39,14 @@ def run_substep(
     rates: ActivityRates,
     summary: ActivitySummary,
 ) -> None:
-    """All activity of one sub-step; `p` holds seed, step, t0, span_us and the next free ids
-    (updated in place)."""
+    """All activity of one sub-step; `p` holds seed, step, t0, span_us, the next free ids
+    (updated in place) and zone (the local time zone, or None)."""
     lagged = rates.replication_lag > timedelta(0)
+    p["lag_us"] = lag.lag_us(rates.replication_lag) if lagged else 0
     if lagged:
-        p["lag_us"] = lag.lag_us(rates.replication_lag)
         lag.remember_recent(con, p)
+    if p.get("zone"):
+        clocks.remember_recent(con, p)
     # Physical deletions first: every row still has ModifiedDate < t0, so a deleted row (and
     # what goes with it) was not changed earlier in this sub-step, and nothing later in it can
     # touch a deleted row or hang a new order or enrolment on a purged customer.
@@ -63,3 +67,5 @@ def run_substep(
     customer_events.site_edits(con, p, rates, summary)
     if lagged:
         lag.back_date(con, p)
+    if p.get("zone"):
+        clocks.stamp_local(con, p)

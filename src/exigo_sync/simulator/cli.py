@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from exigo_sync.catalog import QUEUE_TABLES
 from exigo_sync.dates import parse_source_datetime
 from exigo_sync.simulator.activity import ActivityRates
+from exigo_sync.simulator.clocks import ClockModel
 from exigo_sync.simulator.core import SimulatorError, SyncSimulator
 
 # Typer vendors click; its ClickException is what every usage error (unknown option, bad value,
@@ -89,6 +90,20 @@ def _date(value: str | None) -> Any:
         raise typer.BadParameter(str(exc)) from None
 
 
+_OFFSET_HELP = (
+    "Server clock (SYSDATETIME, what queue.Refresh records) = simulator clock + this many "
+    "minutes, may be negative; ModifiedDate stays on the simulator clock. Default 0."
+)
+_ZONE_HELP = (
+    "IANA zone west of UTC (e.g. America/Chicago): the simulator clock runs in UTC, the server "
+    "clock and ModifiedDate show local wall time (a local-time source)."
+)
+
+
+def _zone(value: str | None) -> str | None:
+    return None if value is None or value.strip().lower() == "none" else value
+
+
 @simulate_app.command()
 def create(
     path: PathArg,
@@ -100,8 +115,13 @@ def create(
     ] = "2026-01-05",
     history_days: Annotated[int, typer.Option(min=1, help="Base data spans these days.")] = 30,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+    server_clock_offset_minutes: Annotated[
+        float, typer.Option(help=_OFFSET_HELP, show_default=False)
+    ] = 0.0,
+    local_time_zone: Annotated[str | None, typer.Option(help=_ZONE_HELP)] = None,
 ) -> None:
-    """Create a sync database with a base population."""
+    """Create a sync database with a base population. --clock-start is the simulator's clock
+    (UTC with --local-time-zone)."""
     start = _date(clock_start)
     sim = SyncSimulator.create(
         path,
@@ -111,8 +131,10 @@ def create(
         clock_start=start,
         history_days=history_days,
         overwrite=overwrite,
+        server_clock_offset_minutes=server_clock_offset_minutes,
+        local_time_zone=_zone(local_time_zone),
     )
-    _console.print(f"created {path} (seed {seed}, clock {sim.now():%Y-%m-%d %H:%M:%S})")
+    _console.print(f"created {path} (seed {seed}, server clock {sim.now():%Y-%m-%d %H:%M:%S})")
     _print_counts(sim)
 
 
@@ -210,12 +232,50 @@ def refresh(
     result = SyncSimulator(path).refresh(start)
     table = Table(
         title="queue.Refresh" + ("" if start is None else f" '{start:%Y-%m-%d %H:%M:%S}'"),
-        caption=f"source clock {result.refresh_started_at:%Y-%m-%d %H:%M:%S}",
+        caption=f"server clock {result.refresh_started_at:%Y-%m-%d %H:%M:%S}",
     )
     table.add_column("queue table")
     table.add_column("rows", justify="right")
     for name in QUEUE_TABLES:
         table.add_row(f"queue.{name}", f"{result.row_counts.get(name, 0):,}")
+    _console.print(table)
+
+
+@simulate_app.command()
+def clock(
+    path: PathArg,
+    server_clock_offset_minutes: Annotated[
+        float | None, typer.Option(help="Set the server clock offset (minutes, may be negative).")
+    ] = None,
+    local_time_zone: Annotated[
+        str | None, typer.Option(help="Set the local time zone (IANA, west of UTC), or none.")
+    ] = None,
+) -> None:
+    """Show the clock model and the clocks' readings; change the model when options are given
+    (stamps already written stay as they are)."""
+    sim = SyncSimulator(path)
+    if server_clock_offset_minutes is not None or local_time_zone is not None:
+        model = sim.clock_model()
+        if local_time_zone is not None:
+            model = replace(model, local_time_zone=_zone(local_time_zone))
+        if server_clock_offset_minutes is not None:
+            model = replace(model, server_clock_offset_minutes=server_clock_offset_minutes)
+        sim.set_clock_model(model)
+    _print_clock(sim)
+
+
+def _print_clock(sim: SyncSimulator) -> None:
+    model: ClockModel = sim.clock_model()
+    table = Table(title="clocks", caption=model.describe())
+    table.add_column("clock")
+    table.add_column("reads", justify="right")
+    for name, value in (
+        ("server now (SYSDATETIME)", sim.now()),
+        ("server UTC now (SYSUTCDATETIME)", sim.utc_now()),
+        ("simulator time", sim.simulation_time()),
+        ("ModifiedDate clock now", sim.data_now()),
+    ):
+        table.add_row(name, f"{value:%Y-%m-%d %H:%M:%S}")
     _console.print(table)
 
 
@@ -311,7 +371,7 @@ def _print_counts(sim: SyncSimulator) -> None:
     last = sim.last_refresh_time()
     hidden = sim.emptied_tables()
     table = Table(
-        title=f"source clock {sim.now():%Y-%m-%d %H:%M:%S}",
+        title=f"server clock {sim.now():%Y-%m-%d %H:%M:%S}",
         caption="last queue.Refresh: " + ("never" if last is None else f"{last:%Y-%m-%d %H:%M:%S}"),
     )
     table.add_column("table")

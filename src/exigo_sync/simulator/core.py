@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,23 +13,42 @@ from typing import Any, TypeVar
 import duckdb
 
 from exigo_sync.catalog import LOOKUP_TABLES, QUEUE_TABLES, REPLICATED_TABLES, Table, duckdb_type
-from exigo_sync.simulator import ddl, deletions, emptied, pools, population
+from exigo_sync.simulator import clocks, ddl, deletions, emptied, pools, population
 from exigo_sync.simulator.activity import (
     ActivityRates,
     ActivitySummary,
     lifecycle_params,
     run_substep,
 )
-from exigo_sync.simulator.db import connect, quote, scalar, table_columns
+from exigo_sync.simulator.clocks import (
+    ClockModel,
+    ClockModelError,
+    data_clock,
+    sim_clock,
+    sim_utc_clock,
+    simulation_time,
+)
+from exigo_sync.simulator.db import connect, default_expr, quote, scalar, table_columns
 from exigo_sync.simulator.deletions import RestoreError
 from exigo_sync.simulator.emptied import EmptiedError
-from exigo_sync.simulator.refresh import SimulatedRefresh, run_refresh, sim_clock
+from exigo_sync.simulator.refresh import SimulatedRefresh, run_refresh
 
 # Activity is generated in sub-steps of at most this length so that a long advance still lets
 # an order move through several statuses (each row changes at most once per sub-step).
 SUBSTEP = timedelta(hours=1)
 
 _T = TypeVar("_T")
+
+# SQL Server's datetime range (ModifiedDate is a datetime): what an operator's stamp can be.
+SQL_SERVER_DATETIME_MIN = datetime(1753, 1, 1)
+SQL_SERVER_DATETIME_MAX = datetime(9999, 12, 31, 23, 59, 59, 997000)
+
+# The setting holding the next id the activity generator hands out, per table it numbers.
+_NEXT_ID_SETTINGS = {
+    "Customers": "next_customer_id",
+    "Orders": "next_order_id",
+    "Payments": "next_payment_id",
+}
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -106,6 +125,11 @@ class SyncSimulator:
 
     Every public method opens its own connection and closes it before returning: DuckDB locks
     the file while a connection is open, and dbt attaches it read-only right after a refresh.
+
+    Clocks (see simulator.clocks): `now()` is the sync server's clock (SYSDATETIME()), which
+    queue.Refresh and the pipeline read; ModifiedDate is stamped by the data's clock; both read
+    the simulator's own clock (`simulation_time()`) through the file's clock model, which by
+    default makes all three the same.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -142,9 +166,14 @@ class SyncSimulator:
         clock_start: datetime = datetime(2026, 1, 5),
         history_days: int = 30,
         overwrite: bool = False,
+        server_clock_offset_minutes: float = 0.0,
+        local_time_zone: str | None = None,
     ) -> SyncSimulator:
         """Create the database with a base population dated in the `history_days` before
-        `clock_start`; the clock starts at `clock_start`."""
+        `clock_start`; the simulator's clock starts at `clock_start` (UTC with a
+        `local_time_zone`, whose wall time then stamps the data and shows on the server clock;
+        `server_clock_offset_minutes` sets the server clock apart from the data's: see
+        simulator.clocks)."""
         if customers < 1:
             raise SimulatorError(f"customers must be at least 1, got {customers}")
         if orders_per_customer < 0:
@@ -154,9 +183,10 @@ class SyncSimulator:
         if history_days < 1:
             raise SimulatorError(f"history_days must be at least 1, got {history_days}")
         if clock_start.tzinfo is not None:
-            raise SimulatorError("clock_start must be a naive source-clock time")
+            raise SimulatorError("clock_start must be a naive time on the simulator's clock")
         if not 0 <= seed < 2**63:
             raise SimulatorError(f"seed must be between 0 and 2**63 - 1, got {seed}")
+        model = _checked_model(ClockModel(server_clock_offset_minutes, local_time_zone))
         path = Path(path)
         if path.exists():
             if not overwrite:
@@ -187,6 +217,8 @@ class SyncSimulator:
                 ddl.create_schemas(con, primary_keys=False)
                 pools.build_pools(con, seed)
                 next_ids = population.populate(con, params)
+                if model.local_time_zone is not None:
+                    clocks.localise_population(con, model.local_time_zone)
                 ddl.add_primary_keys(con)
                 con.execute("INSERT INTO sim.Clock VALUES (?)", [clock_start])
                 settings = {
@@ -203,6 +235,7 @@ class SyncSimulator:
                     "INSERT INTO sim.Settings SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
                     [list(settings), [str(v) for v in settings.values()]],
                 )
+                clocks.write_model(con, model)
                 con.execute("COMMIT")
         except BaseException:
             path.unlink(missing_ok=True)
@@ -219,9 +252,41 @@ class SyncSimulator:
             yield con
 
     def now(self) -> datetime:
-        """The simulated source clock (naive, like SQL Server getdate())."""
+        """The sync server's clock, naive like SQL Server SYSDATETIME(): what queue.Refresh
+        records as its call time and the pipeline reads as the source's "now"."""
         with self.connect() as con:
             return sim_clock(con)
+
+    def utc_now(self) -> datetime:
+        """The server's SYSUTCDATETIME(): with a local time zone the simulator's UTC time; with
+        a server clock offset the server is a UTC server (= `now()`); else `now()`."""
+        with self.connect() as con:
+            return sim_utc_clock(con)
+
+    def simulation_time(self) -> datetime:
+        """The simulator's own clock, the activity generator's time line (UTC with a local
+        time zone): `advance` moves it by exactly its duration, whatever the other clocks do."""
+        with self.connect() as con:
+            return simulation_time(con)
+
+    def data_now(self) -> datetime:
+        """What the clock that stamps ModifiedDate reads now: a change made now would carry it."""
+        with self.connect() as con:
+            return data_clock(con)
+
+    def clock_model(self) -> ClockModel:
+        """The file's clock model (the default one for a file made before the model existed)."""
+        with self.connect() as con:
+            return clocks.read_model(con)
+
+    def set_clock_model(self, model: ClockModel) -> ClockModel:
+        """Change the clock model from now on (e.g. `replace(sim.clock_model(),
+        server_clock_offset_minutes=-5)` for a server clock that drifted). Stamps already
+        written stay as they are: a source that switches to local time from UTC stamps its
+        next changes hours earlier than its last ones, as a real one would."""
+        checked = _checked_model(model)
+        self._write(lambda con: clocks.write_model(con, checked))
+        return checked
 
     def settings(self) -> dict[str, str]:
         with self.connect() as con:
@@ -232,17 +297,20 @@ class SyncSimulator:
         return int(self.settings()["seed"])
 
     def advance(self, duration: timedelta, rates: ActivityRates | None = None) -> ActivitySummary:
-        """Generate activity landing in dbo in [now, now + duration), then move the clock to
-        now + duration. All or nothing: one transaction. ModifiedDate is the landing time, or
-        with `rates.replication_lag` L > 0 up to L earlier (never at or below the row's previous
-        ModifiedDate): a change can land after a refresh that its ModifiedDate precedes."""
+        """Generate activity landing in dbo in [t, t + duration) of the simulator's clock t
+        (`simulation_time()`), then move that clock to t + duration. All or nothing: one
+        transaction. ModifiedDate is the landing time, or with `rates.replication_lag` L > 0 up
+        to L earlier (never at or below the row's previous ModifiedDate): a change can land
+        after a refresh that its ModifiedDate precedes. With a local time zone every stamp is
+        then the local wall time of that (UTC) time; a server clock offset changes no stamp."""
         if duration < timedelta(0):
             raise SimulatorError(f"cannot advance the clock backwards ({duration})")
         rates = rates or ActivityRates()
         with self.connect(read_only=False) as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                start = sim_clock(con)
+                start = simulation_time(con)
+                model = clocks.read_model(con)
                 settings = dict(con.execute("SELECT Name, Value FROM sim.Settings").fetchall())
                 p: dict[str, Any] = {
                     "seed": int(settings["seed"]),
@@ -251,6 +319,7 @@ class SyncSimulator:
                     "next_order_id": int(settings["next_order_id"]),
                     "next_payment_id": int(settings["next_payment_id"]),
                     "_dbo_columns": {},
+                    "zone": model.local_time_zone,
                     **pools.pool_params(),
                 }
                 end = start + duration
@@ -326,7 +395,8 @@ class SyncSimulator:
             }
 
     def deleted_payments(self) -> list[dict[str, Any]]:
-        """PaymentID, OrderID, CustomerID and DeletedAt (source clock) of deleted payments."""
+        """PaymentID, OrderID, CustomerID and DeletedAt (the data's clock, like ModifiedDate) of
+        deleted payments."""
         with self.connect() as con:
             return _dicts(
                 con.execute(
@@ -344,9 +414,11 @@ class SyncSimulator:
 
     def deletions(self, table: str) -> list[dict[str, Any]]:
         """Every physical deletion of a dbo.<table> row so far, in the order they happened: the
-        key columns, DeletedAt (source clock), Cause (see simulator.deletions: line_removed,
-        order_deleted, payment_deleted, customer_purged, account_deleted, site_deleted) and
-        RestoredAt (source clock of a `restore_deleted`, None while the key stays deleted)."""
+        key columns, DeletedAt (on the data's clock, like ModifiedDate: a deletion is a
+        back-office event after the row's last change), Cause (see simulator.deletions:
+        line_removed, order_deleted, payment_deleted, customer_purged, account_deleted,
+        site_deleted) and RestoredAt (the server clock, `now()`, of the `restore_deleted`: an
+        operator's action, on the clock an operator sees; None while the key stays deleted)."""
         t = self._table(table)
         cols = ", ".join(quote(k) for k in (*t.key, *deletions.BOOKKEEPING_COLUMNS))
         order = ", ".join(quote(k) for k in t.key)
@@ -420,9 +492,149 @@ class SyncSimulator:
         return self._write(lambda con: emptied.restore(con, t.name))
 
     def emptied_tables(self) -> dict[str, datetime]:
-        """The dbo tables that read empty now, with the source-clock time each was emptied."""
+        """The dbo tables that read empty now, with the server-clock time (`now()`, what an
+        operator sees) each was emptied."""
         with self.connect() as con:
             return emptied.emptied_tables(con)
+
+    # --- operator edits (tests of date edge cases) ------------------------------------------
+
+    def edit_row(
+        self, table: str, key: Any, changes: Mapping[str, Any], modified_date: datetime
+    ) -> dict[str, Any]:
+        """Set `changes` (column: value) on one existing dbo.<table> row and stamp it
+        `modified_date` exactly, as an operator's script or a back-office fix would: any SQL
+        Server datetime, far future (9999-12-31 23:59:59.997) and far past (1753-01-01)
+        included, and earlier than the row's current stamp (a clock that went back). The stamp
+        is taken as given, on no clock model. An OrderDetails line (key (OrderID, OrderLine))
+        has no ModifiedDate: its order is stamped instead, as a line edit does in Exigo; the
+        order's totals are left as they are. Returns the row as it now is.
+
+        The activity generator only changes rows stamped before its sub-step, so it leaves a
+        row stamped in the future alone until its clock passes the stamp."""
+        t = self._table(table)
+        _check_stamp(modified_date, "modified_date")
+        key_values = _key_values(t, key)
+        changes = dict(changes)
+        if "ModifiedDate" in changes:
+            raise SimulatorError("give the new ModifiedDate as modified_date, not in changes")
+
+        def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+            self._refuse_if_emptied(con, t.name, "edit its rows")
+            if t.version_time_column is None:
+                self._refuse_if_emptied(con, "Orders", "stamp an order line's order")
+            _check_columns(t, table_columns(con, "dbo", t.name), changes)
+            where = " AND ".join(f"{quote(k)} = ?" for k in t.key)
+            if not scalar(
+                con, f"SELECT count(*) FROM dbo.{quote(t.name)} WHERE {where}", key_values
+            ):
+                raise SimulatorError(f"dbo.{t.name} has no row with key {key!r}")
+            with _as_simulator_error(f"edit dbo.{t.name} {key!r}"):
+                if changes:
+                    sets = ", ".join(f"{quote(c)} = ?" for c in changes)
+                    con.execute(
+                        f"UPDATE dbo.{quote(t.name)} SET {sets} WHERE {where}",
+                        [*changes.values(), *key_values],
+                    )
+                if t.version_time_column is not None:
+                    con.execute(
+                        f"UPDATE dbo.{quote(t.name)} SET {quote(t.version_time_column)} = ? "
+                        f"WHERE {where}",
+                        [modified_date, *key_values],
+                    )
+                else:
+                    con.execute(
+                        "UPDATE dbo.Orders SET ModifiedDate = ? WHERE OrderID = ?",
+                        [modified_date, key_values[0]],
+                    )
+            return _dicts(
+                con.execute(f"SELECT * FROM dbo.{quote(t.name)} WHERE {where}", key_values)
+            )[0]
+
+        return self._write(work)
+
+    def insert_row(self, table: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert one dbo.<table> row as an operator or an import would, e.g. a customer whose
+        ModifiedDate is SQL Server's minimum datetime (1753-01-01). `values` names columns of
+        dbo.<table> as it is now and must hold the key; every other NOT NULL column gets the
+        plain default generated rows use for what they do not model (0, '', false,
+        1900-01-01). ModifiedDate (any SQL Server datetime, taken as given) defaults to the data
+        clock's now; an OrderDetails line stamps its order at the data clock's now, as adding
+        a line does. Returns the row.
+
+        Refused: a key already in dbo, a key deleted at the source and not restored
+        (`restore_deleted` brings that back), and a row whose customer, order, enroller or
+        sponsor is not in dbo. The activity generator's later ids start above an inserted
+        Customers, Orders or Payments key."""
+        t = self._table(table)
+        values = dict(values)
+        missing = [k for k in t.key if values.get(k) is None]
+        if missing:
+            raise SimulatorError(f"a dbo.{t.name} row needs its key: {', '.join(missing)}")
+        if t.version_time_column is not None and values.get("ModifiedDate") is not None:
+            _check_stamp(values["ModifiedDate"], "ModifiedDate")
+        key_values = [values[k] for k in t.key]
+        key = deletions.key_of(t.name, key_values)
+
+        def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+            self._refuse_if_emptied(con, t.name, "insert rows")
+            if t.version_time_column is None:
+                self._refuse_if_emptied(con, "Orders", "stamp an order line's order")
+            present = table_columns(con, "dbo", t.name)
+            _check_columns(t, present, values, key_may_be_set=True)
+            if t.version_time_column is not None and values.get("ModifiedDate") is None:
+                values["ModifiedDate"] = data_clock(con)
+            where = " AND ".join(f"{quote(k)} = ?" for k in t.key)
+            if scalar(con, f"SELECT count(*) FROM dbo.{quote(t.name)} WHERE {where}", key_values):
+                raise SimulatorError(f"dbo.{t.name} already has a row with key {key!r}")
+            deleted = scalar(
+                con,
+                f"SELECT count(*) FROM {deletions.archive(t.name)} WHERE {where} "
+                "AND RestoredAt IS NULL",
+                key_values,
+            )
+            if deleted:
+                raise SimulatorError(
+                    f"dbo.{t.name} {key!r} was deleted at the source: restore_deleted brings "
+                    "it back"
+                )
+            for column, parent, parent_key in deletions.PARENTS[t.name]:
+                value = values.get(column)
+                if value is not None and not scalar(
+                    con,
+                    f"SELECT count(*) FROM dbo.{quote(parent)} WHERE {quote(parent_key)} = ?",
+                    [value],
+                ):
+                    raise SimulatorError(
+                        f"dbo.{t.name}.{column} = {value!r}: dbo.{parent} has no such row"
+                    )
+            known = {c.name: c for c in t.columns}
+            exprs = [
+                "?" if name in values else default_expr(known[name]) if name in known else "NULL"
+                for name in present
+            ]
+            cols = ", ".join(quote(n) for n in present)
+            with _as_simulator_error(f"insert into dbo.{t.name}"):
+                con.execute(
+                    f"INSERT INTO dbo.{quote(t.name)} ({cols}) VALUES ({', '.join(exprs)})",
+                    [values[n] for n in present if n in values],
+                )
+            if t.version_time_column is None:
+                con.execute(
+                    "UPDATE dbo.Orders SET ModifiedDate = ? WHERE OrderID = ?",
+                    [data_clock(con), values["OrderID"]],
+                )
+            if t.name in _NEXT_ID_SETTINGS:
+                con.execute(
+                    "UPDATE sim.Settings SET Value = greatest(Value::BIGINT, ?)::VARCHAR "
+                    "WHERE Name = ?",
+                    [int(key_values[0]) + 1, _NEXT_ID_SETTINGS[t.name]],
+                )
+            return _dicts(
+                con.execute(f"SELECT * FROM dbo.{quote(t.name)} WHERE {where}", key_values)
+            )[0]
+
+        return self._write(work)
 
     def row_counts(self, schema: str = "dbo") -> dict[str, int]:
         """Rows per replicated table in `schema` ("dbo" or "queue")."""
@@ -520,6 +732,53 @@ class SyncSimulator:
     def _check_identifier(column: str) -> None:
         if not _IDENTIFIER.match(column):
             raise SimulatorError(f"not a valid column name: {column!r}")
+
+
+def _checked_model(model: ClockModel) -> ClockModel:
+    try:
+        return clocks.checked(model)
+    except ClockModelError as exc:
+        raise SimulatorError(str(exc)) from None
+
+
+def _check_stamp(value: Any, what: str) -> None:
+    """A ModifiedDate an operator sets: a naive datetime SQL Server's datetime can hold."""
+    if not isinstance(value, datetime):
+        raise SimulatorError(f"{what} must be a datetime, got {value!r}")
+    if value.tzinfo is not None:
+        raise SimulatorError(f"{what} must be a naive time, like the source's stamps")
+    if not SQL_SERVER_DATETIME_MIN <= value <= SQL_SERVER_DATETIME_MAX:
+        raise SimulatorError(
+            f"{what} {value} is outside SQL Server's datetime range "
+            f"({SQL_SERVER_DATETIME_MIN} to {SQL_SERVER_DATETIME_MAX})"
+        )
+
+
+def _key_values(table: Table, key: Any) -> list[Any]:
+    values = list(key) if isinstance(key, tuple | list) else [key]
+    if len(values) != len(table.key) or any(v is None for v in values):
+        raise SimulatorError(f"dbo.{table.name}'s key is ({', '.join(table.key)}), got {key!r}")
+    return values
+
+
+def _check_columns(
+    table: Table, present: list[str], values: Mapping[str, Any], *, key_may_be_set: bool = False
+) -> None:
+    unknown = [c for c in values if c not in present]
+    if unknown:
+        raise SimulatorError(f"dbo.{table.name} has no column {', '.join(map(repr, unknown))}")
+    if not key_may_be_set and set(values) & set(table.key):
+        raise SimulatorError(f"dbo.{table.name}'s key ({', '.join(table.key)}) cannot change")
+
+
+@contextmanager
+def _as_simulator_error(action: str) -> Iterator[None]:
+    """A value DuckDB refuses (wrong type, NULL in a NOT NULL column) as a SimulatorError."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SimulatorError(f"cannot {action}: {first}") from None
 
 
 def _sim_tables(con: duckdb.DuckDBPyConnection) -> set[str]:

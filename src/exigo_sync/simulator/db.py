@@ -108,7 +108,7 @@ def dbo_columns(
     return table_columns(con, "dbo", table)
 
 
-def _default_expr(column: Column) -> str:
+def default_expr(column: Column) -> str:
     """Plain default for a column the generator does not model (every NOT NULL gets a value)."""
     t = duckdb_type(column.sql_type)
     if column.nullable:
@@ -147,7 +147,7 @@ def insert_rows(
         if name in provided:
             exprs.append(quote(name))
         elif name in known:
-            exprs.append(_default_expr(known[name]))
+            exprs.append(default_expr(known[name]))
         else:
             exprs.append("NULL")
     cols = ", ".join(quote(n) for n in target)

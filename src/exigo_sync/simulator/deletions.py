@@ -3,8 +3,9 @@
 A physically deleted row simply vanishes from dbo. Nothing else moves (no ModifiedDate, no
 parent), so no `queue.Refresh` can ever show it: only a key reconciliation against dbo can.
 The simulator keeps every deleted row exactly as it was in `sim.Deleted<Table>` (every dbo
-column, all nullable, plus DeletedAt on the source clock, Cause, and RestoredAt once a test
-brings it back). That archive is what the truth API reads and what `restore_deleted` restores.
+column, all nullable, plus DeletedAt on the data's clock like ModifiedDate, Cause, and
+RestoredAt on the server clock once a test brings it back: see simulator.clocks). That archive
+is what the truth API reads and what `restore_deleted` restores.
 
 What gets deleted, and why only that (an inference: Exigo documents no physical deletion; its
 API removes customers by status (TerminateCustomer, CustomerStatusID 0 = Deleted) and orders by
@@ -59,7 +60,7 @@ CASCADES: dict[str, tuple[tuple[str, str, str], ...]] = {
 
 # What must exist in dbo for a row to come back without orphaning it: (column, parent table,
 # parent key). A NULL column needs no parent.
-_PARENTS: dict[str, tuple[tuple[str, str, str], ...]] = {
+PARENTS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "Customers": (
         ("EnrollerID", "Customers", "CustomerID"),
         ("SponsorID", "Customers", "CustomerID"),
@@ -147,7 +148,7 @@ def restore(
     orphan_checks = " AND ".join(
         f"(a.{quote(col)} IS NULL OR a.{quote(col)} IN "
         f"(SELECT {quote(pkey)} FROM dbo.{quote(parent)}))"
-        for col, parent, pkey in _PARENTS[table]
+        for col, parent, pkey in PARENTS[table]
     )
     # Still deleted (its newest archive row is not restored) and its parents are back in dbo.
     con.execute(

@@ -10,7 +10,9 @@ call misses it, one resuming from the call minus an overlap >= L gets it (contra
 Two guarantees are kept, set-based:
 - a row's ModifiedDate still moves strictly forward across its versions: the back-dated time is
   never at or below the row's ModifiedDate before the sub-step (rows whose previous
-  ModifiedDate is recent enough to matter are remembered before the sub-step runs);
+  ModifiedDate is recent enough to matter are remembered before the sub-step runs). This holds
+  on the simulator's time line: with a local time zone (simulator.clocks) the stamps then
+  become local wall time, which a daylight-saving fall-back sets back an hour;
 - the rows of one event are back-dated together: the lag is drawn from the landing time and the
   customer or order the row belongs to, so a new customer's account and site, or an accepted
   order and its payment, keep one back-office time. The row's other timestamps set by the same
@@ -30,7 +32,8 @@ from typing import Any
 import duckdb
 
 from exigo_sync.catalog import REPLICATED_TABLES
-from exigo_sync.simulator import deletions
+from exigo_sync.simulator import clocks, deletions
+from exigo_sync.simulator.clocks import EVENT_TIME_COLUMNS
 from exigo_sync.simulator.db import dbo_columns, execute, quote, update_rows
 
 # What a row's lag is drawn from besides its landing time: the customer or order it belongs to,
@@ -41,15 +44,6 @@ _EVENT_KEY = {
     "CustomerSites": "d.CustomerID",
     "Orders": "d.OrderID",
     "Payments": "coalesce(d.OrderID, -d.PaymentID)",
-}
-
-# Other timestamps the generator sets to the change's time together with ModifiedDate.
-_EVENT_TIME_COLUMNS = {
-    "Customers": ("CreatedDate", "EmailSubscribeDate", "SMSSubscribeDate"),
-    "CustomerAccounts": (),
-    "CustomerSites": (),
-    "Orders": ("OrderDate", "CreatedDate", "ShippedDate"),
-    "Payments": ("PaymentDate",),
 }
 
 _ONE_US = "INTERVAL 1 MICROSECOND"
@@ -68,10 +62,17 @@ def _lag_expr(time_sql: str, key_sql: str) -> str:
 
 
 def _tables() -> list[str]:
-    names = [n for n, t in REPLICATED_TABLES.items() if t.version_time_column is not None]
+    names = list(clocks.TIMED_TABLES)
     if set(names) != set(_EVENT_KEY):
         raise RuntimeError(f"replication lag does not know every timed table: {names}")
     return names
+
+
+def _utc_floor(stamp_sql: str, p: Mapping[str, Any]) -> str:
+    """A stored stamp on the simulator's (UTC) time line, for the "never at or below the
+    previous version" guard: with a local time zone the latest UTC instant that shows it
+    (in a fall-back's repeated hour the later one, so the guard still holds)."""
+    return clocks.latest_utc_sql(stamp_sql) if p.get("zone") else stamp_sql
 
 
 def _prev(name: str) -> str:
@@ -79,24 +80,28 @@ def _prev(name: str) -> str:
 
 
 def remember_recent(con: duckdb.DuckDBPyConnection, p: Mapping[str, Any]) -> None:
-    """Before a sub-step: keep (key, ModifiedDate) of the rows whose ModifiedDate is recent enough
-    (>= t0 - L) that a back-dated change could fall at or below it."""
+    """Before a sub-step: keep (key, ModifiedDate, its UTC floor) of the rows whose ModifiedDate
+    is recent enough (>= t0 - L) that a back-dated change could fall at or below it. With a
+    local time zone the stored stamps are local (behind UTC), so the cut is wider."""
     for name in _tables():
         t = REPLICATED_TABLES[name]
         cols = ", ".join(quote(k) for k in (*t.key, "ModifiedDate"))
+        floor = clocks.local_stamp_floor(p) if p.get("zone") else clocks.recent_floor(p)
         execute(
             con,
-            f"CREATE OR REPLACE TEMP TABLE {_prev(name)} AS SELECT {cols} FROM dbo.{quote(name)} "
-            "WHERE ModifiedDate >= $t0 - to_microseconds($lag_us::BIGINT)",
-            p,
+            f"CREATE OR REPLACE TEMP TABLE {_prev(name)} AS SELECT {cols}, "
+            f"{_utc_floor('ModifiedDate', p)} AS UtcFloor FROM dbo.{quote(name)} "
+            "WHERE ModifiedDate >= $floor",
+            {**p, "floor": floor},
         )
 
 
 def back_date(con: duckdb.DuckDBPyConnection, p: Mapping[str, Any]) -> None:
     """After a sub-step: move every row that landed in it (ModifiedDate >= t0, changed since
     `remember_recent`) back to its back-office time, never at or below its previous
-    ModifiedDate; then the sub-step's physical deletions likewise (never at or below the
-    deleted rows' last ModifiedDate)."""
+    ModifiedDate nor after its landing time; then the sub-step's physical deletions likewise
+    (never at or below the deleted rows' last ModifiedDate). Everything here is on the
+    simulator's time line: with a local time zone the stamps are converted afterwards."""
     for name in _tables():
         t = REPLICATED_TABLES[name]
         on = " AND ".join(f"d.{quote(k)} = prev.{quote(k)}" for k in t.key)
@@ -106,8 +111,9 @@ def back_date(con: duckdb.DuckDBPyConnection, p: Mapping[str, Any]) -> None:
             f"""
             CREATE OR REPLACE TEMP TABLE _lag_new AS
             SELECT {keys},
-                greatest({_lag_expr("d.ModifiedDate", _EVENT_KEY[name])},
-                         prev.ModifiedDate + {_ONE_US}) AS NewModifiedDate
+                least(d.ModifiedDate,
+                      greatest({_lag_expr("d.ModifiedDate", _EVENT_KEY[name])},
+                               prev.UtcFloor + {_ONE_US})) AS NewModifiedDate
             FROM dbo.{quote(name)} d LEFT JOIN {_prev(name)} prev ON {on}
             WHERE d.ModifiedDate >= $t0
               AND (prev.ModifiedDate IS NULL OR d.ModifiedDate <> prev.ModifiedDate)
@@ -118,7 +124,7 @@ def back_date(con: duckdb.DuckDBPyConnection, p: Mapping[str, Any]) -> None:
         sets = {
             col: f"CASE WHEN r.{quote(col)} = r.ModifiedDate THEN x.NewModifiedDate "
             f"ELSE r.{quote(col)} END"
-            for col in _EVENT_TIME_COLUMNS[name]
+            for col in EVENT_TIME_COLUMNS[name]
             if col in present
         }
         sets["ModifiedDate"] = "x.NewModifiedDate"
@@ -153,14 +159,15 @@ def _back_date_deletions(
 ) -> None:
     """The sub-step's `cause` deletions of dbo.<table> rows move back by the lag of their
     event (the same draw as the row's other events: _EVENT_KEY), but stay after the last
-    change of every row the event deleted; the rows deleted with them follow."""
+    change of every row the event deleted (and never after the deletion's landing time); the
+    rows deleted with them follow."""
     key = REPLICATED_TABLES[table].key[0]  # every deletion event has a one-column key
     children = [
         (child, column)
         for child, column, child_cause in deletions.CASCADES.get(table, ())
         if child_cause == cause
     ]
-    joins, floors = [], ["a.ModifiedDate + " + _ONE_US]
+    joins, floors = [], [f"{_utc_floor('a.ModifiedDate', p)} + {_ONE_US}"]
     for i, (child, column) in enumerate(children):
         joins.append(
             f"LEFT JOIN {deletions.archive(child)} c{i} ON c{i}.{quote(column)} = "
@@ -168,14 +175,15 @@ def _back_date_deletions(
             f"AND c{i}.RestoredAt IS NULL"
         )
         if REPLICATED_TABLES[child].version_time_column is not None:
-            floors.append(f"max(c{i}.ModifiedDate) + {_ONE_US}")
+            floors.append(f"max({_utc_floor(f'c{i}.ModifiedDate', p)}) + {_ONE_US}")
     event_key = _EVENT_KEY[table].replace("d.", "a.")
     execute(
         con,
         f"""
         CREATE OR REPLACE TEMP TABLE _lag_del AS
         SELECT a.{quote(key)} AS EventKey, a.DeletedAt AS OldAt,
-            greatest({_lag_expr("a.DeletedAt", event_key)}, {", ".join(floors)}) AS NewAt
+            least(a.DeletedAt, greatest({_lag_expr("a.DeletedAt", event_key)}, {", ".join(floors)}))
+                AS NewAt
         FROM {deletions.archive(table)} a {" ".join(joins)}
         WHERE a.Cause = $cause AND a.DeletedAt >= $t0 AND a.RestoredAt IS NULL
         GROUP BY a.{quote(key)}, a.DeletedAt, a.ModifiedDate, {event_key}

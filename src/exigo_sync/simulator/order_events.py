@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from exigo_sync.simulator import deletions, generate
+from exigo_sync.simulator import clocks, deletions, generate
 from exigo_sync.simulator.db import execute, update_rows
 from exigo_sync.simulator.population import LINES_FOR_ORDERS
 from exigo_sync.simulator.rates import ActivityRates, ActivitySummary, lifecycle_params
@@ -67,14 +67,17 @@ def progress_orders(
 ) -> None:
     """Pending -> Accepted (payment taken) or CCDeclined; Accepted -> Printed or Cancelled;
     Printed -> Shipped. Each order waits a hashed delay in its status, so the pipeline moves
-    on its own at any scale."""
+    on its own at any scale. The wait runs on the simulator's clock: with a local time zone
+    the order's local ModifiedDate is read back as UTC (else every order would look hours
+    overdue)."""
+    since = clocks.to_utc_sql("ModifiedDate") if p.get("zone") else "ModifiedDate"
     execute(
         con,
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE _prog AS
         WITH due AS (
             SELECT OrderID, OrderStatusID AS OldStatus,
-                ModifiedDate + to_microseconds(floor(CASE OrderStatusID
+                {since} + to_microseconds(floor(CASE OrderStatusID
                     WHEN 1 THEN $lo_a + ($hi_a - $lo_a) * rnd($seed, 1, OrderID, 'wait1')
                     WHEN 7 THEN $lo_p + ($hi_p - $lo_p) * rnd($seed, 7, OrderID, 'wait7')
                     ELSE $lo_s + ($hi_s - $lo_s) * rnd($seed, 8, OrderID, 'wait8') END)::BIGINT)

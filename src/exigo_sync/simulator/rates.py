@@ -130,7 +130,9 @@ ACTIVITY_KINDS: tuple[str, ...] = (
 class ActivitySummary:
     """Events per kind during one advance. Deletion kinds count events: `customers_purged`
     (each with its account and site rows), `orders_deleted` (each with its lines),
-    `line_removals`, `payments_deleted`, `accounts_deleted`, `sites_deleted`."""
+    `line_removals`, `payments_deleted`, `accounts_deleted`, `sites_deleted`. `started_at` and
+    `finished_at` are the advance's span on the simulator's clock (`simulation_time()`, UTC
+    with a local time zone), which a server clock offset or a fall-back does not bend."""
 
     started_at: datetime
     finished_at: datetime

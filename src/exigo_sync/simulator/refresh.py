@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import duckdb
 
 from exigo_sync.catalog import QUEUE_TABLES, REPLICATED_TABLES
+from exigo_sync.simulator.clocks import sim_clock, sim_utc_clock
 from exigo_sync.simulator.db import quote, scalar
 from exigo_sync.snapshot import TableFingerprint, fingerprint_sql, from_row
 
@@ -22,22 +23,22 @@ class SimulatedRefresh:
     row_counts: dict[str, int] = field(default_factory=dict)
     # Each queue table's fingerprint, taken inside the refresh's transaction (R3).
     fingerprint: dict[str, TableFingerprint] = field(default_factory=dict)
+    # SYSDATETIME() - SYSUTCDATETIME() at the refresh: the server clock's offset from UTC.
+    utc_offset: timedelta | None = None
 
+
+# sim_clock (the server's clock) lives in simulator.clocks; the source client imports it here.
+__all__ = ["FIRST_CALL_LOOKBACK", "run_refresh", "sim_clock"]
 
 # The vendor note: the first call ever "pulls in the last 24 hours of changes".
 FIRST_CALL_LOOKBACK = timedelta(hours=24)
 
 
-def sim_clock(con: duckdb.DuckDBPyConnection) -> datetime:
-    row = con.execute("SELECT Now FROM sim.Clock").fetchone()
-    if row is None:
-        raise RuntimeError("simulator clock is missing (sim.Clock is empty)")
-    return row[0]
-
-
 def run_refresh(con: duckdb.DuckDBPyConnection, start: datetime | None) -> SimulatedRefresh:
     """Replace the six queue tables whole, in one transaction, then record this call's time as
-    the "previous call" every later call without a start resumes from.
+    the "previous call" every later call without a start resumes from. That time, the
+    first call's 24 hours and the returned started/finished times are on the server's clock
+    (`sim_clock`); the filter is on ModifiedDate, the data's clock (see simulator.clocks).
 
     - no start, first call ever: ModifiedDate >= now - 24 h
     - no start, later call: ModifiedDate >= time of the previous call (anyone's)
@@ -47,6 +48,7 @@ def run_refresh(con: duckdb.DuckDBPyConnection, start: datetime | None) -> Simul
     con.execute("BEGIN TRANSACTION")
     try:
         now = sim_clock(con)
+        utc_offset = now - sim_utc_clock(con)
         row = con.execute("SELECT LastRefresh FROM queue.RefreshState").fetchone()
         last = row[0] if row else None
         if start is not None:
@@ -94,4 +96,5 @@ def run_refresh(con: duckdb.DuckDBPyConnection, start: datetime | None) -> Simul
         refresh_finished_at=now,
         row_counts=counts,
         fingerprint=fingerprint,
+        utc_offset=utc_offset,
     )

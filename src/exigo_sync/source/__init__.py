@@ -30,6 +30,20 @@ class RefreshResult:
     utc_offset: timedelta | None = None
 
 
+@dataclass(frozen=True)
+class SourceClock:
+    """The sync server's clock, read once: SYSDATETIME() and SYSUTCDATETIME()."""
+
+    now: datetime  # the server's local clock (what queue.Refresh and `since` are on)
+    utc: datetime
+
+    @property
+    def utc_offset(self) -> timedelta:
+        """Local minus UTC: a drop between two readings is the server's clock going back (a
+        daylight-saving fall-back on a local-time server, W1)."""
+        return self.now - self.utc
+
+
 class SourceError(RuntimeError):
     """The source failed in a way retrying will not fix (bad schema, bad call)."""
 
@@ -41,6 +55,10 @@ class TransientSourceError(SourceError):
 class SourceClient(Protocol):
     def source_clock(self) -> datetime:
         """The source's own "now" (`getdate()`), naive."""
+        ...
+
+    def clock(self) -> SourceClock:
+        """The source's local and UTC clocks, read together."""
         ...
 
     def refresh(self, start: datetime | None) -> RefreshResult:

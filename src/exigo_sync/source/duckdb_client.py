@@ -10,9 +10,10 @@ from typing import Any
 
 import duckdb
 
+from exigo_sync.simulator.clocks import sim_utc_clock
 from exigo_sync.simulator.db import connect
 from exigo_sync.simulator.refresh import run_refresh, sim_clock
-from exigo_sync.source import RefreshResult, SourceError, TransientSourceError
+from exigo_sync.source import RefreshResult, SourceClock, SourceError, TransientSourceError
 
 # Messages DuckDB gives when another process (or another connection of this process with a
 # different configuration, e.g. dbt's read-only attach) holds the file: busy, worth a retry.
@@ -34,11 +35,14 @@ class DuckDbSourceClient:
         self.path = Path(path)
 
     def source_clock(self) -> datetime:
+        return self.clock().now
+
+    def clock(self) -> SourceClock:
         with self._guard("read the source clock"):
             self._check_file()
             with connect(self.path, read_only=True) as con:
                 self._check_schema(con)
-                return sim_clock(con)
+                return SourceClock(sim_clock(con), sim_utc_clock(con))
 
     def refresh(self, start: datetime | None) -> RefreshResult:
         with self._guard("run queue.Refresh"):
@@ -50,7 +54,7 @@ class DuckDbSourceClient:
                 done = run_refresh(con, start)
         return RefreshResult(
             done.requested_start, done.refresh_started_at, done.refresh_finished_at,
-            dict(done.row_counts), dict(done.fingerprint),
+            dict(done.row_counts), dict(done.fingerprint), done.utc_offset,
         )  # fmt: skip
 
     @contextmanager

@@ -44,7 +44,7 @@ from exigo_sync import sqlserver as mssql
 from exigo_sync.catalog import QUEUE_TABLES
 from exigo_sync.profiles import ProfileError, Target
 from exigo_sync.snapshot import fingerprint_sql, from_row
-from exigo_sync.source import RefreshResult, SourceError, TransientSourceError
+from exigo_sync.source import RefreshResult, SourceClock, SourceError, TransientSourceError
 
 CLOCK_SQL = "SELECT SYSDATETIME()"
 CLOCKS_SQL = "SELECT SYSDATETIME(), SYSUTCDATETIME()"
@@ -100,8 +100,14 @@ class SqlServerSourceClient:
     # --- SourceClient -------------------------------------------------------------------------
 
     def source_clock(self) -> datetime:
+        return self.clock().now
+
+    def clock(self) -> SourceClock:
         with self._connection(_Step("read the source clock")) as con:
-            return self._clock(con.cursor())
+            cur = con.cursor()
+            cur.execute(CLOCKS_SQL)
+            now, utc = (self._datetime(v) for v in cur.fetchone())
+        return SourceClock(now, utc)
 
     def refresh(self, start: datetime | None) -> RefreshResult:
         if start is not None and start.tzinfo is not None:
