@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 FAULT_POINTS = (
-    "before_refresh", "after_refresh", "during_land", "before_current", "after_dbt",
+    "before_refresh", "after_refresh", "during_land", "before_dbt", "before_current", "after_dbt",
 )  # fmt: skip
 
 
@@ -24,7 +24,9 @@ def fault(point: str) -> None:
 
     EXIGO_SYNC_FAULT_MODE: `raise` (default) an error; `exit` the process at once (no except or
     finally runs: the ledger and the lock row stay as they are); `pause`: touch the file named
-    by EXIGO_SYNC_FAULT_MARKER and wait there until killed (the kill tests' "at this point").
+    by EXIGO_SYNC_FAULT_MARKER and wait there until killed (the kill tests' "at this point");
+    `hold`: touch the marker and wait until the file EXIGO_SYNC_FAULT_RELEASE exists, then go
+    on (another consumer acts at this point: R3 tests).
     `before_current` is acted on by the dbt pre-hook of every current-state model, not here.
     """
     assert point in FAULT_POINTS, point
@@ -37,4 +39,10 @@ def fault(point: str) -> None:
         Path(os.environ["EXIGO_SYNC_FAULT_MARKER"]).touch()
         while True:
             time.sleep(0.1)
+    if mode == "hold":
+        Path(os.environ["EXIGO_SYNC_FAULT_MARKER"]).touch()
+        release = Path(os.environ["EXIGO_SYNC_FAULT_RELEASE"])
+        while not release.exists():
+            time.sleep(0.05)
+        return
     raise InjectedFault(f"injected fault at {point} (EXIGO_SYNC_FAULT)")

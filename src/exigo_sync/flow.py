@@ -48,7 +48,7 @@ def _flow_run_id() -> str | None:
     return str(flow_run.id) if flow_run.id else None
 
 
-@task(name="compute window", cache_policy=NO_CACHE)
+@task(name="compute window", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient_only)
 def compute_window_task(
     topology: Topology, settings: Settings, since: datetime | None, allow_gap: bool,
     overlap_minutes: float | None,
@@ -190,7 +190,9 @@ def exigo_sync(
         options=LockOptions.from_settings(settings),
     ) as lock, batch.holding(lock):  # fmt: skip
         with batch.step("window"):
-            window = compute_window_task(topology, settings, since_at, allow_gap, overlap_minutes)
+            window = compute_window_task.with_options(**settings.source_retries())(
+                topology, settings, since_at, allow_gap, overlap_minutes
+            )
         with batch.step("start batch"):
             batch.id = start_batch(topology, window, reconcile)
         for attempt in range(1, settings.snapshot_attempts + 1):

@@ -110,7 +110,7 @@ def test_dbt_unit_tests_pass(merged_env):
             "ut_customers_history_new_key",
             "ut_customers_history_change",
             "ut_customers_history_identical_redelivery",
-            "ut_customers_history_stale_version",
+            "ut_customers_history_earlier_stamp_from_a_later_refresh",
             "ut_customers_history_first_run",
             "ut_order_details_history_removed_line",
             "ut_payments_history_deleted_at_source",

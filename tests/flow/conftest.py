@@ -34,6 +34,15 @@ def sync_env(tmp_path: Path, sim_template: Path, monkeypatch: pytest.MonkeyPatch
     return make_env(tmp_path / "env", sim_template, monkeypatch)
 
 
+@pytest.fixture
+def landed_env_factory(
+    tmp_path: Path, sim_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """The landed topology's env (a DuckDB source streamed across), made on demand: it resets
+    the environment variables a `sync_env` set."""
+    return lambda: make_env(tmp_path / "landed", sim_template, monkeypatch, landed=True)
+
+
 @pytest.fixture(scope="session")
 def r1_start(tmp_path_factory: pytest.TempPathFactory, sim_template: Path) -> dict[str, Any]:
     """Batch 1 merged, then 4 hours of activity: the state every crash scenario starts from,

@@ -93,8 +93,8 @@ class SyncEnv:
             con.close()
 
 
-# The simulator as a source output of its own, for the landed topology: a DuckDB warehouse that
-# does not attach the source, so dbt can only read what the flow landed.
+# The simulator as a source output of its own, streamed across (EXIGO_SYNC_TOPOLOGY=landed): the
+# same DB-API cursor -> Arrow path a SQL Server source takes.
 LANDED_SOURCE_OUTPUT = """
     source_sim:
       type: duckdb
@@ -138,8 +138,10 @@ def make_env(
     if landed:
         monkeypatch.setenv("EXIGO_SYNC_TARGET", "duckdb_local")
         monkeypatch.setenv("EXIGO_SYNC_SOURCE_TARGET", "source_sim")
+        monkeypatch.setenv("EXIGO_SYNC_TOPOLOGY", "landed")
     else:
         monkeypatch.delenv("EXIGO_SYNC_SOURCE_TARGET", raising=False)
+        monkeypatch.delenv("EXIGO_SYNC_TOPOLOGY", raising=False)
     monkeypatch.delenv("EXIGO_SYNC_FAULT", raising=False)
     monkeypatch.delenv("EXIGO_SYNC_FAULT_MODE", raising=False)
     return env
