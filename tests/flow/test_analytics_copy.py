@@ -14,10 +14,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from flow_helpers import SyncEnv, advance, prefect_logs_and_artifacts
 
 from exigo_sync.profiles import Target
 from exigo_sync.warehouse import analytics_copy
+from tests.flow.helpers import SyncEnv, advance, prefect_logs_and_artifacts
 
 # The lock row is released after the copy is taken: the copy shows it held by the batch's run.
 NOT_COPIED_AS_IS = {("exigo_sync", "run_lock")}

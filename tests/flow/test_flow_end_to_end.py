@@ -6,11 +6,11 @@ import json
 from datetime import timedelta
 
 import pytest
-from flow_helpers import CLOCK_START, SyncEnv, advance, prefect_logs_and_artifacts
 
 from exigo_sync.catalog import QUEUE_TABLES, REPLICATED_ENTITIES
 from exigo_sync.warehouse.ledger_sql import ROW_COLUMNS, STATS
 from exigo_sync.window import FULL_LOAD_START
+from tests.flow.helpers import CLOCK_START, SyncEnv, advance, prefect_logs_and_artifacts
 
 
 def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(

@@ -11,12 +11,12 @@ from typing import Any
 import duckdb
 import pytest
 import yaml
-from flow_helpers import CLOCK_START, SyncEnv, advance, make_env
 
 from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.naming import column_name, entity_name
 from exigo_sync.settings import REPO_ROOT
 from exigo_sync.simulator import ActivityRates
+from tests.flow.helpers import CLOCK_START, SyncEnv, advance, make_env
 
 OVERLAP = timedelta(minutes=10)  # the default overlap (settings.overlap_minutes)
 LAG = timedelta(minutes=8)  # below the overlap: a default run must catch every late row
@@ -99,7 +99,7 @@ def _t1_losses(env: SyncEnv, since: datetime) -> dict[str, dict[Key, str]]:
 
 
 def _merge_models_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Faster batches: no dbt tests (as flow_helpers) and no analyst marts (not under test)."""
+    """Faster batches: no dbt tests (as make_env) and no analyst marts (not under test)."""
     monkeypatch.setenv("EXIGO_SYNC_DBT_EXCLUDE", "resource_type:test tag:exigo_marts")
 
 

@@ -5,10 +5,10 @@ touched: see test_flow_end_to_end; allow_gap: test_window_and_profiles.)"""
 from __future__ import annotations
 
 import pytest
-from flow_helpers import SyncEnv
 
 import exigo_sync.topology
 import exigo_sync.warehouse.duckdb_engine
+from tests.flow.helpers import SyncEnv
 
 
 def _forbid_connections(monkeypatch: pytest.MonkeyPatch) -> None:
