@@ -12,26 +12,14 @@ import re
 from pathlib import Path
 
 import pytest
-import sqlglot
 from sqlglot import exp
-from sqlglot.tokens import TokenType
 
 from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_ENTITIES, REPLICATED_TABLES
 from exigo_sync.warehouse import ledger_sql
 from tests.dbt.helpers import DbtEnv, failures
+from tests.sqlserver.tsql import parse_tsql
 
 STATEMENT_START = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
-
-
-def parse_tsql(sql: str) -> exp.Expression:
-    tokens = sqlglot.Dialect.get_or_raise("tsql").tokenize(sql)
-    opened = sum(t.token_type == TokenType.L_PAREN for t in tokens)
-    closed = sum(t.token_type == TokenType.R_PAREN for t in tokens)
-    assert opened == closed, f"unbalanced parentheses ({opened} '(' vs {closed} ')'):\n{sql}"
-    tree = sqlglot.parse_one(sql, read="tsql")
-    # exp.Command is sqlglot's "could not understand, kept as text" fallback.
-    assert not list(tree.find_all(exp.Command)), f"not really parsed:\n{sql}"
-    return tree
 
 
 # --- (a) the ledger ----------------------------------------------------------------------------

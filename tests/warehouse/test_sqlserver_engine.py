@@ -2,7 +2,7 @@
 short of a live server.
 
 It is driven through `open_sqlserver`'s `connect` seam with the recording DB-API double of
-tests/source/test_sqlserver_client.py: every SQL text, parameter, autocommit state, commit and
+tests/sqlserver/doubles.py: every SQL text, parameter, autocommit state, commit and
 rollback is recorded, and pyodbc-shaped errors are raised on demand. What a double cannot prove:
 SQL Server's locking and transaction semantics (the live tests in tests/sqlserver/ run the
 ledger and race the lock where a server is configured).
@@ -21,14 +21,9 @@ from exigo_sync.warehouse import ledger_sql as q
 from exigo_sync.warehouse.connection import WarehouseBusy, WarehouseError
 from exigo_sync.warehouse.ledger import Ledger
 from exigo_sync.warehouse.sqlserver_engine import SqlServerWarehouse, open_sqlserver
-from tests.source.test_sqlserver_client import (
-    PASSWORD,
-    Outcome,
-    RecordingDriver,
-    odbc_error,
-    sqlserver_target,
-)
-from tests.sqlserver.test_tsql_syntax import parse_tsql
+from tests.sqlserver.doubles import Outcome, RecordingDriver, odbc_error
+from tests.sqlserver.targets import PASSWORD, sqlserver_target
+from tests.sqlserver.tsql import parse_tsql
 
 NOW = datetime(2026, 1, 5, 10, 0, 0, 123456)
 
