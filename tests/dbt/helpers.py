@@ -158,11 +158,12 @@ class DbtEnv:
         """The ledger as the flow leaves it before dbt: `batch_id` is the one batch in status
         `refreshed` (an earlier one counts as merged: these tests judge dbt's result
         themselves)."""
-        from exigo_sync.warehouse.ledger import ensure_schema
+        from exigo_sync.warehouse.duckdb_engine import DuckDbWarehouse
+        from exigo_sync.warehouse.ledger import Ledger
 
         con = duckdb.connect(str(self.warehouse))
         try:
-            ensure_schema(con, "duckdb")
+            Ledger(DuckDbWarehouse(con)).ensure_schema()
             con.execute(
                 "update exigo_sync.batches set status = 'merged' "
                 "where status in ('refreshing', 'refreshed')"
