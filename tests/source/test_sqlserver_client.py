@@ -1,13 +1,14 @@
-"""The SQL Server source client and connection module, short of a live server.
+"""The SQL Server source client (exigo_sync.source.sqlserver_client), short of a live server.
+(The connection and error modules it builds on, shared with the warehouse: tests/sqlserver/
+test_connection.py and test_errors.py.)
 
 Most tests drive `SqlServerSourceClient` through its `connect` seam with `RecordingConnection`
 (tests/sqlserver/doubles.py), a DB-API double that records every SQL text, parameter (value and
 Python type), the autocommit state and `timeout` at each execute, every `nextset()`, and raises
 real pyodbc exceptions (`args = (sqlstate, message)`) when told to. What a double cannot prove:
 how a real server and driver answer (the live tests in tests/sqlserver/ do, where a server is
-configured). A few tests
-use the real drivers installed here (pyodbc + FreeTDS, mssql-python) against a closed local
-port: they prove the error path end to end, not a successful login.
+configured). A few tests use the real drivers installed here (pyodbc + FreeTDS, mssql-python)
+against a closed local port: they prove the error path end to end, not a successful login.
 """
 
 from __future__ import annotations
@@ -212,88 +213,7 @@ def test_query_yields_an_executed_cursor_with_arraysize_and_closes() -> None:
         pass
 
 
-# --- classification and messages --------------------------------------------------------------
-
-TRANSIENT_NUMBERS = [1205, 1222, 10054, 10053, 233, 64, 40613, 40501, 40197, 49918, 49919,
-                     49920, 4060, 1204, 4221, 10060, 10928, 10929, 40143, 40540, 997]  # fmt: skip
-PERMANENT_NUMBERS = [229, 230, 262, 300, 2812, 208, 18456, 2627]
-
-
-@pytest.mark.parametrize("number", TRANSIENT_NUMBERS)
-def test_classify_transient_native_errors(number: int) -> None:
-    """Proves every listed transient native error number is `transient`, whatever the
-    exception class and SQLSTATE pyodbc gives it (here a generic 42000 ProgrammingError)."""
-    exc = odbc_error(pyodbc.ProgrammingError, "42000", number, "message")
-    assert mssql.classify(exc) == "transient"
-    assert mssql.driver_error(exc).numbers == (number,)
-
-
-@pytest.mark.parametrize("number", PERMANENT_NUMBERS)
-def test_classify_permanent_native_errors(number: int) -> None:
-    """Proves permission-denied / missing-object / login errors are `permanent` even when the
-    SQLSTATE alone would say transient (here 08S01)."""
-    exc = odbc_error(pyodbc.OperationalError, "08S01", number, "message")
-    assert mssql.classify(exc) == "permanent"
-
-
-@pytest.mark.parametrize(
-    ("sqlstate", "kind"),
-    [("08S01", "transient"), ("08001", "transient"), ("HYT00", "transient"),
-     ("HYT01", "transient"), ("40001", "transient"), ("42000", "permanent"),
-     ("28000", "permanent"), ("23000", "permanent"), ("HY000", "permanent")],
-)  # fmt: skip
-def test_classify_by_sqlstate_without_a_known_number(sqlstate: str, kind: str) -> None:
-    """Proves the SQLSTATE fallback: connection loss, timeouts and deadlock are transient; the
-    rest permanent."""
-    exc = pyodbc.OperationalError(sqlstate, f"[{sqlstate}] [Microsoft][ODBC]Something (0) (f)")
-    assert mssql.classify(exc) == kind
-
-
-def test_classify_reads_the_network_error_of_a_tcp_provider_message() -> None:
-    """Proves the native number inside a TCP provider message ("Error code 0x2746 (10054)" or
-    only "0x2746") is read, with or without a SQLSTATE."""
-    exc = pyodbc.Error("HY000", "[HY000] [Microsoft]TCP Provider: Error code 0x2746 (SQLExecute)")
-    assert mssql.driver_error(exc).numbers == (10054,)
-    assert mssql.classify(exc) == "transient"
-
-
-def test_several_diagnostic_records_show_the_one_that_matters() -> None:
-    """Proves that when pyodbc joins several records ("; "), an informational one first (5701,
-    changed database context), the listed error (229) decides the class and the message."""
-    exc = pyodbc.ProgrammingError(
-        "42000",
-        "[01000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Changed database context "
-        "to 'ExigoSync'. (5701) (SQLExecDirectW); [42000] [Microsoft][ODBC Driver 18 for SQL "
-        "Server][SQL Server]The EXECUTE permission was denied on the object 'Refresh'. (229)",
-    )
-    info = mssql.driver_error(exc)
-    assert info.numbers == (229, 5701) and info.text.startswith("The EXECUTE permission")
-    assert mssql.classify(exc) == "permanent"
-    assert "native error 229" in mssql.describe(exc, sqlserver_target(), "run queue.Refresh")
-
-
-def test_classify_non_driver_errors() -> None:
-    """Proves the classifier knows only drivers' errors and the standard library's network
-    timeouts: anything else is permanent, whatever a caller named it (each side maps the kind to
-    its own exceptions, so this room imports neither side)."""
-    assert mssql.classify(TimeoutError()) == "transient"
-    assert mssql.classify(ConnectionResetError()) == "transient"
-    assert mssql.classify(TransientSourceError("x")) == "permanent"
-    assert mssql.classify(ValueError("x")) == "permanent"
-
-
-def test_classify_mssql_python_errors_by_their_sqlstate_text() -> None:
-    """Proves mssql_python exceptions (which keep no SQLSTATE attribute, only the description
-    its own table gives the SQLSTATE) are classified through that table: a deadlock (40001),
-    connection loss (08S01) and a timeout (HYT00) are transient, a permission error is not.
-    Cannot prove what native numbers mssql_python puts into its messages on a real server."""
-    exceptions = pytest.importorskip("mssql_python.exceptions")
-    for state, kind in [("40001", "transient"), ("08S01", "transient"), ("HYT00", "transient"),
-                        ("42000", "permanent"), ("28000", "permanent")]:  # fmt: skip
-        exc = exceptions.sqlstate_to_exception(state, "[Microsoft][SQL Server]something")
-        assert mssql.is_driver_error(exc)
-        assert mssql.driver_error(exc).sqlstate == state
-        assert mssql.classify(exc) == kind, state
+# --- errors: what the client tells an operator, and what it retries (B5) -------------------
 
 
 def test_execute_permission_denied_is_named_and_permanent() -> None:
@@ -353,75 +273,7 @@ def test_secret_in_a_driver_message_never_reaches_the_error() -> None:
         assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
-# --- the real connection path: dbt-sqlserver's credentials and connect -----------------------
-
-
-def test_credentials_are_the_ones_dbt_builds_from_the_profile() -> None:
-    """Proves exigo-sync reads the target exactly as dbt does: same aliases (server, user,
-    password, trusted_connection, auth, TrustServerCertificate), same defaults (encrypt true,
-    port 1433, retries 3, xact_abort), compared with dbt's own profile loader. Cannot prove
-    anything about a dbt-sqlserver version other than the one pinned."""
-    from dbt.config.profile import Profile
-
-    for extra in ({}, {"auth": "ActiveDirectoryServicePrincipal", "tenant_id": "t",
-                       "client_id": "c", "client_secret": "s3cr3t-client"},
-                  {"TrustServerCertificate": True, "login_timeout": 7, "query_timeout": 30},
-                  {"backend": "mssql-python"}):  # fmt: skip
-        target = sqlserver_target(**extra)
-        ours = mssql.credentials(target)
-        raw = {k: v for k, v in target.config.items() if k != "threads"}
-        dbts = Profile._credentials_from_profile(raw, "exigo_sync", "sqlserver")
-        assert ours.to_dict() == dbts.to_dict()
-    creds = mssql.credentials(sqlserver_target(), database="ExigoSync")
-    assert (creds.database, creds.host, creds.UID, creds.encrypt, creds.port) == (
-        "ExigoSync", "sql.example.internal", "exigo_reader", True, 1433
-    )  # fmt: skip
-
-
-def test_connect_uses_dbt_sqlserver_connection_string_and_session() -> None:
-    """Proves connect() through the module seam: dbt-sqlserver's connection string (driver,
-    server,port, the overriding database, encrypt default Yes, APP=dbt-sqlserver), autocommit
-    on, login timeout, pooling, query timeout on the handle, SET XACT_ABORT ON, and no retry of
-    a permanent login failure but retries of a transient one. Cannot prove the driver accepts
-    the string (the FreeTDS / mssql-python tests below reach a real driver)."""
-    driver = RecordingDriver()
-    target = sqlserver_target(login_timeout=9, query_timeout=120)
-    con = mssql.connect(target, database="ExigoSync", module=driver)
-    (args, kwargs) = driver.connect_calls[0]
-    con_str = args[0]
-    assert con_str.startswith("DRIVER={ODBC Driver 18 for SQL Server};")
-    assert "SERVER=sql.example.internal,1433;Database=ExigoSync;" in con_str
-    assert "encrypt=Yes;TrustServerCertificate=No;APP=dbt-sqlserver/" in con_str
-    assert kwargs["autocommit"] is True and kwargs["timeout"] == 9
-    assert driver.pooling is True
-    assert con.timeout == 120
-    assert driver.log.sql() == ["SET XACT_ABORT ON"]
-
-    sleeps: list[float] = []
-    flaky = RecordingDriver()
-    flaky.connect_errors = [odbc_error(pyodbc.OperationalError, "08001", 10060, "timeout")] * 2
-    mssql.connect(sqlserver_target(), module=flaky, sleep=sleeps.append)
-    assert len(flaky.connect_calls) == 3 and sleeps == [1.0, 1.0]
-
-    denied = RecordingDriver()
-    denied.connect_errors = [odbc_error(pyodbc.InterfaceError, "28000", 18456, "Login failed")]
-    with pytest.raises(pyodbc.InterfaceError):
-        mssql.connect(sqlserver_target(), module=denied, sleep=sleeps.append)
-    assert len(denied.connect_calls) == 1
-
-    no_abort = RecordingDriver()
-    mssql.connect(sqlserver_target(xact_abort=False), module=no_abort)
-    assert no_abort.log.sql() == []
-
-
-def test_invalid_target_is_a_config_error_without_secrets() -> None:
-    """Proves a bad profile (no driver for pyodbc, a non-integer port) fails before any
-    connection with a ProfileError that does not quote the password."""
-    with pytest.raises(mssql.SqlServerConfigError, match="driver"):
-        mssql.connect(sqlserver_target(driver=None), module=RecordingDriver())
-    with pytest.raises(mssql.SqlServerConfigError) as raised:
-        mssql.connect(sqlserver_target(port=PASSWORD), module=RecordingDriver())
-    assert PASSWORD not in str(raised.value)
+# --- the real drivers, through the client's default connect --------------------------------
 
 
 def _closed_port() -> int:

@@ -66,7 +66,7 @@ def test_execute_without_parameters_sends_none() -> None:
 
 def test_session_setting_parses_as_tsql() -> None:
     """Proves the one statement the connection itself sends (dbt-sqlserver's session default)
-    parses as T-SQL; the ledger's statements are checked in tests/sqlserver/test_tsql_syntax.py.
+    parses as T-SQL; the ledger's statements are checked in tests/warehouse/test_ledger_sql.py.
     Cannot prove the server accepts it (the live test connects through it)."""
     from sqlglot import exp
 
