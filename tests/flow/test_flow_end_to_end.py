@@ -1,4 +1,5 @@
-"""End-to-end batches on the simulator: the ledger (L1/L2) and the window (W1/W2)."""
+"""End-to-end batches on the simulator: the ledger (L1/L2) and the window (W1/W2, and a W3
+refusal on the way; the W3 family is test_flow_window_refusals.py)."""
 
 from __future__ import annotations
 
