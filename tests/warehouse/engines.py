@@ -5,8 +5,9 @@ of tests/warehouse/conftest.py).
 - SQL Server: the live test server of tests/sqlserver/targets.py. The ledger's schema there would
   be shared by every test and every run, so each test gets a schema of its own: every statement of
   `exigo_sync.warehouse.ledger_sql` that names the ledger schema is pointed at
-  `exigo_sync_t<random>` for the test (the module's constants and the `SCHEMA` its DDL builders
-  read), and that schema's tables and the schema itself are dropped afterwards. The statements
+  `exigo_sync_test_<random>` for the test (the module's constants and the `SCHEMA` its DDL
+  builders read; the sandbox's warehouse login may create exigo_* schemas), and that schema's
+  tables and the schema itself are dropped afterwards. The statements
   are otherwise the ones the flow runs; the real schema name is exercised by the live suite
   (tests/sqlserver/test_live_connections.py).
 """
@@ -59,7 +60,7 @@ def fresh_sqlserver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
     from exigo_sync.warehouse.sqlserver_engine import open_sqlserver
 
     target = live_target()
-    schema = f"exigo_sync_t{uuid.uuid4().hex[:10]}"
+    schema = f"exigo_sync_test_{uuid.uuid4().hex[:8]}"
     use_ledger_schema(monkeypatch, schema)
     try:
         yield target
