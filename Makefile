@@ -125,7 +125,8 @@ sqlserver-load: sqlserver-docker $(STAMP)
 	$(SQLSERVER_HOST_ENV) EXIGO_SYNC_TEST_MSSQL_USER=sa EXIGO_SYNC_TEST_MSSQL_PASSWORD="$$EXIGO_SYNC_SANDBOX_SA_PASSWORD" \
 	  $(BIN)/python deploy/sqlserver/load_simulator.py $(SQLSERVER_SIMULATOR) $(SQLSERVER_LOAD_ARGS)
 
-# The live test suite (pytest -m sqlserver tests/sqlserver) against the sandbox.
+# The live test suite (pytest -m sqlserver: tests/sqlserver, and the SQL Server side of the engine
+# fixture in tests/warehouse) against the sandbox.
 test-sqlserver: sqlserver-docker $(STAMP)
 	$(call sqlserver-require,EXIGO_SYNC_SANDBOX_SA_PASSWORD EXIGO_SYNC_SANDBOX_SOURCE_PASSWORD EXIGO_SYNC_SANDBOX_WAREHOUSE_PASSWORD)
 	$(SQLSERVER_HOST_ENV) EXIGO_SYNC_TEST_MSSQL_USER=$(SQLSERVER_TEST_USER) \
@@ -134,7 +135,7 @@ test-sqlserver: sqlserver-docker $(STAMP)
 	    sa) printf %s "$$EXIGO_SYNC_SANDBOX_SA_PASSWORD";; \
 	    exigo_sync_source) printf %s "$$EXIGO_SYNC_SANDBOX_SOURCE_PASSWORD";; \
 	    *) printf %s "$$EXIGO_SYNC_SANDBOX_WAREHOUSE_PASSWORD";; esac)" \
-	  $(BIN)/python -m pytest -q -m sqlserver tests/sqlserver
+	  $(BIN)/python -m pytest -q -m sqlserver tests/sqlserver tests/warehouse
 
 # Stop the sandbox and delete its data volume (compose needs the password variables set to read
 # the file; for `down` their values do not matter).

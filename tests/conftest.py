@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,3 +24,12 @@ def prefect_api() -> Iterator[str]:
 
     with prefect_test_harness(server_startup_timeout=90):
         yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture(scope="session")
+def two_batch_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Warehouse + source files after batches 1 and 2 of tests.dbt.scenario, built once per test
+    process and copied by the dbt tests (`merged_env`) and the docs-site test."""
+    from tests.dbt.scenario import two_batch_warehouse
+
+    return two_batch_warehouse(tmp_path_factory.mktemp("two_batches"))

@@ -1,5 +1,5 @@
 """`exigo-sync check` (exigo_sync.check.run_checks): the SQL Server checks through the
-recording DB-API double of tests/source/test_sqlserver_client.py, the DuckDB checks on a real
+recording DB-API double of tests/sqlserver/doubles.py, the DuckDB checks on a real
 simulator file and warehouse file.
 
 What a double cannot prove: that SQL Server answers HAS_PERMS_BY_NAME as scripted here (the
@@ -20,14 +20,9 @@ import pytest
 
 from exigo_sync import check
 from exigo_sync.profiles import Target
-from tests.source.test_sqlserver_client import (
-    PASSWORD,
-    Outcome,
-    RecordingDriver,
-    odbc_error,
-    sqlserver_target,
-)
-from tests.sqlserver.test_tsql_syntax import parse_tsql
+from tests.sqlserver.doubles import Outcome, RecordingDriver, odbc_error
+from tests.sqlserver.targets import PASSWORD, sqlserver_target
+from tests.sqlserver.tsql import parse_tsql
 
 NAMES = [
     "driver",

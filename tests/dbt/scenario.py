@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from tests.dbt.helpers import DbtEnv, default_row, put_rows
+from tests.dbt.helpers import DbtEnv, create_source, default_row, failures, put_rows
 
 T0 = datetime(2026, 1, 5, 8, 0, 0)
 
@@ -92,6 +93,20 @@ def load_batch_two(env: DbtEnv) -> None:
     put_rows(env.source, "dbo", "Payments", [])
     put_rows(env.source, "queue", "CustomerAccounts", [])
     put_rows(env.source, "queue", "CustomerSites", [])
+
+
+def two_batch_warehouse(root: Path) -> Path:
+    """Warehouse + source files under `root` after batches 1 and 2 (the payment's deletion
+    confirmed): the state the dbt and docs tests copy (fixture `two_batch_template`)."""
+    env = DbtEnv(root)
+    create_source(env.source)
+    load_batch_one(env)
+    res = env.fast_build(1, T0 + timedelta(hours=1))
+    assert res.success, failures(res)
+    load_batch_two(env)
+    res = env.fast_build(2, T0 + timedelta(hours=3), extra_vars=CONFIRM_PAYMENT_DELETION)
+    assert res.success, failures(res)
+    return env.tmp
 
 
 def history_snapshot(env: DbtEnv) -> dict[str, list[tuple]]:

@@ -1,4 +1,5 @@
-"""S2: every treatment of the sensitive-column policy, configured in its one place (the var)."""
+"""S2: every treatment of the sensitive-column policy (drop, mask, hash, keep), as configured in its
+one place (the var) and as changed there."""
 
 from __future__ import annotations
 
@@ -13,6 +14,31 @@ from tests.dbt.scenario import T0, load_batch_one
 def sha256_hex(text: str) -> str:
     """What `exigo_hash(exigo_text(col))` yields on DuckDB: SHA-256 of the UTF-8 text, hex."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_s2_policy_drops_and_masks(dbt_env):
+    load_batch_one(dbt_env)
+    res = dbt_env.build(1, T0 + timedelta(hours=1))
+    assert res.success, failures(res)
+    customer = dbt_env.query("select * from exigo_current.customers_current where customer_id = 1")[
+        0
+    ]
+    assert "password_hash" not in customer
+    assert customer["tax_code"] == "****6789"
+    account = dbt_env.query("select * from exigo_history.customer_accounts_history")[0]
+    assert "credit_card_token" not in account and "primary_wallet_account" not in account
+    assert account["iban"] == "****3000"
+    # Values of 4 characters or fewer are masked entirely; NULL stays NULL.
+    assert account["bank_account_number"] is None
+    assert account["bank_routing_number"] == "****"  # the fixture's default value is 'x'
+    for schema in ("exigo_staging", "exigo_history", "exigo_current"):
+        leaked = dbt_env.query(
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema = ? and column_name in ('password_hash', 'credit_card_token', "
+            "'credit_card_token2', 'primary_wallet_account', 'secondary_wallet_account')",
+            [schema],
+        )
+        assert leaked == []
 
 
 def test_s2_hash_treatment_configurable(dbt_env):

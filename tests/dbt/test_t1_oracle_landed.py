@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.dbt.test_t1_oracle import run_t1_oracle
+from tests.dbt.t1_oracle import run_t1_oracle
 
 CYCLES = int(os.environ.get("EXIGO_T1_LANDED_CYCLES", "10"))
 

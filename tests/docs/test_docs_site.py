@@ -24,7 +24,6 @@ from playwright.sync_api import Locator, expect, sync_playwright
 
 from exigo_sync.docs_site import DocsSite, build_docs_site, serving, site_dir
 from exigo_sync.settings import Settings
-from tests.dbt.conftest import two_batch_template  # noqa: F401  (the two-batch warehouse, built once)
 from tests.dbt.helpers import PROJECT_DIR, DbtEnv, failures
 from tests.dbt.scenario import T0
 
@@ -70,7 +69,7 @@ UNSET = ("EXIGO_SYNC_TARGET", "EXIGO_SYNC_DBT_TARGET", "EXIGO_SYNC_SOURCE_TARGET
 
 
 @pytest.fixture(scope="module")
-def warehouse(two_batch_template: Path, tmp_path_factory) -> DbtEnv:  # noqa: F811
+def warehouse(two_batch_template: Path, tmp_path_factory) -> DbtEnv:
     """A copy of the two-batch warehouse with the marts built too."""
     env = DbtEnv.copy_of(two_batch_template, tmp_path_factory.mktemp("docs_warehouse"))
     res = env.invoke("run", "--select", "tag:exigo_marts", batch_id=2,

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flow_helpers import SyncEnv, table_diff
-
 from exigo_sync.settings import REPO_ROOT
+from tests.flow.helpers import SyncEnv, table_diff
 
 # Where a run can be stopped: before queue.Refresh (batch `refreshing`), after it (`refreshed`),
 # inside dbt (a current-state model's pre-hook runs a query that never ends), and after dbt

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flow_helpers import CLOCK_START, CUSTOMERS, SyncEnv, advance, copy_files, make_env
+
+from tests.flow.helpers import CLOCK_START, CUSTOMERS, SyncEnv, advance, copy_files, make_env
 
 
 @pytest.fixture(scope="session", autouse=True)

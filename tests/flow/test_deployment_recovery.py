@@ -27,10 +27,10 @@ from typing import Any
 
 import httpx
 import pytest
-from cli_processes import assert_all_gone, descendants
-from flow_helpers import SyncEnv, copy_files, make_env, table_diff
 
 from exigo_sync.settings import REPO_ROOT
+from tests.flow.cli_processes import assert_all_gone, descendants
+from tests.flow.helpers import SyncEnv, copy_files, make_env, table_diff
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
 DEPLOYMENT = "exigo-sync/exigo-sync-scheduled"

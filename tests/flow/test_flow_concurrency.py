@@ -8,10 +8,10 @@ import time
 from datetime import timedelta
 
 import pytest
-from flow_helpers import SyncEnv, advance
 
 from exigo_sync.settings import Settings
 from exigo_sync.warehouse.lock import LockOptions, lock_holder, run_lock
+from tests.flow.helpers import SyncEnv, advance
 
 
 def _target() -> tuple:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flow_helpers import SyncEnv, make_env
+
+from tests.flow.helpers import SyncEnv, make_env
 
 
 def _payments(env: SyncEnv) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""End-to-end batches on the simulator: the ledger (L1/L2) and the window (W1/W2)."""
+"""End-to-end batches on the simulator: the ledger (L1/L2) and the window (W1/W2, and a W3
+refusal on the way; the W3 family is test_flow_window_refusals.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import json
 from datetime import timedelta
 
 import pytest
-from flow_helpers import CLOCK_START, SyncEnv, advance, prefect_logs_and_artifacts
 
 from exigo_sync.catalog import QUEUE_TABLES, REPLICATED_ENTITIES
 from exigo_sync.warehouse.ledger_sql import ROW_COLUMNS, STATS
 from exigo_sync.window import FULL_LOAD_START
+from tests.flow.helpers import CLOCK_START, SyncEnv, advance, prefect_logs_and_artifacts
 
 
 def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(

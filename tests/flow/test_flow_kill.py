@@ -16,8 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_processes import POINTS, assert_all_gone, finish_and_compare, signal_run, start_cli
-from flow_helpers import SyncEnv
+
+from tests.flow.cli_processes import (
+    POINTS,
+    assert_all_gone,
+    finish_and_compare,
+    signal_run,
+    start_cli,
+)
+from tests.flow.helpers import SyncEnv
 
 
 def test_r1_sigkill_of_the_process_group_at_every_point_then_next_run_recovers(

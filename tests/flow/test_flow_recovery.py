@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flow_helpers import SyncEnv, copy_files, make_env, table_diff
+
+from tests.flow.helpers import SyncEnv, copy_files, make_env, table_diff
 
 
 def _fresh(

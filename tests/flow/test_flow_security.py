@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from flow_helpers import SyncEnv, prefect_logs_and_artifacts
+
+from tests.flow.helpers import SyncEnv, prefect_logs_and_artifacts
 
 PASSWORD = "S1-kn0wn-Pa55w0rd-7f3e9c"
 

@@ -4,12 +4,12 @@ ledger records the failure and the watermark does not move."""
 from __future__ import annotations
 
 import pytest
-from flow_helpers import SyncEnv
 
 from exigo_sync.settings import Settings
 from exigo_sync.source import TransientSourceError
 from exigo_sync.source.duckdb_client import DuckDbSourceClient
 from exigo_sync.warehouse.ledger import Ledger
+from tests.flow.helpers import SyncEnv
 
 
 def test_b5_transient_errors_retried_then_fail_watermark_unchanged(

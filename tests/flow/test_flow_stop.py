@@ -14,7 +14,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from cli_processes import (
+from tests.flow.cli_processes import (
     POINTS,
     assert_all_gone,
     finish_and_compare,
@@ -22,7 +22,7 @@ from cli_processes import (
     signal_run,
     start_cli,
 )
-from flow_helpers import SyncEnv
+from tests.flow.helpers import SyncEnv
 
 
 def _assert_stopped_cleanly(env: SyncEnv, home: Path, signal_name: str) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cli_processes import assert_all_gone, descendants, prefect_slots, start_cli
-from flow_helpers import SyncEnv
+from tests.flow.cli_processes import assert_all_gone, descendants, prefect_slots, start_cli
+from tests.flow.helpers import SyncEnv
 
 TIMEOUT_SECONDS = 40  # the run reaches dbt ~10-20 s after the flow starts on this machine
 

@@ -1,5 +1,6 @@
-"""W1 (the overlap catches rows that land late) and W2 (`since` after the watermark, accepted with
-allow_gap, then later runs resume from W1), with real flow runs on the simulator."""
+"""W1: the overlap catches rows that land late, with real flow runs on the simulator. (A `since`
+after the watermark, refused unless allow_gap, then resumed from W1:
+test_flow_window_refusals.py.)"""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ from typing import Any
 import duckdb
 import pytest
 import yaml
-from flow_helpers import CLOCK_START, SyncEnv, advance, make_env
 
 from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.naming import column_name, entity_name
 from exigo_sync.settings import REPO_ROOT
 from exigo_sync.simulator import ActivityRates
+from tests.flow.helpers import CLOCK_START, OVERLAP, SyncEnv, make_env, merge_models_only
 
-OVERLAP = timedelta(minutes=10)  # the default overlap (settings.overlap_minutes)
 LAG = timedelta(minutes=8)  # below the overlap: a default run must catch every late row
 # Busy enough that an hour leaves several changes landing just after a refresh they predate.
 LAGGED = ActivityRates(replication_lag=LAG).scaled(5.0)
@@ -98,16 +98,11 @@ def _t1_losses(env: SyncEnv, since: datetime) -> dict[str, dict[Key, str]]:
     }
 
 
-def _merge_models_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Faster batches: no dbt tests (as flow_helpers) and no analyst marts (not under test)."""
-    monkeypatch.setenv("EXIGO_SYNC_DBT_EXCLUDE", "resource_type:test tag:exigo_marts")
-
-
 def test_w1_overlap_catches_rows_that_land_late(
     sync_env: SyncEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = sync_env
-    _merge_models_only(monkeypatch)
+    merge_models_only(monkeypatch)
     env.run_ok()
     b1 = env.batches()[0]
     assert (b1["status"], b1["window_kind"]) == ("merged", "full")
@@ -152,7 +147,7 @@ def test_w1_overlap_catches_rows_that_land_late(
     # overlap_minutes=0 on the forked files: batch 2 resumes exactly at batch 1's refresh start
     # and loses the late rows, and only them (the test above can fail).
     zero = make_env(tmp_path / "zero", None, monkeypatch)
-    _merge_models_only(monkeypatch)
+    merge_models_only(monkeypatch)
     shutil.copyfile(fork / env.source.name, zero.source)
     shutil.copyfile(fork / env.warehouse.name, zero.warehouse)
     zero.run_ok(overlap_minutes=0)
@@ -168,42 +163,3 @@ def test_w1_overlap_catches_rows_that_land_late(
     t = "Orders" if lost["Orders"] else "Customers"
     k = min(lost[t])
     assert late[t][k]["ModifiedDate"] < watermark and before[t].get(k) != late[t][k]
-
-
-def test_w2_allow_gap_accepts_since_after_watermark(
-    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    env = sync_env
-    _merge_models_only(monkeypatch)
-    env.run_ok()
-    b1 = env.batches()[0]
-    assert b1["status"] == "merged"
-    watermark = b1["refresh_started_at"]
-    advance(env, 2)
-    since = watermark + timedelta(minutes=30)  # after the watermark, before the source clock
-    assert since < env.sim.now()
-
-    # W3: refused without allow_gap, naming the watermark; no batch, no queue.Refresh.
-    ledger, calls, last = env.batches(), env.refresh_calls(), env.sim.last_refresh_time()
-    state = env.run(since=since.isoformat())
-    assert state.is_failed()
-    message = str(state.message)
-    assert "after the watermark" in message and watermark.isoformat() in message, message
-    assert env.batches() == ledger
-    assert env.refresh_calls() == calls and env.sim.last_refresh_time() == last == watermark
-
-    # With allow_gap the operator's `since` is the explicit start of a merged batch (W2).
-    out = env.run_ok(since=since.isoformat(), allow_gap=True)
-    b2 = env.batches()[1]
-    assert (b2["status"], b2["window_kind"]) == ("merged", "gap")
-    assert b2["requested_start"] == since and out["window_kind"] == "gap"
-    assert b2["refresh_started_at"] == watermark + timedelta(hours=2)
-
-    # The next normal run resumes from that batch's watermark minus the overlap (W2 -> W1).
-    advance(env, 1)
-    env.run_ok()
-    b3 = env.batches()[2]
-    assert (b3["status"], b3["window_kind"]) == ("merged", "watermark")
-    assert b3["requested_start"] == b2["refresh_started_at"] - OVERLAP
-    log = env.query(env.source, "SELECT RequestedStart FROM sim.RefreshLog ORDER BY CalledAt")
-    assert [r[0] for r in log] == [b1["requested_start"], since, b3["requested_start"]]

@@ -1,14 +1,21 @@
-"""W3: a `since` that cannot be parsed or lies in the future is refused before anything is
-opened. (After the watermark, which only the ledger knows, is refused before the source is
-touched: see test_flow_end_to_end; allow_gap: test_window_and_profiles.)"""
+"""W3 with real flow runs: a `since` that cannot be parsed or lies in the future is refused before
+anything is opened; one after the watermark (which only the ledger knows) before the source is
+touched, naming the watermark, unless the operator allows the gap (later runs then resume from
+W1: W2).
+
+W3 is split by one line only: what needs a flow run is here; parse_since and compute_window on
+their own are tests/test_window.py. (The end-to-end walk through batches, test_flow_end_to_end.py,
+also meets a refusal after the watermark on its way.)"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
-from flow_helpers import SyncEnv
 
 import exigo_sync.topology
 import exigo_sync.warehouse.duckdb_engine
+from tests.flow.helpers import OVERLAP, SyncEnv, advance, merge_models_only
 
 
 def _forbid_connections(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,3 +39,42 @@ def test_w3_bad_since_refused_before_any_connection(
     state = sync_env.run(since=since)
     assert state.is_failed() and reason in str(state.message)
     assert not sync_env.source.exists() and not sync_env.warehouse.exists()
+
+
+def test_w3_w2_allow_gap_accepts_since_after_watermark(
+    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = sync_env
+    merge_models_only(monkeypatch)
+    env.run_ok()
+    b1 = env.batches()[0]
+    assert b1["status"] == "merged"
+    watermark = b1["refresh_started_at"]
+    advance(env, 2)
+    since = watermark + timedelta(minutes=30)  # after the watermark, before the source clock
+    assert since < env.sim.now()
+
+    # W3: refused without allow_gap, naming the watermark; no batch, no queue.Refresh.
+    ledger, calls, last = env.batches(), env.refresh_calls(), env.sim.last_refresh_time()
+    state = env.run(since=since.isoformat())
+    assert state.is_failed()
+    message = str(state.message)
+    assert "after the watermark" in message and watermark.isoformat() in message, message
+    assert env.batches() == ledger
+    assert env.refresh_calls() == calls and env.sim.last_refresh_time() == last == watermark
+
+    # With allow_gap the operator's `since` is the explicit start of a merged batch (W2).
+    out = env.run_ok(since=since.isoformat(), allow_gap=True)
+    b2 = env.batches()[1]
+    assert (b2["status"], b2["window_kind"]) == ("merged", "gap")
+    assert b2["requested_start"] == since and out["window_kind"] == "gap"
+    assert b2["refresh_started_at"] == watermark + timedelta(hours=2)
+
+    # The next normal run resumes from that batch's watermark minus the overlap (W2 -> W1).
+    advance(env, 1)
+    env.run_ok()
+    b3 = env.batches()[2]
+    assert (b3["status"], b3["window_kind"]) == ("merged", "watermark")
+    assert b3["requested_start"] == b2["refresh_started_at"] - OVERLAP
+    log = env.query(env.source, "SELECT RequestedStart FROM sim.RefreshLog ORDER BY CalledAt")
+    assert [r[0] for r in log] == [b1["requested_start"], since, b3["requested_start"]]

@@ -12,16 +12,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli_processes import (
+from exigo_sync.settings import REPO_ROOT
+from tests.flow.cli_processes import (
     CliRun,
     assert_all_gone,
     descendants,
     finish_and_compare,
     signal_run,
 )
-from flow_helpers import SyncEnv
-
-from exigo_sync.settings import REPO_ROOT
+from tests.flow.helpers import SyncEnv
 
 
 def test_r1_serve_schedules_a_batch_and_a_sigkilled_serve_leaves_nothing_behind(

@@ -11,8 +11,7 @@ import pytest
 
 from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator import ACTIVITY_KINDS, ActivityRates, SimulatorError, SyncSimulator
-
-from .conftest import BUSY, CLOCK_START, CUSTOMERS, QUIET, keys
+from tests.simulator.helpers import BUSY, CLOCK_START, CUSTOMERS, QUIET, keys
 
 HOURS = 6
 BusyDay = tuple[SyncSimulator, dict[str, list[dict]], dict[str, int]]

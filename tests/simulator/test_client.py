@@ -14,8 +14,7 @@ import pytest
 from exigo_sync.simulator import SyncSimulator
 from exigo_sync.source import SourceClient, SourceError, TransientSourceError
 from exigo_sync.source.duckdb_client import DuckDbSourceClient
-
-from .conftest import BUSY, CLOCK_START
+from tests.simulator.helpers import BUSY, CLOCK_START
 
 
 def test_client_refresh_is_the_vendor_procedure(sim: SyncSimulator) -> None:

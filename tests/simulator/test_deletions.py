@@ -7,15 +7,21 @@ import shutil
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator import ActivityRates, SimulatorError, SyncSimulator
 from exigo_sync.simulator.rates import PER_HOUR_RATES
-
-from .conftest import BUSY, CLOCK_START, CUSTOMERS, QUIET, keys
+from tests.simulator.helpers import (
+    BUSY,
+    CLOCK_START,
+    CUSTOMERS,
+    DELETIONS_ONLY,
+    QUIET,
+    keys,
+    snapshot,
+)
 
 # rate field, summary kind, table whose rows the event deletes, cause in the archive
 KINDS = [
@@ -26,27 +32,7 @@ KINDS = [
     ("payment_deletes", "payments_deleted", "Payments", "payment_deleted"),
     ("line_removals", "line_removals", "OrderDetails", "line_removed"),
 ]
-DELETIONS_ONLY = replace(
-    QUIET,
-    customer_purges=1.0,
-    order_deletes=1.0,
-    account_deletes=1.0,
-    site_deletes=1.0,
-    payment_deletes=1.0,
-)
 HOURS = 6
-Snapshot = dict[str, dict[Any, dict[str, Any]]]
-
-
-def snapshot(sim: SyncSimulator) -> Snapshot:
-    """Every dbo row now, per table, by key (a value, or a tuple for OrderDetails)."""
-    out: Snapshot = {}
-    for name, table in REPLICATED_TABLES.items():
-        k = table.key
-        out[name] = {
-            (r[k[0]] if len(k) == 1 else tuple(r[c] for c in k)): r for r in sim.current_rows(name)
-        }
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator import SyncSimulator
-
-from .conftest import BUSY
+from tests.simulator.helpers import BUSY
 
 
 def _run(path: Path, seed: int) -> tuple[SyncSimulator, dict, object]:

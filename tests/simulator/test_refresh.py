@@ -9,8 +9,7 @@ import pytest
 
 from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator import SimulatorError, SyncSimulator
-
-from .conftest import BUSY, QUIET, keys
+from tests.simulator.helpers import BUSY, QUIET, keys
 
 
 def _queue_matches_changes_since(sim: SyncSimulator, since: datetime) -> None:

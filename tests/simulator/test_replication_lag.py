@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.cli import app
 from exigo_sync.simulator import ActivityRates, SyncSimulator
-
-from .conftest import BUSY
+from tests.simulator.helpers import BUSY
 
 LAG = timedelta(minutes=30)
 LAGGED = replace(BUSY, replication_lag=LAG)

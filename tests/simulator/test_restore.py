@@ -10,9 +10,7 @@ import pytest
 
 from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator import SimulatorError, SyncSimulator
-
-from .conftest import BUSY, CLOCK_START, QUIET, keys
-from .test_deletions import DELETIONS_ONLY, snapshot
+from tests.simulator.helpers import BUSY, CLOCK_START, DELETIONS_ONLY, QUIET, keys, snapshot
 
 
 def _delete_some(sim: SyncSimulator) -> dict:

@@ -1,19 +1,19 @@
-"""The SQL Server source client and connection module, short of a live server.
+"""The SQL Server source client (exigo_sync.source.sqlserver_client), short of a live server.
+(The connection and error modules it builds on, shared with the warehouse: tests/sqlserver/
+test_connection.py and test_errors.py.)
 
-Most tests drive `SqlServerSourceClient` through its `connect` seam with `RecordingConnection`,
-a DB-API double that records every SQL text, parameter (value and Python type), the autocommit
-state and `timeout` at each execute, every `nextset()`, and raises real pyodbc exceptions
-(`args = (sqlstate, message)`) when told to. What a double cannot prove: how a real server and
-driver answer (the live tests in tests/sqlserver/ do, where a server is configured). A few tests
-use the real drivers installed here (pyodbc + FreeTDS, mssql-python) against a closed local
-port: they prove the error path end to end, not a successful login.
+Most tests drive `SqlServerSourceClient` through its `connect` seam with `RecordingConnection`
+(tests/sqlserver/doubles.py), a DB-API double that records every SQL text, parameter (value and
+Python type), the autocommit state and `timeout` at each execute, every `nextset()`, and raises
+real pyodbc exceptions (`args = (sqlstate, message)`) when told to. What a double cannot prove:
+how a real server and driver answer (the live tests in tests/sqlserver/ do, where a server is
+configured). A few tests use the real drivers installed here (pyodbc + FreeTDS, mssql-python)
+against a closed local port: they prove the error path end to end, not a successful login.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,221 +27,16 @@ from exigo_sync.source import SourceError, TransientSourceError
 from exigo_sync.source import sqlserver_client as client_mod
 from exigo_sync.source.sqlserver_client import SqlServerSourceClient, to_sql_datetime
 from exigo_sync.topology import Topology
-from tests.sqlserver.test_tsql_syntax import parse_tsql
-
-PASSWORD = "S1-kn0wn-Pa55w0rd-src"
-
-# --- the recording DB-API double ------------------------------------------------------------
-
-# One result of a statement: rows (a result set), an int (a row count, no result set), or an
-# exception (raised when the cursor reaches it: at execute() if first, else at nextset()).
-Outcome = list[Any]
-
-
-@dataclass
-class Call:
-    """One execute() as the double saw it."""
-
-    sql: str
-    params: tuple[Any, ...]
-    param_types: tuple[type, ...]
-    autocommit: bool
-    timeout: int
-    connection: int
-
-
-@dataclass
-class Log:
-    """Shared by every connection a RecordingDriver opens."""
-
-    calls: list[Call] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)  # commit, rollback, close, autocommit=...
-    nextset_calls: int = 0
-
-    def sql(self) -> list[str]:
-        return [c.sql for c in self.calls]
-
-
-class RecordingCursor:
-    def __init__(self, con: RecordingConnection) -> None:
-        self.con = con
-        self.arraysize = 1
-        self.description: Any = None
-        self.rowcount = -1
-        self.closed = False
-        self._rows: list[tuple] = []
-        self._pending: list[Any] = []
-
-    def execute(self, sql: str, *params: Any) -> RecordingCursor:
-        values = tuple(params[0]) if len(params) == 1 and isinstance(params[0], list) else params
-        self.con.log.calls.append(
-            Call(
-                sql,
-                values,
-                tuple(type(v) for v in values),
-                self.con.autocommit,
-                self.con.timeout,
-                self.con.number,
-            )
-        )
-        self._pending = list(self.con.respond(sql, values))
-        self._advance()
-        return self
-
-    def _advance(self) -> bool:
-        if not self._pending:
-            self.description, self._rows = None, []
-            return False
-        item = self._pending.pop(0)
-        if isinstance(item, BaseException):
-            self.description, self._rows = None, []
-            raise item
-        if isinstance(item, int):
-            self.description, self._rows, self.rowcount = None, [], item
-        else:
-            self.description, self._rows = [("c0", None, None, None, None, None, None)], list(item)
-            self.rowcount = -1
-        return True
-
-    def nextset(self) -> bool:
-        self.con.log.nextset_calls += 1
-        return self._advance()
-
-    def fetchone(self) -> tuple | None:
-        return self._rows.pop(0) if self._rows else None
-
-    def fetchmany(self, size: int | None = None) -> list[tuple]:
-        n = size or self.arraysize
-        out, self._rows = self._rows[:n], self._rows[n:]
-        return out
-
-    def fetchall(self) -> list[tuple]:
-        out, self._rows = self._rows, []
-        return out
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class RecordingConnection:
-    """A DB-API connection double: `respond(sql, params)` gives the outcome of each statement."""
-
-    def __init__(self, log: Log, respond: Callable[[str, tuple], Outcome], number: int) -> None:
-        self.log = log
-        self.respond = respond
-        self.number = number
-        self._autocommit = True
-        self.timeout = 0
-        self.closed = False
-
-    @property
-    def autocommit(self) -> bool:
-        return self._autocommit
-
-    @autocommit.setter
-    def autocommit(self, value: bool) -> None:
-        self.log.events.append(f"autocommit={value}")
-        self._autocommit = value
-
-    def cursor(self) -> RecordingCursor:
-        return RecordingCursor(self)
-
-    def commit(self) -> None:
-        self.log.events.append("commit")
-
-    def rollback(self) -> None:
-        self.log.events.append("rollback")
-
-    def close(self) -> None:
-        self.closed = True
-        self.log.events.append("close")
-
-
-class RecordingDriver:
-    """Opens RecordingConnections sharing one log. `open` is the zero-argument seam of the
-    clients; as a module (`connect(con_str, **kwargs)`, `pooling`, `drivers()`) it stands in for
-    pyodbc in `sqlserver.connect(module=...)`."""
-
-    def __init__(self, respond: Callable[[str, tuple], Outcome] | None = None) -> None:
-        self.log = Log()
-        self.respond = respond or default_responder()
-        self.connections: list[RecordingConnection] = []
-        self.connect_calls: list[tuple[tuple, dict]] = []
-        self.connect_errors: list[BaseException] = []
-        self.pooling = False
-
-    def open(self) -> RecordingConnection:
-        con = RecordingConnection(self.log, self.respond, len(self.connections))
-        self.connections.append(con)
-        return con
-
-    def connect(self, *args: Any, **kwargs: Any) -> RecordingConnection:
-        self.connect_calls.append((args, kwargs))
-        if self.connect_errors:
-            raise self.connect_errors.pop(0)
-        con = self.open()
-        con.autocommit = kwargs.get("autocommit", False)
-        return con
-
-    @staticmethod
-    def drivers() -> list[str]:
-        return ["FreeTDS"]
-
-
-CLOCK = [datetime(2026, 1, 5, 10, 0, 0, 123456), datetime(2026, 1, 5, 10, 0, 42, 654321)]
-
-
-def default_responder(
-    clock: Iterable[datetime] | None = None,
-    counts: dict[str, int] | None = None,
-    refresh: Outcome | None = None,
-    rows: list[tuple] | None = None,
-) -> Callable[[str, tuple], Outcome]:
-    """Answers like a healthy sync database: the clock (successive values), `refresh` for the
-    EXEC batch (default: no result), row counts per queue table, `rows` for any other SELECT."""
-    ticks = iter(clock or CLOCK * 10)
-    counts = counts if counts is not None else {t: i + 1 for i, t in enumerate(QUEUE_TABLES)}
-
-    def respond(sql: str, params: tuple) -> Outcome:
-        if sql == client_mod.CLOCK_SQL:
-            return [[(next(ticks),)]]
-        if "queue.Refresh" in sql:
-            return list(refresh or [])
-        for table, n in counts.items():
-            if sql == client_mod.count_sql(table):
-                return [[(n,)]]
-        if sql.startswith("SET "):
-            return []
-        return [list(rows or [])]
-
-    return respond
-
-
-def odbc_error(
-    cls: type[pyodbc.Error], sqlstate: str, number: int, text: str, fn: str = "SQLExecDirectW"
-) -> pyodbc.Error:
-    """A pyodbc exception shaped as pyodbc builds it from an ODBC Driver 18 diagnostic."""
-    message = (
-        f"[{sqlstate}] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]{text} "
-        f"({number}) ({fn})"
-    )
-    return cls(sqlstate, message)
-
-
-def sqlserver_target(**extra: Any) -> Target:
-    config = {
-        "type": "sqlserver",
-        "driver": "ODBC Driver 18 for SQL Server",
-        "server": "sql.example.internal",
-        "port": 1433,
-        "database": "exigo_warehouse",
-        "schema": "exigo_sync",
-        "user": "exigo_reader",
-        "password": PASSWORD,
-        "threads": 4,
-        **extra,
-    }
-    return Target("sqlserver", "sqlserver", config)
+from tests.sqlserver.doubles import (
+    CLOCK,
+    Outcome,
+    RecordingConnection,
+    RecordingDriver,
+    default_responder,
+    odbc_error,
+)
+from tests.sqlserver.targets import PASSWORD, sqlserver_target
+from tests.sqlserver.tsql import parse_tsql
 
 
 def client(driver: RecordingDriver, **kwargs: Any) -> SqlServerSourceClient:
@@ -418,88 +213,7 @@ def test_query_yields_an_executed_cursor_with_arraysize_and_closes() -> None:
         pass
 
 
-# --- classification and messages --------------------------------------------------------------
-
-TRANSIENT_NUMBERS = [1205, 1222, 10054, 10053, 233, 64, 40613, 40501, 40197, 49918, 49919,
-                     49920, 4060, 1204, 4221, 10060, 10928, 10929, 40143, 40540, 997]  # fmt: skip
-PERMANENT_NUMBERS = [229, 230, 262, 300, 2812, 208, 18456, 2627]
-
-
-@pytest.mark.parametrize("number", TRANSIENT_NUMBERS)
-def test_classify_transient_native_errors(number: int) -> None:
-    """Proves every listed transient native error number is `transient`, whatever the
-    exception class and SQLSTATE pyodbc gives it (here a generic 42000 ProgrammingError)."""
-    exc = odbc_error(pyodbc.ProgrammingError, "42000", number, "message")
-    assert mssql.classify(exc) == "transient"
-    assert mssql.driver_error(exc).numbers == (number,)
-
-
-@pytest.mark.parametrize("number", PERMANENT_NUMBERS)
-def test_classify_permanent_native_errors(number: int) -> None:
-    """Proves permission-denied / missing-object / login errors are `permanent` even when the
-    SQLSTATE alone would say transient (here 08S01)."""
-    exc = odbc_error(pyodbc.OperationalError, "08S01", number, "message")
-    assert mssql.classify(exc) == "permanent"
-
-
-@pytest.mark.parametrize(
-    ("sqlstate", "kind"),
-    [("08S01", "transient"), ("08001", "transient"), ("HYT00", "transient"),
-     ("HYT01", "transient"), ("40001", "transient"), ("42000", "permanent"),
-     ("28000", "permanent"), ("23000", "permanent"), ("HY000", "permanent")],
-)  # fmt: skip
-def test_classify_by_sqlstate_without_a_known_number(sqlstate: str, kind: str) -> None:
-    """Proves the SQLSTATE fallback: connection loss, timeouts and deadlock are transient; the
-    rest permanent."""
-    exc = pyodbc.OperationalError(sqlstate, f"[{sqlstate}] [Microsoft][ODBC]Something (0) (f)")
-    assert mssql.classify(exc) == kind
-
-
-def test_classify_reads_the_network_error_of_a_tcp_provider_message() -> None:
-    """Proves the native number inside a TCP provider message ("Error code 0x2746 (10054)" or
-    only "0x2746") is read, with or without a SQLSTATE."""
-    exc = pyodbc.Error("HY000", "[HY000] [Microsoft]TCP Provider: Error code 0x2746 (SQLExecute)")
-    assert mssql.driver_error(exc).numbers == (10054,)
-    assert mssql.classify(exc) == "transient"
-
-
-def test_several_diagnostic_records_show_the_one_that_matters() -> None:
-    """Proves that when pyodbc joins several records ("; "), an informational one first (5701,
-    changed database context), the listed error (229) decides the class and the message."""
-    exc = pyodbc.ProgrammingError(
-        "42000",
-        "[01000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Changed database context "
-        "to 'ExigoSync'. (5701) (SQLExecDirectW); [42000] [Microsoft][ODBC Driver 18 for SQL "
-        "Server][SQL Server]The EXECUTE permission was denied on the object 'Refresh'. (229)",
-    )
-    info = mssql.driver_error(exc)
-    assert info.numbers == (229, 5701) and info.text.startswith("The EXECUTE permission")
-    assert mssql.classify(exc) == "permanent"
-    assert "native error 229" in mssql.describe(exc, sqlserver_target(), "run queue.Refresh")
-
-
-def test_classify_non_driver_errors() -> None:
-    """Proves the classifier knows only drivers' errors and the standard library's network
-    timeouts: anything else is permanent, whatever a caller named it (each side maps the kind to
-    its own exceptions, so this room imports neither side)."""
-    assert mssql.classify(TimeoutError()) == "transient"
-    assert mssql.classify(ConnectionResetError()) == "transient"
-    assert mssql.classify(TransientSourceError("x")) == "permanent"
-    assert mssql.classify(ValueError("x")) == "permanent"
-
-
-def test_classify_mssql_python_errors_by_their_sqlstate_text() -> None:
-    """Proves mssql_python exceptions (which keep no SQLSTATE attribute, only the description
-    its own table gives the SQLSTATE) are classified through that table: a deadlock (40001),
-    connection loss (08S01) and a timeout (HYT00) are transient, a permission error is not.
-    Cannot prove what native numbers mssql_python puts into its messages on a real server."""
-    exceptions = pytest.importorskip("mssql_python.exceptions")
-    for state, kind in [("40001", "transient"), ("08S01", "transient"), ("HYT00", "transient"),
-                        ("42000", "permanent"), ("28000", "permanent")]:  # fmt: skip
-        exc = exceptions.sqlstate_to_exception(state, "[Microsoft][SQL Server]something")
-        assert mssql.is_driver_error(exc)
-        assert mssql.driver_error(exc).sqlstate == state
-        assert mssql.classify(exc) == kind, state
+# --- errors: what the client tells an operator, and what it retries (B5) -------------------
 
 
 def test_execute_permission_denied_is_named_and_permanent() -> None:
@@ -559,75 +273,7 @@ def test_secret_in_a_driver_message_never_reaches_the_error() -> None:
         assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
-# --- the real connection path: dbt-sqlserver's credentials and connect -----------------------
-
-
-def test_credentials_are_the_ones_dbt_builds_from_the_profile() -> None:
-    """Proves exigo-sync reads the target exactly as dbt does: same aliases (server, user,
-    password, trusted_connection, auth, TrustServerCertificate), same defaults (encrypt true,
-    port 1433, retries 3, xact_abort), compared with dbt's own profile loader. Cannot prove
-    anything about a dbt-sqlserver version other than the one pinned."""
-    from dbt.config.profile import Profile
-
-    for extra in ({}, {"auth": "ActiveDirectoryServicePrincipal", "tenant_id": "t",
-                       "client_id": "c", "client_secret": "s3cr3t-client"},
-                  {"TrustServerCertificate": True, "login_timeout": 7, "query_timeout": 30},
-                  {"backend": "mssql-python"}):  # fmt: skip
-        target = sqlserver_target(**extra)
-        ours = mssql.credentials(target)
-        raw = {k: v for k, v in target.config.items() if k != "threads"}
-        dbts = Profile._credentials_from_profile(raw, "exigo_sync", "sqlserver")
-        assert ours.to_dict() == dbts.to_dict()
-    creds = mssql.credentials(sqlserver_target(), database="ExigoSync")
-    assert (creds.database, creds.host, creds.UID, creds.encrypt, creds.port) == (
-        "ExigoSync", "sql.example.internal", "exigo_reader", True, 1433
-    )  # fmt: skip
-
-
-def test_connect_uses_dbt_sqlserver_connection_string_and_session() -> None:
-    """Proves connect() through the module seam: dbt-sqlserver's connection string (driver,
-    server,port, the overriding database, encrypt default Yes, APP=dbt-sqlserver), autocommit
-    on, login timeout, pooling, query timeout on the handle, SET XACT_ABORT ON, and no retry of
-    a permanent login failure but retries of a transient one. Cannot prove the driver accepts
-    the string (the FreeTDS / mssql-python tests below reach a real driver)."""
-    driver = RecordingDriver()
-    target = sqlserver_target(login_timeout=9, query_timeout=120)
-    con = mssql.connect(target, database="ExigoSync", module=driver)
-    (args, kwargs) = driver.connect_calls[0]
-    con_str = args[0]
-    assert con_str.startswith("DRIVER={ODBC Driver 18 for SQL Server};")
-    assert "SERVER=sql.example.internal,1433;Database=ExigoSync;" in con_str
-    assert "encrypt=Yes;TrustServerCertificate=No;APP=dbt-sqlserver/" in con_str
-    assert kwargs["autocommit"] is True and kwargs["timeout"] == 9
-    assert driver.pooling is True
-    assert con.timeout == 120
-    assert driver.log.sql() == ["SET XACT_ABORT ON"]
-
-    sleeps: list[float] = []
-    flaky = RecordingDriver()
-    flaky.connect_errors = [odbc_error(pyodbc.OperationalError, "08001", 10060, "timeout")] * 2
-    mssql.connect(sqlserver_target(), module=flaky, sleep=sleeps.append)
-    assert len(flaky.connect_calls) == 3 and sleeps == [1.0, 1.0]
-
-    denied = RecordingDriver()
-    denied.connect_errors = [odbc_error(pyodbc.InterfaceError, "28000", 18456, "Login failed")]
-    with pytest.raises(pyodbc.InterfaceError):
-        mssql.connect(sqlserver_target(), module=denied, sleep=sleeps.append)
-    assert len(denied.connect_calls) == 1
-
-    no_abort = RecordingDriver()
-    mssql.connect(sqlserver_target(xact_abort=False), module=no_abort)
-    assert no_abort.log.sql() == []
-
-
-def test_invalid_target_is_a_config_error_without_secrets() -> None:
-    """Proves a bad profile (no driver for pyodbc, a non-integer port) fails before any
-    connection with a ProfileError that does not quote the password."""
-    with pytest.raises(mssql.SqlServerConfigError, match="driver"):
-        mssql.connect(sqlserver_target(driver=None), module=RecordingDriver())
-    with pytest.raises(mssql.SqlServerConfigError) as raised:
-        mssql.connect(sqlserver_target(port=PASSWORD), module=RecordingDriver())
-    assert PASSWORD not in str(raised.value)
+# --- the real drivers, through the client's default connect --------------------------------
 
 
 def _closed_port() -> int:

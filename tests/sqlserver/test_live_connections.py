@@ -33,7 +33,7 @@ from exigo_sync.warehouse.connection import WarehouseError
 from exigo_sync.warehouse.ledger import Ledger, utcnow
 from exigo_sync.warehouse.lock import _try_acquire
 from exigo_sync.warehouse.sqlserver_engine import open_sqlserver
-from tests.sqlserver.test_live_sqlserver import ENV, SKIP_REASON, _setting
+from tests.sqlserver.targets import ENV, live_skip_reason, live_target
 
 pytestmark = pytest.mark.sqlserver
 
@@ -43,26 +43,9 @@ HOUR = timedelta(hours=1)
 @pytest.fixture(scope="module")
 def target() -> Target:
     """The test server as a dbt-sqlserver target (the keys an operator's profile would have)."""
-    if not _setting("SERVER"):
-        pytest.skip(SKIP_REASON)
-    missing = [n for n in ("USER", "PASSWORD", "DATABASE") if not _setting(n)]
-    if missing:
-        pytest.skip(f"{SKIP_REASON}: missing {', '.join(ENV + n for n in missing)}")
-    trust = (_setting("TRUST_CERT", "yes") or "").lower() in ("1", "true", "yes")
-    config = {
-        "type": "sqlserver",
-        "driver": _setting("DRIVER", "ODBC Driver 18 for SQL Server"),
-        "server": _setting("SERVER"),
-        "port": int(_setting("PORT", "1433") or 1433),
-        "database": _setting("DATABASE"),
-        "schema": "exigo_sync",
-        "user": _setting("USER"),
-        "password": _setting("PASSWORD"),
-        "trust_cert": trust,
-        "backend": _setting("BACKEND", "pyodbc"),
-        "login_timeout": 15,
-    }
-    return Target("live", "sqlserver", config)
+    if reason := live_skip_reason():
+        pytest.skip(reason)
+    return live_target()
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ import yaml
 from deploy.sqlserver import generate_sql as gen
 from deploy.sqlserver import load_simulator as loader
 from exigo_sync.simulator import SyncSimulator
-from tests.sqlserver.test_sandbox_live import run_batch, run_script
+from tests.sqlserver.batches import run_batch, run_script
 
 pytestmark = pytest.mark.sqlserver
 

@@ -3,7 +3,6 @@ _PASSWORD, _DATABASE; optional _PORT, _DRIVER, _TRUST_CERT); skipped otherwise."
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -12,41 +11,29 @@ from typing import Any
 import pytest
 
 from exigo_sync.warehouse import ledger_sql
+from tests.sqlserver.targets import live_skip_reason, setting
 
 pytestmark = pytest.mark.sqlserver
-
-ENV = "EXIGO_SYNC_TEST_MSSQL_"
-SKIP_REASON = (
-    "no SQL Server configured (set EXIGO_SYNC_TEST_MSSQL_SERVER, _USER, _PASSWORD, _DATABASE; "
-    "optional _PORT, _DRIVER, _TRUST_CERT)"
-)
-
-
-def _setting(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(ENV + name, default)
 
 
 @pytest.fixture
 def mssql() -> Iterator[Any]:
-    if not _setting("SERVER"):
-        pytest.skip(SKIP_REASON)
-    missing = [n for n in ("USER", "PASSWORD", "DATABASE") if not _setting(n)]
-    if missing:
-        pytest.skip(f"{SKIP_REASON}: missing {', '.join(ENV + n for n in missing)}")
+    if reason := live_skip_reason():
+        pytest.skip(reason)
     import pyodbc
 
-    driver = _setting("DRIVER", "ODBC Driver 18 for SQL Server")
-    server, port = _setting("SERVER"), _setting("PORT", "1433")
+    driver = setting("DRIVER", "ODBC Driver 18 for SQL Server")
+    server, port = setting("SERVER"), setting("PORT", "1433")
     parts = {
         "DRIVER": "{" + driver + "}",
-        "DATABASE": _setting("DATABASE"),
-        "UID": _setting("USER"),
-        "PWD": _setting("PASSWORD"),
+        "DATABASE": setting("DATABASE"),
+        "UID": setting("USER"),
+        "PWD": setting("PASSWORD"),
     }
     if "freetds" in driver.lower():
         parts.update({"SERVER": server, "PORT": port, "TDS_Version": "7.4"})
     else:
-        trust = _setting("TRUST_CERT", "yes").lower() in ("1", "true", "yes")
+        trust = setting("TRUST_CERT", "yes").lower() in ("1", "true", "yes")
         parts.update(
             {"SERVER": f"{server},{port}", "TrustServerCertificate": "yes" if trust else "no"}
         )

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from deploy.sqlserver import load_simulator as loader
 from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator.core import SyncSimulator
 from exigo_sync.simulator.rates import ActivityRates
+from tests.sqlserver.batches import run_batch, run_script
 
 pytestmark = pytest.mark.sqlserver
 
@@ -67,25 +67,6 @@ def connect(user: str, database: str) -> Any:
     import pyodbc
 
     return pyodbc.connect(settings(user, database).connection_string(), autocommit=True)
-
-
-def run_batch(con: Any, sql: str, *params: Any) -> list[tuple]:
-    """Run one batch; drain every result set (NOCOUNT off: row counts are results too) and
-    return the rows of the last one that had any."""
-    cur = con.cursor()
-    cur.execute(sql, *params)
-    rows: list[tuple] = []
-    while True:
-        if cur.description is not None:
-            rows = [tuple(r) for r in cur.fetchall()]
-        if not cur.nextset():
-            return rows
-
-
-def run_script(con: Any, text: str) -> None:
-    for batch in re.split(r"(?im)^[ \t]*GO[ \t]*$", text):
-        if batch.strip():
-            run_batch(con, batch)
 
 
 def denied(con: Any, sql: str) -> bool:

@@ -38,7 +38,7 @@ from deploy.sqlserver import generate_sql as gen
 from exigo_sync.catalog import LOOKUP_TABLES, QUEUE_TABLES, REPLICATED_TABLES
 from exigo_sync.simulator.core import SyncSimulator
 from exigo_sync.simulator.rates import ActivityRates
-from tests.sqlserver.test_tsql_syntax import parse_tsql
+from tests.sqlserver.tsql import parse_tsql
 
 SQL_DIR = gen.SQL_DIR
 # sqlglot logs a warning for every statement it keeps as text; the exceptions below cover them.

@@ -1,5 +1,6 @@
-"""The SQL Server path short of a live server: the ledger's T-SQL and the `sqlserver__`
-implementations of the cross-database macros parse as T-SQL (sqlglot).
+"""The SQL Server path short of a live server: the `sqlserver__` implementations of the
+cross-database macros parse as T-SQL (sqlglot). The ledger's T-SQL is checked with the ledger's
+SQL, in tests/warehouse/test_ledger_sql.py.
 
 The macros are rendered by dbt itself (`dbt compile --inline --target sqlserver`, which needs no
 connection), so dispatch, dbt's own sqlserver cross-db macros and our wrappers are all exercised.
@@ -8,90 +9,14 @@ sqlglot's parser is lenient about a missing closing parenthesis, so parentheses 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
-import sqlglot
 from sqlglot import exp
-from sqlglot.tokens import TokenType
 
-from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_ENTITIES, REPLICATED_TABLES
-from exigo_sync.warehouse import ledger_sql
+from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_TABLES
 from tests.dbt.helpers import DbtEnv, failures
-
-STATEMENT_START = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
-
-
-def parse_tsql(sql: str) -> exp.Expression:
-    tokens = sqlglot.Dialect.get_or_raise("tsql").tokenize(sql)
-    opened = sum(t.token_type == TokenType.L_PAREN for t in tokens)
-    closed = sum(t.token_type == TokenType.R_PAREN for t in tokens)
-    assert opened == closed, f"unbalanced parentheses ({opened} '(' vs {closed} ')'):\n{sql}"
-    tree = sqlglot.parse_one(sql, read="tsql")
-    # exp.Command is sqlglot's "could not understand, kept as text" fallback.
-    assert not list(tree.find_all(exp.Command)), f"not really parsed:\n{sql}"
-    return tree
-
-
-# --- (a) the ledger ----------------------------------------------------------------------------
-
-
-def ledger_statements() -> dict[str, str]:
-    """Every statement the ledger / lock code runs on SQL Server: the T-SQL DDL and the portable
-    DML (module constants and the per-entity statistics builders)."""
-    out = {
-        name: value
-        for name, value in vars(ledger_sql).items()
-        if name.isupper() and isinstance(value, str) and STATEMENT_START.match(value)
-    }
-    for entity in REPLICATED_ENTITIES:
-        out[f"version_stats({entity.name})"] = ledger_sql.version_stats(entity)
-        out[f"tie_stats({entity.name})"] = ledger_sql.tie_stats(entity)
-    out["reject_stats"] = ledger_sql.reject_stats("exigo_staging")
-    return out
-
-
-def test_ledger_dml_parses_as_tsql():
-    statements = ledger_statements()
-    # Guard against the discovery above silently finding nothing.
-    assert {"INSERT_BATCH", "MARK_MERGED", "WATERMARK", "TAKE_OVER_LOCK", "RECENT_BATCHES"} <= set(
-        statements
-    )
-    assert len(statements) >= 20
-    for name, sql in statements.items():
-        tree = parse_tsql(sql)
-        assert isinstance(tree, exp.Select | exp.Insert | exp.Update | exp.Delete), name
-
-
-def test_ledger_ddl_parses_as_tsql():
-    statements = ledger_sql.ddl("sqlserver")
-    schema_stmt, *table_stmts = statements
-    # IF SCHEMA_ID(...) IS NULL EXEC('CREATE SCHEMA ...'): CREATE SCHEMA must be alone in its
-    # batch, hence the dynamic SQL. sqlglot reads EXEC there as an alias, so check the parts.
-    match = re.fullmatch(r"IF SCHEMA_ID\('(\w+)'\) IS NULL EXEC\('([^']*)'\)", schema_stmt)
-    assert match and match[1] == ledger_sql.SCHEMA, schema_stmt
-    assert isinstance(parse_tsql(f"SELECT SCHEMA_ID('{match[1]}') AS x"), exp.Select)
-    create_schema = parse_tsql(match[2])
-    assert isinstance(create_schema, exp.Create) and create_schema.kind == "SCHEMA"
-
-    created = {}
-    for sql in table_stmts:
-        tree = parse_tsql(sql)
-        assert isinstance(tree, exp.IfBlock), sql
-        assert tree.find(exp.ObjectId) is not None, sql  # guarded by OBJECT_ID(...) IS NULL
-        create = tree.find(exp.Create)
-        assert create is not None and create.kind == "TABLE", sql
-        table = create.find(exp.Table)
-        assert table.db == ledger_sql.SCHEMA
-        created[table.name] = [c.name for c in create.find_all(exp.ColumnDef)]
-    assert set(created) == {"batches", "batch_entity_stats", "run_lock"}
-    assert set(ledger_sql.ROW_COLUMNS.values()) <= set(created["batches"])
-    # T-SQL has no CREATE ... IF NOT EXISTS.
-    assert not any("IF NOT EXISTS" in s.upper() for s in statements)
-
-
-# --- (b) the sqlserver__ cross-database macros -------------------------------------------------
+from tests.sqlserver.tsql import parse_tsql
 
 SQL_SERVER_TYPES = sorted(
     {c.sql_type for t in (*REPLICATED_TABLES.values(), *LOOKUP_TABLES.values()) for c in t.columns}

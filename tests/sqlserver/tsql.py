@@ -346,6 +346,21 @@ def parse_one(sql: str) -> exp.Expression:
     return tree
 
 
+def parse_tsql(sql: str) -> exp.Expression:
+    """Parse one statement exigo-sync's Python side sends (ledger, lock, landing, client, checks)
+    as T-SQL: balanced parentheses, no exp.Command fallback (sqlglot's "kept as text"), checked
+    by assertions; a sqlglot ParseError propagates. (`parse_one` does the same for statements
+    split out of a dbt-sqlserver batch, raising TsqlError.)"""
+    tokens = DIALECT.tokenize(sql)
+    opened = sum(t.token_type == TokenType.L_PAREN for t in tokens)
+    closed = sum(t.token_type == TokenType.R_PAREN for t in tokens)
+    assert opened == closed, f"unbalanced parentheses ({opened} '(' vs {closed} ')'):\n{sql}"
+    tree = sqlglot.parse_one(sql, read="tsql")
+    # exp.Command is sqlglot's "could not understand, kept as text" fallback.
+    assert not list(tree.find_all(exp.Command)), f"not really parsed:\n{sql}"
+    return tree
+
+
 # --- rules for model SQL ------------------------------------------------------------------------
 
 

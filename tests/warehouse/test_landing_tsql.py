@@ -17,7 +17,7 @@ from typing import Any
 from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_TABLES
 from exigo_sync.profiles import Target
 from exigo_sync.warehouse import landing
-from tests.sqlserver.test_tsql_syntax import parse_tsql
+from tests.sqlserver.tsql import parse_tsql
 
 
 class _Result:

@@ -1,7 +1,9 @@
-"""R1/R2 at the lock level, on real DuckDB warehouse files and a real Prefect API (the session's
-test API): a live holder makes a rival wait and give up naming it; a dead holder (its process
-gone from this host, its pid reused by another process, or on another host with a stale
-heartbeat) is taken over at once, and the Prefect slot it leaked is returned."""
+"""R1/R2 at the lock level, on every warehouse engine (the `warehouse` fixture: a real DuckDB file,
+and SQL Server where a server is configured) and a real Prefect API (the session's test API): a
+live holder makes a rival wait and give up naming it; a dead holder (its process gone from this
+host, its pid reused by another process, or on another host with a stale heartbeat) is taken
+over at once, and the Prefect slot it leaked is returned. Only the upgrade of an older lock table
+plants engine-specific state (DuckDB DDL) and runs on DuckDB alone."""
 
 from __future__ import annotations
 
@@ -29,13 +31,9 @@ from exigo_sync.warehouse.lock import (
     run_lock,
     warehouse_lock,
 )
+from tests.warehouse.engines import duckdb_target
 
 HOUR = timedelta(hours=1)
-
-
-def _target(tmp_path: Path) -> Target:
-    attach = [{"path": str(tmp_path / "src.duckdb"), "alias": "exigo"}]
-    return Target("duckdb", "duckdb", {"path": str(tmp_path / "wh.duckdb"), "attach": attach})
 
 
 def _plant_lock(
@@ -63,8 +61,8 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_r2_live_holder_blocks_then_named(tmp_path: Path) -> None:
-    t = _target(tmp_path)
+def test_r2_live_holder_blocks_then_named(warehouse: Target) -> None:
+    t = warehouse
     first = warehouse_lock(t, "L", flow_run_id="first", timeout=1, stale_after=HOUR)
     rival = warehouse_lock(t, "L", flow_run_id="second", timeout=0.5, stale_after=HOUR, poll=0.1)
     named = r"flow run first on .* since .*queue\.Refresh"
@@ -73,8 +71,8 @@ def test_r2_live_holder_blocks_then_named(tmp_path: Path) -> None:
     assert lock_holder(t, "L") is None  # released on exit
 
 
-def test_r1_dead_pid_lock_taken_over_and_in_flight_batch_abandoned(tmp_path: Path) -> None:
-    t = _target(tmp_path)
+def test_r1_dead_pid_lock_taken_over_and_in_flight_batch_abandoned(warehouse: Target) -> None:
+    t = warehouse
     _plant_lock(t, _dead_pid())
     with Ledger.open(t) as led:
         led.con.execute(q.INSERT_BATCH, [7, "old-run", "duckdb", "watermark", utcnow(),
@@ -88,18 +86,18 @@ def test_r1_dead_pid_lock_taken_over_and_in_flight_batch_abandoned(tmp_path: Pat
     assert b is not None and b["status"] == "failed" and b["error"].startswith("abandoned")
 
 
-def test_r1_reused_pid_is_not_the_holder(tmp_path: Path) -> None:
+def test_r1_reused_pid_is_not_the_holder(warehouse: Target) -> None:
     """The holder's pid now runs another process (the parent of this test): taken over."""
-    t = _target(tmp_path)
+    t = warehouse
     _plant_lock(t, os.getppid(), marker="another-boot:12345")
     with warehouse_lock(t, "L", flow_run_id="new", timeout=1, stale_after=HOUR):
         assert lock_holder(t, "L").flow_run_id == "new"  # type: ignore[union-attr]
 
 
-def test_r2_live_holder_on_this_host_is_never_stale(tmp_path: Path) -> None:
+def test_r2_live_holder_on_this_host_is_never_stale(warehouse: Target) -> None:
     """A slow batch on this host is alive however old its heartbeat (DuckDB beats only
     between steps): its lock is not taken."""
-    t = _target(tmp_path)
+    t = warehouse
     parent = os.getppid()
     _plant_lock(t, parent, marker=process_start_marker(parent), heartbeat_age=2 * HOUR)
     rival = warehouse_lock(t, "L", flow_run_id="new", timeout=0.3, stale_after=HOUR, poll=0.1)
@@ -107,8 +105,8 @@ def test_r2_live_holder_on_this_host_is_never_stale(tmp_path: Path) -> None:
         pass
 
 
-def test_r1_holder_on_a_lost_host_taken_over_after_stale_time(tmp_path: Path) -> None:
-    t = _target(tmp_path)
+def test_r1_holder_on_a_lost_host_taken_over_after_stale_time(warehouse: Target) -> None:
+    t = warehouse
     _plant_lock(t, 1, host="host-that-died", heartbeat_age=timedelta(minutes=5))
     rival = warehouse_lock(t, "L", flow_run_id="new", timeout=0.3, stale_after=HOUR, poll=0.1)
     with pytest.raises(LockTimeout, match="host-that-died"), rival:
@@ -119,10 +117,10 @@ def test_r1_holder_on_a_lost_host_taken_over_after_stale_time(tmp_path: Path) ->
         assert lock.taken_over is not None and lock.taken_over.host == "host-that-died"
 
 
-def test_r1_row_left_by_an_earlier_batch_of_this_process_taken_over(tmp_path: Path) -> None:
+def test_r1_row_left_by_an_earlier_batch_of_this_process_taken_over(warehouse: Target) -> None:
     """`serve` and test sessions run many batches in one process: a row naming this pid but
     not held by it is a leftover (e.g. its delete failed), not a live holder."""
-    t = _target(tmp_path)
+    t = warehouse
     _plant_lock(t, os.getpid(), marker=process_start_marker(os.getpid()))
     with warehouse_lock(t, "L", flow_run_id="new", timeout=1, stale_after=HOUR) as lock:
         assert lock.taken_over is not None and lock.taken_over.token == "old-token"
@@ -130,8 +128,9 @@ def test_r1_row_left_by_an_earlier_batch_of_this_process_taken_over(tmp_path: Pa
 
 def test_ledger_schema_upgrades_an_older_lock_table(tmp_path: Path) -> None:
     """A warehouse made before the lock knew process markers and Prefect leases gets the new
-    columns on first use, with no manual step."""
-    t = _target(tmp_path)
+    columns on first use, with no manual step. (DuckDB only: it plants DuckDB DDL; the T-SQL
+    upgrade is tests/warehouse/test_sqlserver_engine.py's, through the recording double.)"""
+    t = duckdb_target(tmp_path)
     con = duckdb.connect(str(tmp_path / "wh.duckdb"))
     con.execute("CREATE SCHEMA exigo_sync")
     con.execute(
@@ -156,11 +155,11 @@ def _active_slots(name: str) -> int:
 
 
 def test_r1_slot_leaked_by_a_dead_holder_is_returned_by_lease(
-    prefect_api: str, tmp_path: Path
+    prefect_api: str, warehouse: Target
 ) -> None:
     """On a Prefect API that still knows the dead holder's lease (a server, before the lease
     runs out) the slot is released by that lease, and the next run gets the slot."""
-    t = _target(tmp_path)
+    t = warehouse
     name = f"lock-{uuid.uuid4().hex[:8]}"
     leaked = PrefectSlot.acquire(name, flow_run_id=None, timeout=5)  # the dead run's slot
     _plant_lock(t, _dead_pid(), name=name)
@@ -189,7 +188,11 @@ def _leak_bare_count(name: str) -> None:
 
 @pytest.mark.parametrize("lease_recorded", [True, False])
 def test_r1_slot_leaked_on_a_private_api_is_counted_down_once(
-    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lease_recorded: bool
+    prefect_api: str,
+    warehouse: Target,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lease_recorded: bool,
 ) -> None:
     """The dead holder used the same private Prefect API (same PREFECT_HOME) as this run: its
     bare count is counted down once, and this run takes the slot. Without a recorded lease
@@ -201,7 +204,7 @@ def test_r1_slot_leaked_on_a_private_api_is_counted_down_once(
     monkeypatch.setenv(
         PRIVATE_API_ENV, f"{get_current_settings().api.url} {tmp_path / 'prefect-home'}"
     )
-    t = _target(tmp_path)
+    t = warehouse
     name = f"lock-{uuid.uuid4().hex[:8]}"
     _leak_bare_count(name)
     _plant_lock(t, _dead_pid(), name=name)
@@ -214,11 +217,11 @@ def test_r1_slot_leaked_on_a_private_api_is_counted_down_once(
 
 
 def test_r2_slot_leaked_on_another_prefect_api_is_not_ours_to_return(
-    prefect_api: str, tmp_path: Path
+    prefect_api: str, warehouse: Target
 ) -> None:
     """The dead holder's slot lives in another Prefect database: nothing here is counted
     down; the occupied slot on this API belongs to someone else and blocks."""
-    t = _target(tmp_path)
+    t = warehouse
     name = f"lock-{uuid.uuid4().hex[:8]}"
     _leak_bare_count(name)
     _plant_lock(t, _dead_pid(), name=name)
@@ -230,10 +233,10 @@ def test_r2_slot_leaked_on_another_prefect_api_is_not_ours_to_return(
     assert _active_slots(name) == 1
 
 
-def test_r2_slot_held_by_a_live_run_elsewhere_blocks(prefect_api: str, tmp_path: Path) -> None:
+def test_r2_slot_held_by_a_live_run_elsewhere_blocks(prefect_api: str, warehouse: Target) -> None:
     """A run that holds the Prefect slot but not this warehouse's row (another warehouse fed
     by the same source) is never robbed of it: we wait, then stop naming the limit."""
-    t = _target(tmp_path)
+    t = warehouse
     name = f"lock-{uuid.uuid4().hex[:8]}"
     other = PrefectSlot.acquire(name, flow_run_id=None, timeout=5)
     rival = run_lock(t, name, flow_run_id=None, options=LockOptions(1, HOUR))

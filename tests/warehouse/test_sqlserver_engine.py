@@ -2,7 +2,7 @@
 short of a live server.
 
 It is driven through `open_sqlserver`'s `connect` seam with the recording DB-API double of
-tests/source/test_sqlserver_client.py: every SQL text, parameter, autocommit state, commit and
+tests/sqlserver/doubles.py: every SQL text, parameter, autocommit state, commit and
 rollback is recorded, and pyodbc-shaped errors are raised on demand. What a double cannot prove:
 SQL Server's locking and transaction semantics (the live tests in tests/sqlserver/ run the
 ledger and race the lock where a server is configured).
@@ -21,19 +21,14 @@ from exigo_sync.warehouse import ledger_sql as q
 from exigo_sync.warehouse.connection import WarehouseBusy, WarehouseError
 from exigo_sync.warehouse.ledger import Ledger
 from exigo_sync.warehouse.sqlserver_engine import SqlServerWarehouse, open_sqlserver
-from tests.source.test_sqlserver_client import (
-    PASSWORD,
-    Outcome,
-    RecordingDriver,
-    odbc_error,
-    sqlserver_target,
-)
-from tests.sqlserver.test_tsql_syntax import parse_tsql
+from tests.sqlserver.doubles import Outcome, RecordingDriver, odbc_error
+from tests.sqlserver.targets import PASSWORD, sqlserver_target
+from tests.sqlserver.tsql import parse_tsql
 
 NOW = datetime(2026, 1, 5, 10, 0, 0, 123456)
 
 
-def warehouse(respond: Any = None) -> tuple[SqlServerWarehouse, RecordingDriver]:
+def recorded_warehouse(respond: Any = None) -> tuple[SqlServerWarehouse, RecordingDriver]:
     driver = RecordingDriver(respond or (lambda sql, params: [[(1, "a")]]))
     return open_sqlserver(sqlserver_target(), connect=driver.open), driver
 
@@ -46,7 +41,7 @@ def test_execute_binds_parameters_as_one_sequence_and_returns_tuples() -> None:
     def respond(sql: str, params: tuple) -> Outcome:
         return [[(7, "x"), (8, "y")]] if sql.startswith("SELECT") else [1]
 
-    con, driver = warehouse(respond)
+    con, driver = recorded_warehouse(respond)
     res = con.execute(q.GET_LOCK, ["exigo-sync-lock"])
     assert res.fetchone() == (7, "x") and res.fetchall() == [(8, "y")]
     assert res.fetchone() is None
@@ -64,14 +59,14 @@ def test_execute_binds_parameters_as_one_sequence_and_returns_tuples() -> None:
 def test_execute_without_parameters_sends_none() -> None:
     """Proves a parameterless statement is executed without a parameter list (pyodbc and
     mssql-python both accept that; an empty list is not passed)."""
-    con, driver = warehouse(lambda sql, params: [])
+    con, driver = recorded_warehouse(lambda sql, params: [])
     con.execute("SET XACT_ABORT ON")
     assert driver.log.calls[0].params == ()
 
 
 def test_session_setting_parses_as_tsql() -> None:
     """Proves the one statement the connection itself sends (dbt-sqlserver's session default)
-    parses as T-SQL; the ledger's statements are checked in tests/sqlserver/test_tsql_syntax.py.
+    parses as T-SQL; the ledger's statements are checked in tests/warehouse/test_ledger_sql.py.
     Cannot prove the server accepts it (the live test connects through it)."""
     from sqlglot import exp
 
@@ -82,7 +77,7 @@ def test_execute_surfaces_an_error_after_a_first_result() -> None:
     """Proves draining: an error that follows a first result (as in a multi-statement batch)
     is raised by execute(), not left on the connection for the next statement."""
     failure = odbc_error(pyodbc.IntegrityError, "23000", 2627, "Violation of PRIMARY KEY.")
-    con, _ = warehouse(lambda sql, params: [3, failure])
+    con, _ = recorded_warehouse(lambda sql, params: [3, failure])
     with pytest.raises(WarehouseError, match="duplicate key"):
         con.execute(q.INSERT_LOCK, ["L", "t", None, "h", 1, NOW, NOW])
 
@@ -99,7 +94,7 @@ def test_ledger_ddl_and_abandon_run_through_the_engine() -> None:
             return [[("batches", "batch_id"), ("run_lock", "lock_name")]]
         return [[(2,)]] if sql == q.COUNT_IN_FLIGHT else []
 
-    con, driver = warehouse(respond)
+    con, driver = recorded_warehouse(respond)
     led = Ledger(con)
     led.ensure_schema()
     sent = [s for s in driver.log.sql() if s != q.LEDGER_COLUMNS]
@@ -119,7 +114,7 @@ def test_ledger_ddl_and_abandon_run_through_the_engine() -> None:
 def test_transaction_commits_all_statements_with_autocommit_off() -> None:
     """Proves transaction(): autocommit off for the statements inside, one commit at the end,
     autocommit back on afterwards (what mark_merged relies on, L2)."""
-    con, driver = warehouse(lambda sql, params: [1])
+    con, driver = recorded_warehouse(lambda sql, params: [1])
     with con.transaction():
         con.execute(q.DELETE_STATS, [4])
         con.execute(q.MARK_MERGED, ["inv", NOW, 4])
@@ -132,7 +127,7 @@ def test_transaction_commits_all_statements_with_autocommit_off() -> None:
 def test_transaction_rolls_back_on_any_exception(error: BaseException) -> None:
     """Proves all-or-nothing: any exception inside (a failed statement, a bug, Ctrl-C) rolls
     back, is re-raised unchanged, and autocommit is restored."""
-    con, driver = warehouse(lambda sql, params: [1])
+    con, driver = recorded_warehouse(lambda sql, params: [1])
     with pytest.raises(type(error)), con.transaction():
         con.execute(q.DELETE_STATS, [4])
         raise error
@@ -143,13 +138,13 @@ def test_transaction_rolls_back_when_a_statement_fails_and_when_commit_fails() -
     """Proves a failing statement inside the transaction (mapped to WarehouseError) and a
     failing COMMIT both end in a rollback; and that transactions do not nest."""
     denied = odbc_error(pyodbc.ProgrammingError, "42000", 229, "The INSERT permission was denied")
-    con, driver = warehouse(lambda sql, params: [denied] if "INSERT" in sql else [1])
+    con, driver = recorded_warehouse(lambda sql, params: [denied] if "INSERT" in sql else [1])
     with pytest.raises(WarehouseError, match="permission denied"), con.transaction():
         con.execute(q.DELETE_STATS, [4])
         con.execute(q.INSERT_STATS, [4, "orders", 1, 2, 3, 4, 5])
     assert driver.log.events == ["autocommit=False", "rollback", "autocommit=True"]
 
-    con, driver = warehouse(lambda sql, params: [1])
+    con, driver = recorded_warehouse(lambda sql, params: [1])
     lost = odbc_error(pyodbc.OperationalError, "08S01", 10054, "TCP Provider: reset")
 
     def failing_commit() -> None:
@@ -179,7 +174,7 @@ def test_driver_errors_are_mapped_busy_or_permanent(
     WarehouseBusy (transient: the lock loop retries it); permission and missing-object errors
     are WarehouseError; the message names the statement and the server, on one line."""
     exc = odbc_error(pyodbc.OperationalError, sqlstate, number, "server says no")
-    con, _ = warehouse(lambda sql, params: [exc])
+    con, _ = recorded_warehouse(lambda sql, params: [exc])
     with pytest.raises(WarehouseError) as raised:
         con.execute(q.RELEASE_LOCK, ["L", "t"])
     assert type(raised.value) is kind

@@ -15,6 +15,7 @@ from exigo_sync.settings import REPO_ROOT
 
 CLOCK_START = datetime(2026, 1, 5)
 CUSTOMERS = 300
+OVERLAP = timedelta(minutes=10)  # the default overlap (settings.overlap_minutes)
 
 # Columns that legitimately differ between two equivalent runs: which batch (and when, on the
 # wall clock) first saw a version; `history_version_id` is "<key>@<batch_id>". Batch ids are
@@ -145,6 +146,11 @@ def make_env(
     monkeypatch.delenv("EXIGO_SYNC_FAULT", raising=False)
     monkeypatch.delenv("EXIGO_SYNC_FAULT_MODE", raising=False)
     return env
+
+
+def merge_models_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faster batches: no dbt tests (as make_env) and no analyst marts (not under test)."""
+    monkeypatch.setenv("EXIGO_SYNC_DBT_EXCLUDE", "resource_type:test tag:exigo_marts")
 
 
 def copy_files(src: SyncEnv, dst: SyncEnv) -> None:

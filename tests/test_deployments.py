@@ -1,5 +1,6 @@
 """The deployments load and register against the (temporary) Prefect server with the expected
-schedule and concurrency limit: prefect.yaml through `prefect deploy`, and `exigo-sync serve`'s."""
+schedule and concurrency limit: prefect.yaml through `prefect deploy`, and `exigo-sync serve`'s
+(exigo_sync.cli.serve_deployments). Nothing here runs the flow (flow runs: tests/flow/)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_prefect_yaml_deployment_registers_with_schedule_and_limit(
     assert nightly_sched.schedule.cron == "30 2 * * *" and nightly_sched.active
 
 
-def test_serve_deployments_use_settings_schedules(monkeypatch) -> None:
+def test_serve_deployments_use_settings_schedules(prefect_api: str, monkeypatch) -> None:
     from prefect import get_client
 
     from exigo_sync.cli import serve_deployments

@@ -1,0 +1,64 @@
+"""How dbt is run (exigo_sync.dbt_runner): its arguments, the same from batch to batch, its
+threads, and a build judged from run_results.json (L2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from exigo_sync.dbt_runner import DbtBuildFailed, build_args, judge
+from exigo_sync.settings import Settings
+
+
+def test_dbt_args_stay_the_same_between_batches() -> None:
+    """dbt reads the batch id from the ledger: the args (and so dbt's partial parse) do not
+    change from batch to batch; a batch leaves the whole-table column tests to full checks."""
+    topology_vars = {"exigo_deletion_sweep_entities": ["payments"], "exigo_landed": True}
+    args = build_args(batch_vars=topology_vars, select=None, exclude="tag:slow")
+    assert args == build_args(batch_vars=topology_vars, select=None, exclude="tag:slow")
+    assert args[:3] == ["build", "--select", "tag:exigo_staging+"]
+    assert "exigo_batch_id" not in args[4] and '"exigo_landed": true' in args[4]
+    assert args[5:] == ["--exclude", "tag:slow", "test_name:not_null", "test_name:unique",
+                        "test_name:accepted_values", "test_name:relationships"]  # fmt: skip
+    full = build_args(batch_vars=topology_vars, select=None, full_checks=True)
+    assert '"exigo_full_checks": true' in full[4] and "--exclude" not in full
+
+
+def _results(*nodes: tuple[str, str]) -> dict:
+    """run_results.json as dbt writes it (the fields judge() reads)."""
+    return {
+        "metadata": {"invocation_id": "inv-1"},
+        "elapsed_time": 1.5,
+        "results": [
+            {"unique_id": uid, "status": status, "execution_time": 0.1, "message": "m"}
+            for uid, status in nodes
+        ],
+    }
+
+
+def test_l2_dbt_success_judged_from_results() -> None:
+    ok = judge(_results(("model.p.a", "success"), ("test.p.t", "pass")), exit_code=0)
+    assert ok.statuses == {"model.p.a": "success", "test.p.t": "pass"}
+    assert ok.invocation_id == "inv-1"
+    # dbt said success, but a merge model was skipped: not merged (L2).
+    with pytest.raises(DbtBuildFailed, match="1 model"):
+        judge(_results(("model.p.a", "success"), ("model.p.b", "skipped")), exit_code=0)
+    with pytest.raises(DbtBuildFailed, match=r"test\.p\.t fail"):
+        judge(_results(("model.p.a", "success"), ("test.p.t", "fail")), exit_code=1)
+    # Every node passed but dbt itself failed (e.g. a hook after the run): not merged either.
+    with pytest.raises(DbtBuildFailed, match="exited with code 2"):
+        judge(_results(("model.p.a", "success")), exit_code=2)
+    with pytest.raises(DbtBuildFailed, match="no nodes"):
+        judge(_results(), exit_code=0)
+    with pytest.raises(DbtBuildFailed, match=r"no run_results\.json"):
+        judge(None, exit_code=2)
+
+
+def test_a_large_duckdb_batch_runs_dbt_on_one_thread() -> None:
+    """At or above duckdb_one_thread_rows a DuckDB batch runs on one thread; below it, and on
+    SQL Server whatever the size, dbt uses the profile's threads (None: no --threads)."""
+    settings = Settings(duckdb_one_thread_rows=1000)
+    assert settings.threads_for_batch("duckdb", 1000) == 1
+    assert settings.threads_for_batch("duckdb", 999) is None
+    assert settings.threads_for_batch("sqlserver", 10_000_000) is None
+    assert build_args(batch_vars={}, select=None, threads=1)[-2:] == ["--threads", "1"]
+    assert "--threads" not in build_args(batch_vars={}, select=None)
