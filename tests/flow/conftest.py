@@ -36,9 +36,7 @@ def sync_env(tmp_path: Path, sim_template: Path, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def landed_env_factory(
-    tmp_path: Path, sim_template: Path, monkeypatch: pytest.MonkeyPatch
-) -> Any:
+def landed_env_factory(tmp_path: Path, sim_template: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The landed topology's env (a DuckDB source streamed across), made on demand: it resets
     the environment variables a `sync_env` set."""
     return lambda: make_env(tmp_path / "landed", sim_template, monkeypatch, landed=True)

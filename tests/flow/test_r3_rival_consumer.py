@@ -19,11 +19,11 @@ from typing import Any
 
 import duckdb
 import pytest
-from flow_helpers import SyncEnv, advance
 
 from exigo_sync.catalog import REPLICATED_ENTITIES, REPLICATED_TABLES
 from exigo_sync.source.duckdb_client import DuckDbSourceClient
 from tests.dbt.helpers import apply_policy
+from tests.flow.helpers import SyncEnv, advance
 
 
 def assert_current_equals_source(env: SyncEnv) -> int:

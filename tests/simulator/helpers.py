@@ -58,3 +58,15 @@ def snapshot(sim: SyncSimulator) -> Snapshot:
             (r[k[0]] if len(k) == 1 else tuple(r[c] for c in k)): r for r in sim.current_rows(name)
         }
     return out
+
+
+def full_snapshot(sim: SyncSimulator) -> dict[str, list[dict]]:
+    """Every dbo row and every bookkeeping table of the simulator (deletion archives, people,
+    settings but the timing one): two files are the same database when these are equal."""
+    tables = {name: sim.current_rows(name) for name in REPLICATED_TABLES}
+    with sim.connect() as con:
+        archives = [f"sim.Deleted{name}" for name in REPLICATED_TABLES]
+        for extra in (*archives, "sim.RemovedOrderLines", "sim.People", "sim.Settings"):
+            tables[extra] = con.execute(f"SELECT * FROM {extra} ORDER BY ALL").fetchall()
+    tables["sim.Settings"] = [r for r in tables["sim.Settings"] if r[0] != "create_seconds"]
+    return tables

@@ -13,15 +13,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from exigo_sync.catalog import REPLICATED_TABLES
 from typer.testing import CliRunner
 
+from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.cli import app
 from exigo_sync.simulator import ActivityRates, ClockModel, SimulatorError, SyncSimulator
 from exigo_sync.source.duckdb_client import DuckDbSourceClient
-
-from .conftest import BUSY, CLOCK_START, CUSTOMERS, QUIET, SEED
-from .test_determinism import _snapshot as full_snapshot
+from tests.simulator.helpers import BUSY, CLOCK_START, CUSTOMERS, QUIET, SEED, full_snapshot
 
 CHICAGO = "America/Chicago"
 # 2026-11-01 02:00 CDT (UTC-5) becomes 01:00 CST (UTC-6): the wall clock repeats 01:00-02:00.

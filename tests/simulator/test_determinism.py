@@ -7,7 +7,7 @@ from pathlib import Path
 
 from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator import SyncSimulator
-from tests.simulator.helpers import BUSY
+from tests.simulator.helpers import BUSY, full_snapshot
 
 
 def _run(path: Path, seed: int) -> tuple[SyncSimulator, dict, object]:
@@ -17,23 +17,13 @@ def _run(path: Path, seed: int) -> tuple[SyncSimulator, dict, object]:
     return sim, summary.counts, sim.queue_rows("Orders")
 
 
-def _snapshot(sim: SyncSimulator) -> dict[str, list[dict]]:
-    tables = {name: sim.current_rows(name) for name in REPLICATED_TABLES}
-    with sim.connect() as con:
-        archives = [f"sim.Deleted{name}" for name in REPLICATED_TABLES]
-        for extra in (*archives, "sim.RemovedOrderLines", "sim.People", "sim.Settings"):
-            tables[extra] = con.execute(f"SELECT * FROM {extra} ORDER BY ALL").fetchall()
-    tables["sim.Settings"] = [r for r in tables["sim.Settings"] if r[0] != "create_seconds"]
-    return tables
-
-
 def test_same_seed_and_calls_give_identical_databases(tmp_path: Path) -> None:
     a, counts_a, queue_a = _run(tmp_path / "a.duckdb", seed=11)
     b, counts_b, queue_b = _run(tmp_path / "b.duckdb", seed=11)
     assert counts_a == counts_b
     assert queue_a == queue_b
-    snap = _snapshot(a)
-    assert snap == _snapshot(b)
+    snap = full_snapshot(a)
+    assert snap == full_snapshot(b)
     # every kind of deletion took part
     assert all(snap[f"sim.Deleted{name}"] for name in REPLICATED_TABLES)
 
@@ -46,7 +36,7 @@ def test_same_seed_gives_identical_restores(tmp_path: Path) -> None:
         sim.empty_table("Payments")
         sim.advance(timedelta(hours=1), BUSY)
         sim.restore_table("Payments")
-        return _snapshot(sim)
+        return full_snapshot(sim)
 
     assert run(tmp_path / "a.duckdb") == run(tmp_path / "b.duckdb")
 
