@@ -119,8 +119,11 @@ class Batch:
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         self.step_name = name
-        if self.lock is not None and not self.lock.concurrent_heartbeat:
-            self.lock.heartbeat()  # DuckDB: only between steps (see RunLock)
+        if self.lock is not None:
+            if self.lock.concurrent_heartbeat:
+                self.lock.check()  # a heartbeat thread found the lock gone (R2)
+            else:
+                self.lock.heartbeat()  # DuckDB: only between steps (see RunLock)
         _fault(f"before_{name}")
         started = time.monotonic()
         yield
@@ -131,7 +134,8 @@ class Batch:
         assert self.id is not None
         message = self.topology.scrub(describe_stop(exc))
         try:
-            with Ledger.open(self.topology.warehouse) as ledger:
+            fence = self.lock.fence if self.lock is not None else None
+            with Ledger.open(self.topology.warehouse, fence=fence) as ledger:
                 ledger.mark_failed(self.id, message, getattr(exc, "invocation_id", None))
         except Exception as ledger_exc:  # the warehouse may be what failed; the next run
             # finds the batch in flight and marks it abandoned

@@ -78,12 +78,15 @@ def run(
 ) -> None:
     """Run one batch now: queue.Refresh + dbt merge."""
     from exigo_sync.runner import run_flow
+    from exigo_sync.settings import Settings
     from exigo_sync.window import FULL_LOAD_START, parse_since
 
     if full:
         since = since or FULL_LOAD_START.isoformat()
     try:
-        parse_since(since, allow_gap=allow_gap)  # W3: refuse before anything starts
+        # W3: refuse before anything starts, as the flow does with its parameters.
+        parse_since(since, allow_gap=allow_gap)
+        Settings.load().overlap_for(overlap_minutes)
         out = run_flow(
             since=since, target=target, allow_gap=allow_gap,
             overlap_minutes=overlap_minutes, dbt_select=select, reconcile=reconcile,
@@ -110,7 +113,7 @@ def serve_deployments() -> list[Any]:
     from exigo_sync.flow import exigo_sync as flow
     from exigo_sync.settings import Settings
 
-    s = Settings()
+    s = Settings.load()
     return [
         flow.to_deployment(
             name="exigo-sync-local",
@@ -173,7 +176,7 @@ def check(
     from exigo_sync.settings import Settings
 
     try:
-        topology = Settings().topology_for(target)
+        topology = Settings.load().topology_for(target)
         results = run_checks(
             topology.warehouse, topology.source, topology.source_database,
             source_file=topology.source_path() if topology.source.type == "duckdb" else None,

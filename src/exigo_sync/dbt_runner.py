@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class BatchBuild:
     exclude: str | None = None
     full_checks: bool = False
     threads: int | None = None  # None: the profile's
+    env: Mapping[str, str] = field(default_factory=dict)  # added to dbt's environment
 
     def args(self) -> list[str]:
         return build_args(
@@ -163,9 +165,10 @@ def run_build(
     build: BatchBuild, *, logger: logging.Logger | logging.LoggerAdapter[Any]
 ) -> DbtOutcome:
     """The batch's `dbt build`, judged from its run_results.json."""
-    code = run_dbt(build.invocation, build.args(), logger=logger)
+    env = {**os.environ, **build.env} if build.env else None
+    code = run_dbt(build.invocation, build.args(), logger=logger, env=env)
     results = read_results(build.invocation.target_path / "run_results.json")
-    return judge(results, exit_code=code)
+    return judge(results, exit_code=code, required=merge_models())
 
 
 def read_results(path: Path) -> dict[str, Any] | None:
@@ -175,8 +178,23 @@ def read_results(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def judge(results: Mapping[str, Any] | None, *, exit_code: int) -> DbtOutcome:
-    """Turn run_results.json into an outcome, or raise naming every failed node."""
+def merge_models() -> tuple[str, ...]:
+    """The models a batch must run for the watermark to move (L2): every entity's history and
+    current state. Lookups included: they too are merged by every batch."""
+    from exigo_sync.catalog import ENTITIES
+
+    return tuple(f"{name}_{layer}" for name in ENTITIES for layer in ("history", "current"))
+
+
+def judge(
+    results: Mapping[str, Any] | None,
+    *,
+    exit_code: int,
+    required: Sequence[str] = (),
+) -> DbtOutcome:
+    """Turn run_results.json into an outcome, or raise naming every failed node, and every
+    `required` model (by name) that did not run and succeed: a selection that leaves one out
+    merges only part of the batch, so the batch is not merged and the watermark stays (L2)."""
     if results is None:
         raise DbtBuildFailed(
             f"dbt build could not run (exit code {exit_code}, no run_results.json): see the "
@@ -205,6 +223,17 @@ def judge(results: Mapping[str, Any] | None, *, exit_code: int) -> DbtOutcome:
     if failed or exit_code != 0:
         detail = "; ".join(failed) or f"dbt exited with code {exit_code}"
         raise DbtBuildFailed(f"dbt build failed: {detail}", invocation_id)
+    ran = {n.unique_id.split(".")[-1] for n in nodes if n.resource_type == "model"}
+    left_out = [name for name in required if name not in ran]
+    if left_out:
+        raise DbtBuildFailed(
+            f"the dbt selection left out {len(left_out)} merge model(s) "
+            f"({', '.join(left_out[:6])}{', ...' if len(left_out) > 6 else ''}): a batch is "
+            "merged only when every history and current model ran (L2); this one is not, and "
+            "the watermark does not move (narrow --select / EXIGO_SYNC_DBT_SELECT / "
+            "EXIGO_SYNC_DBT_EXCLUDE only to add models, never to leave merge models out)",
+            invocation_id,
+        )
     if not nodes:
         raise DbtBuildFailed("dbt build selected no nodes: check the selector", invocation_id)
     return DbtOutcome(invocation_id, nodes, float(results.get("elapsed_time") or 0.0))

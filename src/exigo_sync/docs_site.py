@@ -57,7 +57,7 @@ def build_docs_site(
     logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
 ) -> DocsSite:
     """Run `dbt docs generate --static` against the warehouse and publish the result."""
-    s = settings or Settings()
+    s = settings or Settings.load()
     log = logger or logging.getLogger("exigo_sync")
     topology = s.topology_for(target)
     invocation = s.dbt_invocation(topology.warehouse.name)

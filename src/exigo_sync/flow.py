@@ -23,14 +23,20 @@ from exigo_sync import dbt_runner, docs_site
 from exigo_sync.batch import Batch
 from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 from exigo_sync.report import BatchSummary
-from exigo_sync.settings import Settings
+from exigo_sync.settings import Settings, SettingsError
 from exigo_sync.snapshot import differences
 from exigo_sync.source import RefreshResult, TransientSourceError
 from exigo_sync.topology import Topology
 from exigo_sync.warehouse import analytics_copy, landing
-from exigo_sync.warehouse.ledger import Completeness, EntityStats, Ledger
+from exigo_sync.warehouse.ledger import Completeness, EntityStats, Fence, Ledger
 from exigo_sync.warehouse.lock import LockOptions, run_lock
-from exigo_sync.window import Window, compute_window, parse_since, refuse_since_after_watermark
+from exigo_sync.window import (
+    Window,
+    clock_step,
+    compute_window,
+    parse_since,
+    refuse_since_after_watermark,
+)
 
 
 def _retry_transient_only(task: Any, task_run: Any, state: Any) -> bool:
@@ -54,29 +60,38 @@ def compute_window_task(
     overlap_minutes: float | None,
 ) -> Window:  # fmt: skip
     with Ledger.open(topology.warehouse) as ledger:
-        watermark = ledger.watermark()
+        watermark = ledger.watermark_detail()
+    resume_at = watermark.resume_at if watermark else None
     # W3: a since after the watermark is refused before the source is touched.
-    refuse_since_after_watermark(since, watermark, allow_gap=allow_gap)
+    refuse_since_after_watermark(since, resume_at, allow_gap=allow_gap)
     client = topology.source_client()
     try:
-        source_now = client.source_clock()
+        clock = client.clock()
     finally:
         client.close()
+    step = clock_step(watermark, clock.utc_offset)
+    if step:
+        get_run_logger().warning(
+            "a clock went back by %s since the last merged batch (the server's against UTC, or "
+            "the data's against the server's): this window starts that much earlier (W1)",
+            step,
+        )
     return compute_window(
         since=since,
-        watermark=watermark,
-        source_now=source_now,
+        watermark=resume_at,
+        source_now=clock.now,
         overlap=settings.overlap_for(overlap_minutes),
         initial_start=settings.initial_start,
         initial_lookback=settings.initial_lookback,
         allow_gap=allow_gap,
+        step_back=step,
     )
 
 
 @task(name="start batch", cache_policy=NO_CACHE)
-def start_batch(topology: Topology, window: Window, reconcile: bool) -> int:
+def start_batch(topology: Topology, fence: Fence, window: Window, reconcile: bool) -> int:
     """Ledger: a new batch, `refreshing`, before queue.Refresh is called."""
-    with Ledger.open(topology.warehouse) as ledger:
+    with Ledger.open(topology.warehouse, fence=fence) as ledger:
         batch_id = ledger.start_batch(
             flow_run_id=_flow_run_id(), target_name=topology.warehouse.name,
             window_kind=window.kind, requested_start=window.start, reconciled=reconcile,
@@ -88,33 +103,45 @@ def start_batch(topology: Topology, window: Window, reconcile: bool) -> int:
 
 
 @task(name="refresh queue", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient_only)
-def refresh_queue(topology: Topology, batch_id: int, start: datetime) -> RefreshResult:
+def refresh_queue(
+    topology: Topology, fence: Fence, batch_id: int, start: datetime
+) -> RefreshResult:
     """`exec queue.Refresh @start`, always with an explicit start (W1); ledger: `refreshed`."""
     client = topology.source_client()
     try:
         result = client.refresh(start)
     finally:
         client.close()
-    with Ledger.open(topology.warehouse) as ledger:
+    with Ledger.open(topology.warehouse, fence=fence) as ledger:
         ledger.mark_refreshed(batch_id, result)
     return result
 
 
 @task(name="pin the snapshot", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient_only)
 def pin_snapshot(
-    topology: Topology, batch_id: int, swept: list[str], refreshed: RefreshResult
-) -> list[str]:
+    topology: Topology, fence: Fence, settings: Settings, batch_id: int, swept: list[str],
+    refreshed: RefreshResult, window: Window,
+) -> list[str]:  # fmt: skip
     """Copy the queue tables, the swept entities' dbo keys, the rows of keys back at the source
     (or, once the warehouse is complete, never received) and the lookups into the warehouse's
     landing schemas, where dbt reads them. Returns how the copy differs from the snapshot this
-    batch's refresh produced: nothing, or the tables another consumer's refresh replaced."""
+    batch's refresh produced: nothing, or the tables another consumer's refresh replaced. When
+    it is ours, records where it leaves the data's clock (W1)."""
     with Ledger.open(topology.warehouse) as ledger:
         complete = ledger.completeness().complete
     pinned = landing.pin(
         topology, batch_id, landing.tables_for_batch(swept), logger=get_run_logger(),
-        find_missing=complete,
+        find_missing=complete, fence=fence,
     )  # fmt: skip
-    return differences(refreshed.fingerprint, pinned.fingerprint)
+    replaced = differences(refreshed.fingerprint, pinned.fingerprint)
+    if not replaced:
+        refreshed_at = refreshed.refresh_started_at
+        high_water = landing.data_high_water(
+            topology.warehouse, refreshed_at + settings.future_tolerance
+        )
+        with Ledger.open(topology.warehouse, fence=fence) as ledger:
+            ledger.mark_pinned(batch_id, refreshed_at, high_water, window.start)
+    return replaced
 
 
 @task(name="merge with dbt", cache_policy=NO_CACHE)
@@ -128,10 +155,10 @@ def merge(build: dbt_runner.BatchBuild, queue_rows: int) -> dbt_runner.DbtOutcom
 
 @task(name="record merged batch", cache_policy=NO_CACHE)
 def record_merged(
-    topology: Topology, batch_id: int, invocation_id: str | None
+    topology: Topology, fence: Fence, batch_id: int, invocation_id: str | None
 ) -> list[EntityStats]:
     """Ledger: per-entity statistics and `merged`, together; the watermark moves (L2)."""
-    with Ledger.open(topology.warehouse) as ledger:
+    with Ledger.open(topology.warehouse, fence=fence) as ledger:
         stats = ledger.compute_stats(batch_id)
         ledger.mark_merged(batch_id, invocation_id, stats)
     return stats
@@ -155,7 +182,16 @@ def publish_analytics_copy(topology: Topology, settings: Settings) -> str | None
         return None
 
 
-@flow(name="exigo-sync", log_prints=False, timeout_seconds=Settings().flow_timeout_seconds)
+def _flow_timeout() -> float:
+    """The flow timeout, read when the flow is defined (Prefect takes it there). A refused
+    setting must not break importing the flow: the run itself then stops naming it."""
+    try:
+        return Settings.load().flow_timeout_seconds
+    except SettingsError:
+        return Settings.model_fields["flow_timeout_seconds"].default
+
+
+@flow(name="exigo-sync", log_prints=False, timeout_seconds=_flow_timeout())
 def exigo_sync(
     since: str | None = None,
     target: str | None = None,
@@ -178,8 +214,10 @@ def exigo_sync(
             cannot show, H7) and run every data test on whole tables; the nightly deployment.
         confirm_deletions: entities whose mass deletion the operator confirms for this run (H9).
     """
-    settings = Settings()
-    since_at = parse_since(since, allow_gap=allow_gap)  # W3: before any connection is opened
+    settings = Settings.load()
+    # W3: before any connection is opened, as the CLI checks its flags.
+    since_at = parse_since(since, allow_gap=allow_gap)
+    settings.overlap_for(overlap_minutes)
     topology = settings.topology_for(target)
     swept = list(REPLICATED_ENTITY_NAMES) if reconcile else settings.sweep_entities
     batch = Batch(topology, get_run_logger())
@@ -194,15 +232,15 @@ def exigo_sync(
                 topology, settings, since_at, allow_gap, overlap_minutes
             )
         with batch.step("start batch"):
-            batch.id = start_batch(topology, window, reconcile)
+            batch.id = start_batch(topology, lock.fence, window, reconcile)
         for attempt in range(1, settings.snapshot_attempts + 1):
             with batch.step("refresh"):
                 result = refresh_queue.with_options(**settings.source_retries())(
-                    topology, batch.id, window.start
+                    topology, lock.fence, batch.id, window.start
                 )
             with batch.step("land"):
                 replaced = pin_snapshot.with_options(**settings.source_retries())(
-                    topology, batch.id, swept, result
+                    topology, lock.fence, settings, batch.id, swept, result, window
                 )
             if not replaced:
                 break
@@ -212,10 +250,11 @@ def exigo_sync(
             build = settings.batch_build(
                 topology, swept=swept, confirm_deletions=confirm_deletions or [],
                 reconcile=reconcile, select=dbt_select, queue_rows=queue_rows,
+                env=lock.fence.dbt_env(),
             )  # fmt: skip
             outcome = merge(build, queue_rows)
         with batch.step("ledger"):
-            stats = record_merged(topology, batch.id, outcome.invocation_id)
+            stats = record_merged(topology, lock.fence, batch.id, outcome.invocation_id)
         with batch.step("analytics copy"):
             analytics = publish_analytics_copy(topology, settings)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -114,6 +115,21 @@ def pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True  # no /proc (macOS): kill(0) is all we know
     return state != "Z"
+
+
+def host_identity() -> str:
+    """This host, as the lock row records it: the hostname, the machine id and the pid
+    namespace. Two containers that share a hostname (and even a machine id) still have pid
+    namespaces of their own, and a pid means something only within its namespace, so they
+    count as two hosts: neither judges the other's holder by a pid it cannot see."""
+    parts = [socket.gethostname()]
+    for source in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        with contextlib.suppress(OSError):
+            parts.append(Path(source).read_text().strip()[:12])
+            break
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return "|".join(parts)
 
 
 def process_start_marker(pid: int) -> str | None:

@@ -7,11 +7,12 @@ profile/target (see `profiles.py`), so an operator configures one place.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -31,8 +32,30 @@ def _default_profiles_dir() -> Path:
     return Path.home() / ".dbt"
 
 
+ENV_PREFIX = "EXIGO_SYNC_"
+
+
+class SettingsError(ValueError):
+    """An EXIGO_SYNC_* variable holds a value the setting refuses; the message names it."""
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EXIGO_SYNC_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    @classmethod
+    def load(cls) -> Settings:
+        """The settings from the environment, or a SettingsError naming each variable whose
+        value is refused and why (never a validation dump)."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors():
+                field = str(error["loc"][0]) if error["loc"] else "?"
+                name = f"{ENV_PREFIX}{field.upper()}"
+                value = os.environ.get(name, error.get("input"))
+                problems.append(f"{name}={value!r}: {error['msg']}")
+            raise SettingsError("; ".join(problems) + " (README: Configuration)") from None
 
     dbt_project_dir: Path = Field(default=REPO_ROOT / "dbt_project")
     profiles_dir: Path = Field(default_factory=_default_profiles_dir)
@@ -75,6 +98,10 @@ class Settings(BaseSettings):
     dbt_threads: int = Field(default=2, ge=1)
 
     overlap_minutes: float = Field(default=10.0, ge=0)
+    # W4: a ModifiedDate more than this many hours after its batch's refresh (the server clock)
+    # is in the future: its version time is capped at the refresh, and it is no reading of the
+    # data's clock (W1). Wide enough for a data clock in any time zone ahead of the server's.
+    future_tolerance_hours: float = Field(default=24.0, ge=1)
     # The first batch (no merged batch yet) loads everything (W1), unless one of these is set:
     # a start on the source clock, or a lookback from the source clock (the vendor's first call
     # takes 24 hours). Either leaves the warehouse partial until a full load (`run --full`).
@@ -111,16 +138,21 @@ class Settings(BaseSettings):
         return timedelta(minutes=self.overlap_minutes)
 
     def overlap_for(self, overlap_minutes: float | None) -> timedelta:
-        """The window overlap of a run: its own override, else the setting (W1)."""
-        if overlap_minutes is None:
-            return self.overlap
-        return timedelta(minutes=overlap_minutes)
+        """The window overlap of a run: its own override, else the setting (W1), refused the
+        same way wherever it comes from (W3)."""
+        from exigo_sync.window import overlap_option
+
+        return overlap_option(overlap_minutes, self.overlap)
 
     @property
     def initial_lookback(self) -> timedelta | None:
         if self.initial_lookback_hours is None:
             return None
         return timedelta(hours=self.initial_lookback_hours)
+
+    @property
+    def future_tolerance(self) -> timedelta:
+        return timedelta(hours=self.future_tolerance_hours)
 
     @property
     def stale_after(self) -> timedelta:
@@ -169,6 +201,7 @@ class Settings(BaseSettings):
         reconcile: bool,
         select: str | None,
         queue_rows: int,
+        env: Mapping[str, str] | None = None,
     ) -> BatchBuild:
         """The batch's `dbt build`: its vars stay the same from batch to batch (dbt reads the
         batch from the ledger), so dbt's partial parse stays warm."""
@@ -180,9 +213,11 @@ class Settings(BaseSettings):
                 "exigo_deletion_sweep_entities": swept,
                 "exigo_deletion_guard_share": self.deletion_guard_share,
                 "exigo_confirm_deletions": confirm_deletions,
+                "exigo_future_tolerance_hours": self.future_tolerance_hours,
             },
             select=select or self.dbt_select,
             exclude=self.dbt_exclude,
             full_checks=reconcile,
             threads=self.threads_for_batch(topology.warehouse.type, queue_rows),
+            env=dict(env or {}),
         )

@@ -29,7 +29,7 @@ def _source_clock(topology: Topology) -> Any:
 
 
 def render_status(console: Console, *, target: str | None, last: int) -> None:
-    s = Settings()
+    s = Settings.load()
     topology = s.topology_for(target)
     wh = topology.warehouse
     if wh.type == "duckdb" and not wh.warehouse_path().exists():
@@ -43,6 +43,7 @@ def render_status(console: Console, *, target: str | None, last: int) -> None:
             batches = ledger.recent_batches(last)
             watermark = ledger.watermark()
             holder = read_holder(ledger, topology.lock_name(s.source_name))
+            warehouse_now = ledger.now()
             completeness = ledger.completeness()
             reconciled = ledger.last_reconciliation()
             rejects = ledger.recent_rejects(last)
@@ -50,7 +51,7 @@ def render_status(console: Console, *, target: str | None, last: int) -> None:
         console.print(f"{exc}: a batch is probably running; try again when it has finished")
         return
     now = _source_clock(topology)
-    death = holder.death(s.stale_after) if holder else None
+    death = holder.death(s.stale_after, warehouse_now) if holder else None
 
     table = Table(title=f"exigo-sync batches ({topology.describe()})")
     for col in ("batch", "status", "window", "from", "refresh at", "queue rows", "UTC start",

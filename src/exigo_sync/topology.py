@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from exigo_sync.profiles import SOURCE_ALIAS, ProfileError, Target, load_target, profile_outputs
 from exigo_sync.source import SourceClient
@@ -63,7 +63,8 @@ class Topology:
         return SqlServerSourceClient(self.source, database=self.source_database)
 
     def lock_name(self, override: str | None = None) -> str:
-        """Name of the per-source lock (R2): one in-flight batch per *source*."""
+        """Name of the per-source lock (R2): one in-flight batch per *source*, however the
+        profile spells it (server names are compared as `normalized_server` gives them)."""
         if override:
             ident, label = override, override
         elif self.source.type == "duckdb":
@@ -71,9 +72,10 @@ class Topology:
             ident, label = str(path), path.stem
         else:
             c = self.source.config
-            server = c.get("server") or c.get("host")
-            ident = f"{server}:{c.get('port', 1433)}/{self.source_database}"
-            label = str(self.source_database)
+            server = normalized_server(str(c.get("server") or c.get("host") or ""), c.get("port"))
+            database = str(self.source_database or c.get("database") or "").lower()
+            ident = f"{server}/{database}"
+            label = database
         slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40]
         # The digest keeps two sources with the same label apart.
         return f"exigo-sync-{slug}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
@@ -177,7 +179,33 @@ def _colocated(warehouse: Target, source: Target) -> Topology | None:
     return None
 
 
-def _server(target: Target) -> tuple[str, int]:
+def _server(target: Target) -> str:
     c = target.config
-    host = str(c.get("server") or c.get("host") or "").lower()
-    return host, int(c.get("port") or 1433)
+    return normalized_server(str(c.get("server") or c.get("host") or ""), c.get("port"))
+
+
+_LOCALHOST = {"localhost", "127.0.0.1", "::1", "[::1]", "(local)", ".", "(localdb)"}
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+def normalized_server(server: str, port: Any = None) -> str:
+    """One spelling per SQL Server instance, for naming its lock and telling whether two
+    outputs are one server: case folded, `tcp:` dropped, the port taken from `host,port` or
+    `host:port` and dropped when it is 1433 (or 0: FreeTDS's "look it up"), the DNS domain
+    dropped (`sql01.corp.example` is `sql01`; an IP address stays whole), every spelling of
+    this machine (`localhost`, `127.0.0.1`, `(local)`, `.`) one name, an instance name
+    (`host\\SQLEXPRESS`) kept. What it cannot know is that an IP address and a name are one
+    machine: spell the server one way in every profile that shares a warehouse."""
+    text = server.strip().lower().removeprefix("tcp:")
+    for sep in (",", ":"):
+        if sep in text and not text.startswith("["):
+            text, _, written_port = text.partition(sep)
+            port = port or written_port
+    host, _, instance = text.partition("\\")
+    if host in _LOCALHOST:
+        host = "localhost"
+    elif not _IPV4.match(host):
+        host = host.split(".", 1)[0]
+    port_text = str(port or "").strip()
+    port_part = "" if port_text in ("", "0", "1433") else f":{port_text}"
+    return host + (f"\\{instance}" if instance else "") + port_part

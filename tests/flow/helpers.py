@@ -11,7 +11,9 @@ from typing import Any
 import duckdb
 import pytest
 
+from exigo_sync.catalog import REPLICATED_ENTITIES
 from exigo_sync.settings import REPO_ROOT
+from tests.dbt.helpers import apply_policy
 
 CLOCK_START = datetime(2026, 1, 5)
 CUSTOMERS = 300
@@ -200,3 +202,35 @@ def table_diff(actual: dict[str, list[tuple]], expected: dict[str, list[tuple]])
                     f"  {tag} " + ", ".join(f"{c}={v!r}" for c, v in zip(cols, row, strict=False))
                 )
     return "\n".join(lines)
+
+
+def assert_current_equals_source(env: SyncEnv) -> int:
+    """T1 after a reconciliation: every current-state table equals dbo, key for key (S2
+    applied); returns how many keys were compared."""
+    compared = 0
+    con = duckdb.connect(str(env.warehouse), read_only=True)
+    try:
+        for entity in REPLICATED_ENTITIES:
+            truth = {
+                tuple(r[k] for k in entity.keys): apply_policy(entity.table, r)
+                for r in env.sim.current_rows(entity.table)
+            }
+            cur = con.execute(f"SELECT * FROM exigo_current.{entity.name}_current")
+            names = [d[0] for d in cur.description]
+            live = {}
+            for row in cur.fetchall():
+                rec = dict(zip(names, row, strict=True))
+                if not rec["is_deleted"]:
+                    live[tuple(rec[c] for c in entity.key_columns)] = rec
+            assert live.keys() == truth.keys(), (
+                f"T1: {entity.name}: {len(truth.keys() - live.keys())} source keys missing, "
+                f"{len(live.keys() - truth.keys())} deleted keys still live"
+            )
+            for key, want in truth.items():
+                got = live[key]
+                diff = {c: (v, got.get(c)) for c, v in want.items() if got.get(c) != v}
+                assert not diff, f"T1: {entity.name} {key} differs from dbo: {list(diff)[:5]}"
+                compared += 1
+    finally:
+        con.close()
+    return compared

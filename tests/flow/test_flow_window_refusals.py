@@ -75,6 +75,31 @@ def test_w3_w2_allow_gap_accepts_since_after_watermark(
     env.run_ok()
     b3 = env.batches()[2]
     assert (b3["status"], b3["window_kind"]) == ("merged", "watermark")
-    assert b3["requested_start"] == b2["refresh_started_at"] - OVERLAP
+    # W1: the earlier of b2's refresh start and the latest stamp its snapshot held.
+    assert b2["resume_at"] <= b2["refresh_started_at"]
+    assert b3["requested_start"] == b2["resume_at"] - OVERLAP
     log = env.query(env.source, "SELECT RequestedStart FROM sim.RefreshLog ORDER BY CalledAt")
     assert [r[0] for r in log] == [b1["requested_start"], since, b3["requested_start"]]
+
+
+def test_w3_negative_overlap_refused_as_parameter_flag_and_setting(
+    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The overlap shapes the window as `since` does: a negative one would start after the
+    watermark. Refused alike as the deployment parameter, the CLI flag and the setting, before
+    anything is opened, naming where it came from."""
+    from typer.testing import CliRunner
+
+    from exigo_sync.cli import app
+
+    sync_env.source.unlink()
+    _forbid_connections(monkeypatch)
+    state = sync_env.run(overlap_minutes=-60)
+    assert state.is_failed()
+    assert "overlap_minutes=-60" in str(state.message) and "--overlap-minutes" in str(state.message)
+    flag = CliRunner().invoke(app, ["run", "--overlap-minutes", "-60"])
+    assert flag.exit_code == 1 and "overlap_minutes=-60" in flag.output, flag.output
+    monkeypatch.setenv("EXIGO_SYNC_OVERLAP_MINUTES", "-5")
+    setting = CliRunner().invoke(app, ["run"])
+    assert setting.exit_code == 1 and "EXIGO_SYNC_OVERLAP_MINUTES" in setting.output, setting.output
+    assert not sync_env.source.exists() and not sync_env.warehouse.exists()

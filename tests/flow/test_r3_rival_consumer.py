@@ -20,42 +20,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from exigo_sync.catalog import REPLICATED_ENTITIES, REPLICATED_TABLES
+from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.source.duckdb_client import DuckDbSourceClient
-from tests.dbt.helpers import apply_policy
-from tests.flow.helpers import SyncEnv, advance
-
-
-def assert_current_equals_source(env: SyncEnv) -> int:
-    """T1 after a reconciliation: every current-state table equals dbo, key for key (S2
-    applied); returns how many keys were compared."""
-    compared = 0
-    con = duckdb.connect(str(env.warehouse), read_only=True)
-    try:
-        for entity in REPLICATED_ENTITIES:
-            truth = {
-                tuple(r[k] for k in entity.keys): apply_policy(entity.table, r)
-                for r in env.sim.current_rows(entity.table)
-            }
-            cur = con.execute(f"SELECT * FROM exigo_current.{entity.name}_current")
-            names = [d[0] for d in cur.description]
-            live = {}
-            for row in cur.fetchall():
-                rec = dict(zip(names, row, strict=True))
-                if not rec["is_deleted"]:
-                    live[tuple(rec[c] for c in entity.key_columns)] = rec
-            assert live.keys() == truth.keys(), (
-                f"T1: {entity.name}: {len(truth.keys() - live.keys())} source keys missing, "
-                f"{len(live.keys() - truth.keys())} deleted keys still live"
-            )
-            for key, want in truth.items():
-                got = live[key]
-                diff = {c: (v, got.get(c)) for c, v in want.items() if got.get(c) != v}
-                assert not diff, f"T1: {entity.name} {key} differs from dbo: {list(diff)[:5]}"
-                compared += 1
-    finally:
-        con.close()
-    return compared
+from tests.flow.helpers import SyncEnv, advance, assert_current_equals_source
 
 
 def _rival_refresh(source: Path) -> None:

@@ -11,8 +11,9 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -21,7 +22,7 @@ import pytest
 from exigo_sync.processes import process_start_marker
 from exigo_sync.profiles import Target
 from exigo_sync.warehouse import ledger_sql as q
-from exigo_sync.warehouse.ledger import Ledger, utcnow
+from exigo_sync.warehouse.ledger import Fence, Ledger, utcnow
 from exigo_sync.warehouse.lock import (
     LockOptions,
     LockTimeout,
@@ -46,11 +47,11 @@ def _plant_lock(
     name: str = "L",
 ) -> None:
     """A lock row as another run would have left it."""
-    now = utcnow()
     with Ledger.open(t) as led:
+        now = led.now()
         led.con.execute(
             q.INSERT_LOCK,
-            [name, "old-token", "old-run", host or socket.gethostname(), pid, marker, now,
+            [name, "old-token", "old-run", host or socket.gethostname(), None, pid, marker, now,
              now - heartbeat_age],
         )  # fmt: skip
 
@@ -247,3 +248,102 @@ def test_r2_slot_held_by_a_live_run_elsewhere_blocks(prefect_api: str, warehouse
         assert lock_holder(t, name) is None  # the row was given back too
     finally:
         other.release()
+
+
+def test_r2_a_run_that_lost_its_lock_writes_nothing(warehouse: Target) -> None:
+    """Fencing: a holder paused past the stale time and taken over (here: its row taken by
+    compare-and-swap, as a rival does) finds every later write refused: the ledger's batch
+    writes raise LockLost and change nothing, its heartbeat raises, its release removes
+    nothing of the new holder's; the new holder's writes go through."""
+    from exigo_sync.source import RefreshResult
+    from exigo_sync.warehouse.ledger import LockLost
+
+    with warehouse_lock(warehouse, "L", flow_run_id="paused", timeout=1, stale_after=HOUR) as old:
+        with Ledger.open(warehouse, fence=old.fence) as led:
+            batch = led.start_batch(
+                flow_run_id="paused", target_name="w", window_kind="watermark",
+                requested_start=datetime(2026, 1, 5),
+            )  # fmt: skip
+        # Another run decides the holder is dead and takes the row over (R1's CAS).
+        with Ledger.open(warehouse) as led:
+            taken = led.take_over_lock(
+                "L", "new-token", ["rival", "otherhost", "otherhost|x", 1, None], led.now(),
+                old.token,
+            )  # fmt: skip
+        assert taken == 1
+        refreshed = RefreshResult(None, datetime(2026, 1, 5, 1), datetime(2026, 1, 5, 1))
+        with Ledger.open(warehouse, fence=old.fence) as led:
+            with pytest.raises(LockLost, match=r"lost the lock 'L'.*R2"):
+                led.mark_refreshed(batch, refreshed)
+            with pytest.raises(LockLost):
+                led.mark_merged(batch, None, [])
+            with pytest.raises(LockLost):
+                led.start_batch(
+                    flow_run_id="paused", target_name="w", window_kind="watermark",
+                    requested_start=datetime(2026, 1, 5),
+                )  # fmt: skip
+            assert led.get_batch(batch)["status"] == "refreshing"
+            assert led.get_batch(batch + 1) is None
+        with pytest.raises(LockLost, match="R2"):
+            old.heartbeat()
+    # The paused run's release (on the way out) left the new holder's row alone.
+    assert lock_holder(warehouse, "L").token == "new-token"  # type: ignore[union-attr]
+    with Ledger.open(warehouse, fence=Fence("L", "new-token")) as led:
+        led.mark_refreshed(batch, refreshed)
+        assert led.get_batch(batch)["status"] == "refreshed"
+
+
+def test_r2_lock_times_are_on_the_warehouse_clock(warehouse: Target) -> None:
+    """Heartbeats are written, and judged stale, on the warehouse's clock, never one host's
+    against another's."""
+    with warehouse_lock(warehouse, "L", flow_run_id="r", timeout=1, stale_after=HOUR) as lock:
+        lock.heartbeat()
+        holder = lock_holder(warehouse, "L")
+        with Ledger.open(warehouse) as led:
+            now = led.now()
+        assert holder is not None
+        assert abs(now - holder.heartbeat_at) < timedelta(seconds=30)
+
+
+def _own_pid_namespace() -> str | None:
+    """Why a process cannot be started in a pid namespace of its own here, or None."""
+    if os.geteuid() != 0:
+        return "needs root for a pid namespace (unshare --pid)"
+    probe = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True
+    )
+    return None if probe.returncode == 0 else f"unshare --pid failed: {probe.stderr!r}"
+
+
+def test_r2_two_containers_sharing_a_hostname_are_two_hosts(tmp_path: Path) -> None:
+    """A holder in another pid namespace (another container) with the same hostname: its pid
+    means nothing here, so it is judged by its heartbeat like a holder on another host, never
+    by a pid of this namespace (pid 1 is alive here, but it is not the holder)."""
+    if reason := _own_pid_namespace():
+        pytest.skip(reason)
+    t = duckdb_target(tmp_path)
+    marker, release = tmp_path / "held", tmp_path / "release"
+    holder = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-m",
+         "tests.warehouse.hold_lock", str(t.warehouse_path()), "L", str(marker), str(release)],
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert holder.poll() is None and time.monotonic() < deadline, "the holder never held"
+            time.sleep(0.05)
+        seen = lock_holder(t, "L")
+        assert seen is not None and seen.host == socket.gethostname() and not seen.on_this_host
+        rival = warehouse_lock(t, "L", flow_run_id="here", timeout=1, stale_after=HOUR, poll=0.1)
+        with pytest.raises(LockTimeout, match="holder-elsewhere"), rival:
+            pass
+        # Silent beyond the stale time (it beats only between a batch's steps): taken over.
+        time.sleep(1.2)
+        stale = timedelta(seconds=1)
+        with warehouse_lock(t, "L", flow_run_id="here", timeout=2, stale_after=stale) as lock:
+            assert lock.taken_over is not None
+            assert lock.taken_over.flow_run_id == "holder-elsewhere"
+    finally:
+        release.touch()
+        holder.wait(timeout=30)

@@ -4,6 +4,6 @@
     H5). The row's own ModifiedDate column keeps the stamp as it was. -#}
 {% macro exigo_capped_version_time(expr) -%}
     {%- set refreshed = exigo_timestamp_literal(exigo_batch_refreshed_at()) -%}
-    {%- set limit = exigo_add_hours(refreshed, var('exigo_future_tolerance_hours', 24) | int) -%}
+    {%- set limit = exigo_add_hours(refreshed, var('exigo_future_tolerance_hours', 24) | float) -%}
     case when {{ expr }} > {{ limit }} then {{ refreshed }} else {{ expr }} end
 {%- endmacro %}

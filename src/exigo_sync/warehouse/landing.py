@@ -43,7 +43,7 @@ from exigo_sync.snapshot import TableFingerprint, fingerprint_sql, from_row
 from exigo_sync.source import FETCH_SIZE, SourceClient, TransientSourceError
 from exigo_sync.topology import Topology
 from exigo_sync.warehouse.connection import WarehouseConnection, connected, engine
-from exigo_sync.warehouse.ledger import utcnow
+from exigo_sync.warehouse.ledger import Fence, Ledger, LockLost, utcnow
 
 QUEUE_SCHEMA = "exigo_landing"  # the queue tables, under their own names
 DBO_SCHEMA = "exigo_landing_dbo"  # key sets (and lookups) of dbo tables, under their own names
@@ -116,6 +116,7 @@ def land_batch(
     *,
     logger: logging.Logger | logging.LoggerAdapter[Any],
     find_missing: bool = False,
+    fence: Fence | None = None,
 ) -> Landing:
     """Stream `tables` from the source for batch `batch_id` (landed topology).
 
@@ -147,7 +148,7 @@ def land_batch(
                 "landed %s: %s rows in %.1fs", table.label, f"{rows:,}",
                 time.monotonic() - started,
             )  # fmt: skip
-        writer.swap_in(tables, batch_id, landed)
+        writer.swap_in(tables, batch_id, landed, fence)
         return Landing(landed, _fingerprint(con, writer))
 
 
@@ -158,6 +159,7 @@ def pin(
     *,
     logger: logging.Logger | logging.LoggerAdapter[Any],
     find_missing: bool = False,
+    fence: Fence | None = None,
 ) -> Landing:
     """Land `tables` for batch `batch_id` the topology's way: copied by the warehouse itself
     (co-located) or streamed from the source (landed)."""
@@ -166,7 +168,7 @@ def pin(
         try:
             return land_batch(
                 client, topology.source.type, topology.warehouse, batch_id, tables,
-                logger=logger, find_missing=find_missing,
+                logger=logger, find_missing=find_missing, fence=fence,
             )  # fmt: skip
         finally:
             client.close()
@@ -176,7 +178,7 @@ def pin(
         raise LandingError(f"no sync database named for {topology.describe()}")
     return land_in_warehouse(
         SourceInWarehouse(where, location), topology.warehouse, batch_id, tables,
-        logger=logger, find_missing=find_missing,
+        logger=logger, find_missing=find_missing, fence=fence,
     )  # fmt: skip
 
 
@@ -206,6 +208,7 @@ def land_in_warehouse(
     *,
     logger: logging.Logger | logging.LoggerAdapter[Any],
     find_missing: bool = False,
+    fence: Fence | None = None,
 ) -> Landing:
     """Copy `tables` inside the warehouse, from the source it can read (co-located topology):
     set-based, nothing passes through this process."""
@@ -224,7 +227,7 @@ def land_in_warehouse(
                     "pinned %s: %s rows in %.1fs", table.label, f"{landed[table.label]:,}",
                     time.monotonic() - started,
                 )  # fmt: skip
-        writer.swap_in(tables, batch_id, landed)
+        writer.swap_in(tables, batch_id, landed, fence)
         return Landing(landed, _fingerprint(con, writer))
 
 
@@ -275,6 +278,27 @@ def _in_warehouse_select(
         )
     columns = ", ".join(_quote(c) for c in table.columns) if table.columns else "*"
     return _Select(columns, f"FROM {relation}")
+
+
+def data_high_water(warehouse: Target, not_after: datetime) -> datetime | None:
+    """The latest version time in the pinned queue tables that is not after `not_after` (W1:
+    where the data's clock stood at the refresh; a stamp beyond the future tolerance is not a
+    reading of it, W4). None when the snapshot holds no dated row."""
+    latest: list[datetime] = []
+    with connected(warehouse) as con:
+        writer = _WRITERS[engine(warehouse)](con)
+        for table in QUEUE_TABLES:
+            column = REPLICATED_TABLES[table].version_time_column
+            if column is None:
+                continue
+            (value,) = con.execute(
+                f"SELECT MAX({writer.quote(column)}) FROM {QUEUE_SCHEMA}.{writer.quote(table)} "
+                f"WHERE {writer.quote(column)} <= ?",
+                [not_after],
+            ).fetchone()
+            if value is not None:
+                latest.append(value.replace(tzinfo=None))
+    return max(latest) if latest else None
 
 
 def fingerprint(warehouse: Target) -> dict[str, TableFingerprint]:
@@ -477,8 +501,19 @@ class _Writer(ABC):
 
     @abstractmethod
     def swap_in(
-        self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int]
-    ) -> None: ...
+        self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int],
+        fence: Fence | None = None,
+    ) -> None:  # fmt: skip
+        """Every incoming table in, in one transaction; nothing when `fence` (the run's lock)
+        is no longer held (R2: a run that lost its lock must not replace the landing of the run
+        that took it over)."""
+
+    def _require_fence(self, fence: Fence | None) -> None:
+        if fence is not None and not Ledger(self.con, fence=fence).holds_lock():
+            raise LockLost(
+                f"this run lost the lock '{fence.lock_name}' to another run; its copy is not "
+                "swapped in (R2)"
+            )
 
     @staticmethod
     @abstractmethod
@@ -544,9 +579,11 @@ class _DuckDbWriter(_Writer):
             raw.unregister("exigo_landing_chunk")
 
     def swap_in(
-        self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int]
-    ) -> None:
+        self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int],
+        fence: Fence | None = None,
+    ) -> None:  # fmt: skip
         with self.con.transaction():
+            self._require_fence(fence)
             for t in tables:
                 self.con.execute(f"DROP TABLE IF EXISTS {self._name(t)}")
                 self.con.execute(
@@ -613,9 +650,11 @@ class _SqlServerWriter(_Writer):
         self.con.executemany(sql, rows)  # type: ignore[attr-defined]
 
     def swap_in(
-        self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int]
-    ) -> None:
+        self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int],
+        fence: Fence | None = None,
+    ) -> None:  # fmt: skip
         with self.con.transaction():
+            self._require_fence(fence)
             for t in tables:
                 final = self._name(t)
                 self.con.execute(f"IF OBJECT_ID('{final}') IS NOT NULL DROP TABLE {final}")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from exigo_sync.catalog import REPLICATED_ENTITIES
@@ -25,11 +25,37 @@ from exigo_sync.source import RefreshResult
 from exigo_sync.warehouse import ledger_sql as q
 from exigo_sync.warehouse.connection import WarehouseConnection, connect
 from exigo_sync.warehouse.errors import WarehouseBusy
+from exigo_sync.window import Watermark
 
 MAX_ERROR_CHARS = 2000
+# The span of merged batches whose largest data-clock lead is the reference (W1).
+LEAD_REFERENCE_SPAN = timedelta(hours=24)
 # How long a write waits while another process has the DuckDB file open (a `status` reading,
 # the analytics copy, dbt finishing): such holds last milliseconds to seconds.
 BUSY_WAIT_SECONDS = 15.0
+
+
+class LockLost(RuntimeError):
+    """This run no longer holds the lock it wrote under (it was paused, or its host cut off,
+    and another run took the lock over): it must stop without writing or merging (R2)."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The lock a run holds: every ledger write it makes after acquiring it is conditional on
+    the lock row still carrying this token (R2)."""
+
+    lock_name: str
+    token: str
+
+    def params(self) -> list[str]:
+        return [self.lock_name, self.token]
+
+    def dbt_env(self) -> dict[str, str]:
+        """What dbt's process gets: each model first checks that the lock row still carries
+        the token (macro exigo_assert_lock_held), so a dbt run of a batch that lost its lock
+        stops before writing."""
+        return {"EXIGO_SYNC_LOCK_NAME": self.lock_name, "EXIGO_SYNC_LOCK_TOKEN": self.token}
 
 
 @dataclass(frozen=True)
@@ -62,16 +88,28 @@ def utcnow() -> datetime:
 
 
 class Ledger:
-    """The ledger of one warehouse, through one open connection (`Ledger.open`)."""
+    """The ledger of one warehouse, through one open connection (`Ledger.open`).
 
-    def __init__(self, con: WarehouseConnection, *, read_only: bool = False) -> None:
+    With a `fence` (the lock the caller holds), every write to a batch is conditional on that
+    lock: a write that matches nothing raises LockLost (R2). Without one (tools and tests that
+    hold no lock) the writes are plain."""
+
+    def __init__(
+        self, con: WarehouseConnection, *, read_only: bool = False, fence: Fence | None = None
+    ) -> None:
         self.con = con
         self.read_only = read_only
+        self.fence = fence
 
     @classmethod
     @contextmanager
     def open(
-        cls, target: Target, *, read_only: bool = False, busy_wait: float = BUSY_WAIT_SECONDS
+        cls,
+        target: Target,
+        *,
+        read_only: bool = False,
+        busy_wait: float = BUSY_WAIT_SECONDS,
+        fence: Fence | None = None,
     ) -> Iterator[Ledger]:
         """The ledger of `target`'s warehouse, closed on exit. Writable by default (the schema
         is brought up to date first); `read_only` never writes and never creates anything."""
@@ -85,7 +123,7 @@ class Ledger:
                     raise
                 time.sleep(0.2)
         try:
-            ledger = cls(con, read_only=read_only)
+            ledger = cls(con, read_only=read_only, fence=fence)
             if not read_only:
                 ledger.ensure_schema()
             yield ledger
@@ -124,15 +162,67 @@ class Ledger:
     # --- batches --------------------------------------------------------------------------
 
     def watermark(self) -> datetime | None:
+        """Where the next window resumes (before the overlap): the latest merged batch's mark."""
         row = self.con.execute(q.WATERMARK).fetchone()
         return row[0] if row else None
+
+    def watermark_detail(self) -> Watermark | None:
+        """The latest merged batch's marks on both clocks, and the data clock's reference lead
+        over the day before it (W1; exigo_sync.window)."""
+        row = self.con.execute(q.WATERMARK).fetchone()
+        if not row:
+            return None
+        resume_at, refreshed_at, offset_seconds, high_water, started_at = row
+        leads = [
+            hw - refreshed
+            for hw, refreshed in self.con.execute(
+                q.DATA_LEADS, [started_at - LEAD_REFERENCE_SPAN]
+            ).fetchall()
+        ]
+        return Watermark(
+            resume_at=resume_at,
+            refresh_started_at=refreshed_at,
+            utc_offset=timedelta(seconds=offset_seconds) if offset_seconds is not None else None,
+            data_lead=high_water - refreshed_at if high_water is not None else None,
+            reference_lead=max(leads) if leads else None,
+        )
+
+    def now(self) -> datetime:
+        """The warehouse's clock, UTC (lock times from every host are compared on it)."""
+        statement = q.WAREHOUSE_UTC_NOW.get(self.con.engine)
+        if statement is None:  # DuckDB: an embedded file, read by this host's clock
+            return utcnow()
+        (value,) = self.con.execute(statement).fetchone()
+        return value.replace(tzinfo=None)
+
+    def _write(self, statement: str, params: list[Any], *, what: str) -> int:
+        """One batch write, fenced when this ledger has a fence; LockLost if the fence stopped
+        it. Returns the rows changed."""
+        if self.fence is None:
+            return self.con.changed(statement, params)
+        changed = self.con.changed(q.fenced(statement), [*params, *self.fence.params()])
+        if changed == 0 and not self.holds_lock():
+            raise LockLost(
+                f"this run lost the lock '{self.fence.lock_name}' to another run and stops "
+                f"without writing ({what}); that run redoes this batch's window (R2)"
+            )
+        return changed
+
+    def holds_lock(self) -> bool:
+        """The lock row still carries this ledger's fence token (True without a fence)."""
+        if self.fence is None:
+            return True
+        row = self.con.execute(
+            f"SELECT CASE WHEN {q.FENCE} THEN 1 ELSE 0 END", self.fence.params()
+        ).fetchone()
+        return bool(row and row[0])
 
     def abandon_in_flight(self, reason: str) -> int:
         """Mark batches left `refreshing`/`refreshed` by a dead run as failed. Call under the
         lock."""
         (count,) = self.con.execute(q.COUNT_IN_FLIGHT).fetchone()
         if count:
-            self.con.execute(q.ABANDON_IN_FLIGHT, [reason[:MAX_ERROR_CHARS], utcnow()])
+            self._write(q.ABANDON_IN_FLIGHT, [reason[:MAX_ERROR_CHARS], utcnow()], what="abandon")
         return int(count)
 
     def start_batch(
@@ -147,19 +237,37 @@ class Ledger:
         """Record a new batch as `refreshing` *before* calling queue.Refresh. Call under the
         lock."""
         (batch_id,) = self.con.execute(q.NEXT_BATCH_ID).fetchone()
-        self.con.execute(
+        self._write(
             q.INSERT_BATCH,
             [batch_id, flow_run_id, target_name, window_kind, requested_start, utcnow(),
              int(reconciled)],
+            what="start a batch",
         )  # fmt: skip
         return int(batch_id)
 
     def mark_refreshed(self, batch_id: int, result: RefreshResult) -> None:
         counts = [int(result.row_counts.get(t, 0)) for t in q.ROW_COLUMNS]
-        self.con.execute(
+        offset = result.utc_offset
+        self._write(
             q.MARK_REFRESHED,
-            [result.refresh_started_at, result.refresh_finished_at, *counts, batch_id],
-        )
+            [result.refresh_started_at, result.refresh_finished_at,
+             round(offset.total_seconds()) if offset is not None else None, *counts, batch_id],
+            what="mark refreshed",
+        )  # fmt: skip
+
+    def mark_pinned(
+        self, batch_id: int, refreshed_at: datetime, data_high_water: datetime | None,
+        window_start: datetime,
+    ) -> datetime:  # fmt: skip
+        """W1: record the latest stamp the pinned snapshot held and where the next window
+        resumes: the earlier of the refresh start and that stamp; with no stamp (nothing
+        changed), where the latest merged batch left it (or this window's start). Returns it."""
+        if data_high_water is not None:
+            resume_at = min(refreshed_at, data_high_water)
+        else:
+            resume_at = self.watermark() or window_start
+        self._write(q.MARK_PINNED, [data_high_water, resume_at, batch_id], what="mark pinned")
+        return resume_at
 
     def compute_stats(self, batch_id: int) -> list[EntityStats]:
         """Per-entity inserted / changed / closed / rejected / ties of a batch dbt just merged."""
@@ -194,17 +302,20 @@ class Ledger:
         """Statistics and the `merged` status in one transaction: the watermark moves only
         here (L2)."""
         with self.con.transaction():
+            # The status first: a run that lost its lock writes nothing, statistics included.
+            self._write(q.MARK_MERGED, [invocation_id, utcnow(), batch_id], what="mark merged")
             self.con.execute(q.DELETE_STATS, [batch_id])
             for s in stats:
                 self.con.execute(
                     q.INSERT_STATS, [batch_id, *(getattr(s, c) for c in q.STATS_COLUMNS)]
                 )
-            self.con.execute(q.MARK_MERGED, [invocation_id, utcnow(), batch_id])
 
     def mark_failed(self, batch_id: int, error: str, invocation_id: str | None = None) -> None:
         """`error` must already be secret-free (see profiles.Target.scrub)."""
-        self.con.execute(
-            q.MARK_FAILED, [error[:MAX_ERROR_CHARS], utcnow(), invocation_id, batch_id]
+        self._write(
+            q.MARK_FAILED,
+            [error[:MAX_ERROR_CHARS], utcnow(), invocation_id, batch_id],
+            what="mark failed",
         )
 
     # --- what an operator reads -----------------------------------------------------------
@@ -274,7 +385,7 @@ class Ledger:
         return self.con.changed(q.TAKE_OVER_LOCK, [token, *holder, now, now, name, previous_token])
 
     def beat_lock(self, name: str, token: str) -> int:
-        return self.con.changed(q.HEARTBEAT_LOCK, [utcnow(), name, token])
+        return self.con.changed(q.HEARTBEAT_LOCK, [self.now(), name, token])
 
     def record_lock_slot(self, name: str, token: str, api: str | None, lease: str | None) -> int:
         return self.con.changed(q.RECORD_LOCK_SLOT, [api, lease, name, token])
@@ -284,4 +395,4 @@ class Ledger:
         run returns the slot the row names)."""
         if slot_returned:
             return self.con.changed(q.RELEASE_LOCK, [name, token])
-        return self.con.changed(q.MARK_LOCK_RELEASED, [utcnow(), name, token])
+        return self.con.changed(q.MARK_LOCK_RELEASED, [self.now(), name, token])

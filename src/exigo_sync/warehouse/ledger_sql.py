@@ -71,6 +71,12 @@ def _tables(t: dict[str, str]) -> dict[str, str]:
 ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "batches": (
         ("reconciled", "int"),  # 1: a reconciliation run (every entity's keys swept, H7)
+        # W1, the data's clock: the server's local clock minus its UTC clock at the refresh,
+        # the latest stamp (not beyond the future tolerance) the pinned snapshot held, and where
+        # the next window resumes (the earlier of refresh_started_at and data_high_water).
+        ("utc_offset_seconds", "big"),
+        ("data_high_water", "ts"),
+        ("resume_at", "ts"),
     ),
     "batch_entity_stats": (
         ("reopened", "int"),  # keys back at the source after a deletion version (H7)
@@ -83,6 +89,8 @@ ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("prefect_api", "txt"),  # the Prefect API whose concurrency slot the holder took
         ("prefect_lease_id", "txt"),  # that slot's lease, to return it if the holder dies
         ("released_at", "ts"),  # set instead of deleting the row when the slot leaked
+        # hostname + machine id + pid namespace: two containers sharing a hostname are two hosts
+        ("host_id", "txt"),
     ),
 }
 
@@ -132,16 +140,32 @@ def ddl(engine: str) -> list[str]:
     ]
 
 
+# --- fencing (R2) ----------------------------------------------------------------------------
+
+# A write made on behalf of a lock holder goes through only while it still holds the lock: a
+# holder that was paused and taken over cannot write. Parameters: lock_name, token.
+FENCE = f"""EXISTS (SELECT 1 FROM {LOCK} fence
+    WHERE fence.lock_name = ? AND fence.token = ? AND fence.released_at IS NULL)"""
+
+
+def fenced(statement: str) -> str:
+    """`statement` (an UPDATE ... WHERE ..., or an INSERT ... SELECT ... WHERE ...) made
+    conditional on the lock; append the lock name and token to its parameters."""
+    return f"{statement}\n  AND {FENCE}"
+
+
 # --- batches -------------------------------------------------------------------------------
 
 NEXT_BATCH_ID = f"SELECT COALESCE(MAX(batch_id), 0) + 1 FROM {BATCHES}"
 
+# INSERT ... SELECT so that the fence can make it conditional (fenced()).
 INSERT_BATCH = f"""INSERT INTO {BATCHES}
     (batch_id, flow_run_id, target, window_kind, requested_start, status, started_at, reconciled)
-VALUES (?, ?, ?, ?, ?, 'refreshing', ?, ?)"""
+SELECT ?, ?, ?, ?, ?, 'refreshing', ?, ?
+WHERE 1 = 1"""
 
 MARK_REFRESHED = f"""UPDATE {BATCHES} SET status = 'refreshed',
-    refresh_started_at = ?, refresh_finished_at = ?,
+    refresh_started_at = ?, refresh_finished_at = ?, utc_offset_seconds = ?,
     {", ".join(f"{c} = ?" for c in ROW_COLUMNS.values())}
 WHERE batch_id = ? AND status IN ('refreshing', 'refreshed')"""
 
@@ -159,16 +183,33 @@ ABANDON_IN_FLIGHT = f"""UPDATE {BATCHES}
 SET status = 'failed', error = ?, finished_at = ?
 WHERE status IN ('refreshing', 'refreshed')"""
 
+# The warehouse's own clock (UTC): lock times are compared on one clock, whichever host wrote
+# them.
+WAREHOUSE_UTC_NOW = {"sqlserver": "SELECT SYSUTCDATETIME()"}
+
 COUNT_IN_FLIGHT = f"SELECT COUNT(*) FROM {BATCHES} WHERE status IN ('refreshing', 'refreshed')"
 
-# The watermark (W1): where the latest merged batch began its refresh, on the source clock.
-WATERMARK = f"""SELECT refresh_started_at FROM {BATCHES}
+# Where the pinned snapshot left the data's clock (W1). Parameters: high water, resume at,
+# batch_id.
+MARK_PINNED = f"""UPDATE {BATCHES} SET data_high_water = ?, resume_at = ?
+WHERE batch_id = ? AND status = 'refreshed'"""
+
+# The watermark (W1): where the latest merged batch left the sync (batches merged before these
+# columns existed resume from their refresh start).
+WATERMARK = f"""SELECT COALESCE(resume_at, refresh_started_at), refresh_started_at,
+    utc_offset_seconds, data_high_water, started_at
+FROM {BATCHES}
 WHERE batch_id = (SELECT MAX(batch_id) FROM {BATCHES} WHERE status = 'merged')"""
+# The data clock's leads of the merged batches that started at or after a time (parameter):
+# the reference a later lead is held against (W1).
+DATA_LEADS = f"""SELECT data_high_water, refresh_started_at FROM {BATCHES}
+WHERE status = 'merged' AND data_high_water IS NOT NULL AND started_at >= ?"""
 
 BATCH_COLUMNS = (
     "batch_id", "flow_run_id", "target", "window_kind", "requested_start",
     "refresh_started_at", "refresh_finished_at", *ROW_COLUMNS.values(),
     "status", "dbt_invocation_id", "error", "started_at", "finished_at", "reconciled",
+    "utc_offset_seconds", "data_high_water", "resume_at",
 )  # fmt: skip
 
 # The last N batches, newest first (no LIMIT/TOP: both dialects differ there).
@@ -268,13 +309,13 @@ WHERE batch_id = ? GROUP BY entity"""
 
 LOCK_COLUMNS = (
     "token", "flow_run_id", "host", "pid", "process_marker", "acquired_at", "heartbeat_at",
-    "prefect_api", "prefect_lease_id", "released_at",
+    "prefect_api", "prefect_lease_id", "released_at", "host_id",
 )  # fmt: skip
 GET_LOCK = f"SELECT {', '.join(LOCK_COLUMNS)} FROM {LOCK} WHERE lock_name = ?"
-INSERT_LOCK = f"""INSERT INTO {LOCK} (lock_name, token, flow_run_id, host, pid, process_marker,
-    acquired_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+INSERT_LOCK = f"""INSERT INTO {LOCK} (lock_name, token, flow_run_id, host, host_id, pid,
+    process_marker, acquired_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 # Compare-and-swap on the previous token: two contenders cannot both take over a dead lock.
-TAKE_OVER_LOCK = f"""UPDATE {LOCK} SET token = ?, flow_run_id = ?, host = ?, pid = ?,
+TAKE_OVER_LOCK = f"""UPDATE {LOCK} SET token = ?, flow_run_id = ?, host = ?, host_id = ?, pid = ?,
     process_marker = ?, acquired_at = ?, heartbeat_at = ?, prefect_api = NULL,
     prefect_lease_id = NULL, released_at = NULL
 WHERE lock_name = ? AND token = ?"""

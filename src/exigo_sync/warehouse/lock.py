@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from exigo_sync.processes import pid_alive, process_start_marker
+from exigo_sync.processes import host_identity, pid_alive, process_start_marker
 from exigo_sync.profiles import Target
 from exigo_sync.settings import Settings
 from exigo_sync.warehouse.connection import engine
 from exigo_sync.warehouse.errors import WarehouseBusy
-from exigo_sync.warehouse.ledger import Ledger, utcnow
+from exigo_sync.warehouse.ledger import Fence, Ledger, LockLost, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +83,25 @@ class Holder:
     prefect_api: str | None = None
     prefect_lease_id: str | None = None
     released_at: datetime | None = None
+    host_id: str | None = None  # hostname + machine id + pid namespace (rows written before: None)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Holder:
         return cls(**row)
 
+    @property
+    def on_this_host(self) -> bool:
+        """The holder's pid means something here: same host, same pid namespace."""
+        if self.host_id is not None:
+            return self.host_id == host_identity()
+        return self.host == socket.gethostname()
+
     def death(self, stale_after: timedelta, now: datetime | None = None) -> str | None:
-        """Why this holder is dead (its lock may be taken over), or None while it lives."""
+        """Why this holder is dead (its lock may be taken over), or None while it lives.
+        `now`: the warehouse's clock (Ledger.now), the clock the heartbeats were written on."""
         if self.released_at is not None:
             return "released (its Prefect slot is returned by the next run)"
-        if self.host == socket.gethostname():
+        if self.on_this_host:
             if self.pid == os.getpid() and self.token not in _HELD_TOKENS:
                 return "left behind by an earlier batch of this process"
             if not pid_alive(self.pid):
@@ -131,11 +140,14 @@ def _try_acquire(
 ) -> tuple[bool, Holder | None]:
     """One attempt. Returns (acquired, holder): on success the previous holder whose dead row
     we took over (if any), otherwise the live holder that keeps us waiting."""
-    me = [flow_run_id, socket.gethostname(), os.getpid(), process_start_marker(os.getpid())]
+    me = [
+        flow_run_id, socket.gethostname(), host_identity(), os.getpid(),
+        process_start_marker(os.getpid()),
+    ]  # fmt: skip
     previous: Holder | None = None
     with Ledger.open(target, busy_wait=0) as ledger:
         row = ledger.lock_row(name)
-        now = utcnow()
+        now = ledger.now()
         if row is None:
             # Losing the race for the primary key means someone else holds it: re-read below.
             with contextlib.suppress(Exception):
@@ -162,7 +174,14 @@ class RunLock:
     abandoned_batches: int = 0
     taken_over: Holder | None = None
     slot: PrefectSlot | None = None
+    # Why this run no longer holds the lock (a heartbeat found its token gone), or None.
+    lost: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def fence(self) -> Fence:
+        """What the batch's ledger writes are conditional on (R2)."""
+        return Fence(self.name, self.token)
 
     @property
     def concurrent_heartbeat(self) -> bool:
@@ -171,8 +190,20 @@ class RunLock:
         return engine(self.target) != "duckdb"
 
     def heartbeat(self) -> None:
+        """Beat the row; LockLost when the row no longer carries this run's token (it was
+        taken over while this run was paused or cut off)."""
         with Ledger.open(self.target) as ledger:
-            ledger.beat_lock(self.name, self.token)
+            if ledger.beat_lock(self.name, self.token) == 0:
+                self.lost = "the lock row no longer carries this run's token"
+        self.check()
+
+    def check(self) -> None:
+        """LockLost if a heartbeat found the lock gone (R2: stop before writing anything)."""
+        if self.lost is not None:
+            raise LockLost(
+                f"this run lost the lock '{self.name}' ({self.lost}): another run took it over "
+                "and redoes this batch's window; stopping without writing (R2)"
+            )
 
     def record_slot(self, api: str | None, lease_id: str | None) -> None:
         with Ledger.open(self.target) as ledger:
@@ -194,6 +225,8 @@ class RunLock:
             if self.concurrent_heartbeat:
                 try:
                     self.heartbeat()
+                except LockLost:
+                    return  # the main thread stops at its next step (RunLock.check)
                 except Exception as exc:  # the next beat may work; staleness is minutes away
                     log.warning(
                         "could not beat the lock heartbeat: %s", self.target.scrub(str(exc))
@@ -225,17 +258,23 @@ def acquire_row(
     """Wait up to `timeout` for the lock row; take it over from a dead holder."""
     token = uuid.uuid4().hex
     deadline = time.monotonic() + timeout
+    # Registered before the row names it: another thread of this process that reads the row
+    # in between must see a live holder, not a row "left behind by an earlier batch".
+    _HELD_TOKENS.add(token)
     while True:
         try:
             acquired, holder = _try_acquire(target, name, token, flow_run_id, stale_after)
             busy = None
         except WarehouseBusy as exc:  # another process has the DuckDB file open
             acquired, holder, busy = False, None, str(exc)
+        except BaseException:
+            _HELD_TOKENS.discard(token)
+            raise
         if acquired:
-            _HELD_TOKENS.add(token)
             lock = RunLock(target, name, token, stale_after, taken_over=holder)
             break
         if time.monotonic() >= deadline:
+            _HELD_TOKENS.discard(token)
             who = holder.describe() if holder else (busy or "another run")
             raise LockTimeout(
                 f"another exigo-sync run holds the lock '{name}': {who}; gave up after "
@@ -243,7 +282,7 @@ def acquire_row(
             )
         time.sleep(poll)
     try:
-        with Ledger.open(target) as ledger:
+        with Ledger.open(target, fence=lock.fence) as ledger:
             lock.abandoned_batches = ledger.abandon_in_flight(
                 f"abandoned: its run ended without finishing (found by {flow_run_id})"
             )
