@@ -154,19 +154,30 @@ class Bench:
 
     def ledger_batch(self, start: datetime) -> dict[str, Any]:
         """What the flow does before dbt, outside the flow: a ledger batch `refreshing`, the
-        queue refreshed from `start`, the batch `refreshed`."""
+        queue refreshed from `start`, the batch `refreshed`, the snapshot pinned in the
+        warehouse's landing (where dbt reads it)."""
+        import logging
+
+        from exigo_sync.profiles import Target
         from exigo_sync.source.duckdb_client import DuckDbSourceClient
+        from exigo_sync.warehouse import landing
         from exigo_sync.warehouse.ledger import Ledger
 
-        warehouse = self.settings().topology_for("duckdb").warehouse
+        slot = self.ws.slot
+        warehouse = Target("duckdb", "duckdb", {"path": str(slot.warehouse)})
         with Ledger.open(warehouse) as ledger:
             batch_id = ledger.start_batch(
                 flow_run_id=None, target_name=warehouse.name, window_kind="watermark",
                 requested_start=start,
             )  # fmt: skip
-        result = DuckDbSourceClient(self.ws.slot.source).refresh(start)
+        result = DuckDbSourceClient(slot.source).refresh(start)
         with Ledger.open(warehouse) as ledger:
             ledger.mark_refreshed(batch_id, result)
+        landing.land_in_warehouse(
+            landing.SourceInWarehouse("duckdb", str(slot.source)), warehouse, batch_id,
+            landing.tables_for_batch(self.settings().sweep_entities),
+            logger=logging.getLogger("bench"),
+        )  # fmt: skip
         return {"batch_id": batch_id, "queue_rows": dict(result.row_counts)}
 
     def save(self, key: str, data: dict[str, Any]) -> None:

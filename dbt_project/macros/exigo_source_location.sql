@@ -15,7 +15,8 @@
     swaps a complete copy in before dbt runs and records the batch in
     exigo_landing.landed_tables. -#}
 {% macro exigo_check_landed_batch(source_name, table) -%}
-    {%- if execute -%}
+    {#- Commands that only read (compile, docs generate, show) merge nothing: no batch to check. -#}
+    {%- if execute and exigo_batch_vars_required() -%}
         {%- set landed_name = exigo_source_location(source_name).schema ~ '.' ~ table -%}
         {%- set manifest = api.Relation.create(database=target.database, schema='exigo_landing', identifier='landed_tables') -%}
         {%- set exists = adapter.get_relation(database=target.database, schema='exigo_landing', identifier='landed_tables') -%}

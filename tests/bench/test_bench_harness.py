@@ -96,6 +96,7 @@ def test_floor_writes_what_exigo_sync_writes(tmp_path: Path) -> None:
     refreshed = T0 + timedelta(hours=3)
     res = exigo.fast_build(2, refreshed, extra_vars=CONFIRM_PAYMENT_DELETION)
     assert res.success, failures(res)
+    hand.pin(2, ["payments"])
     res = hand.invoke(
         "build", "--select", "tag:exigo_staging", "--exclude-resource-type", "unit_test",
         batch_id=2, refreshed_at=refreshed, extra_vars=CONFIRM_PAYMENT_DELETION,

@@ -116,8 +116,9 @@ def _load(env: DbtEnv, batch: int) -> None:
 
 
 def _run_batch(env: DbtEnv, batch: int) -> None:
-    """What the flow does around dbt: ledger `refreshing` -> `refreshed`, `dbt build` (the batch
-    id read from the ledger, no vars), statistics + `merged`."""
+    """What the flow does around dbt: ledger `refreshing` -> `refreshed`, the snapshot pinned in
+    the landing, `dbt build` (the batch id read from the ledger, no vars), statistics +
+    `merged`."""
     target = Target("duckdb", "duckdb", {"path": str(env.warehouse)})
     with Ledger.open(target) as led:
         batch_id = led.start_batch(
@@ -127,6 +128,7 @@ def _run_batch(env: DbtEnv, batch: int) -> None:
         led.mark_refreshed(
             batch_id, RefreshResult(T0, REFRESH[batch], REFRESH[batch] + timedelta(seconds=1))
         )
+    env.pin(batch_id, ["payments"])
     res = env.invoke(
         "build", "--exclude-resource-type", "unit_test",
         extra_vars={"exigo_deletion_sweep_entities": ["payments"]},

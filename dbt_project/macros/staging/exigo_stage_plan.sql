@@ -41,7 +41,8 @@
     {#- Introspect the real source table named by the source node; select FROM source(), which a
         unit test replaces with its fixture. -#}
     {%- set rel = source(source_name, table) -%}
-    {%- set real_name = node.database ~ '.' ~ node.schema ~ '.' ~ node.identifier -%}
+    {#- Messages name the source's own table (what the operator knows), not its pinned copy. -#}
+    {%- set real_name = ('queue.' if source_name == 'exigo_queue' else 'dbo.') ~ table -%}
     {%- set existing = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.identifier) -%}
     {%- if existing is none -%}
         {{ exceptions.raise_compiler_error("exigo_sync: " ~ label ~ " " ~ real_name ~ " is missing (B4); nothing was merged") }}

@@ -219,6 +219,7 @@ def land_in_warehouse(
             landed: dict[str, int] = {}
             for table in tables:
                 started = time.monotonic()
+                _require_source_table(con, source, table)
                 relation = source.relation(table.source_schema, table.name)
                 select = _in_warehouse_select(con, source, table, relation, find_missing)
                 landed[table.label] = writer.create_incoming_as(table, select)
@@ -253,6 +254,27 @@ def _attached(con: WarehouseConnection, source: SourceInWarehouse) -> Iterator[N
     finally:
         with suppress(Exception):
             con.execute(f"DETACH {ATTACHED_SOURCE}")
+
+
+def _require_source_table(
+    con: WarehouseConnection, source: SourceInWarehouse, table: LandingTable
+) -> None:
+    """B4: a missing source table stops the batch here, naming it, before anything is copied."""
+    if source.engine == "duckdb":
+        (found,) = con.execute(
+            "SELECT COUNT(*) FROM information_schema.tables "
+            "WHERE table_catalog = ? AND table_schema = ? AND table_name = ?",
+            [ATTACHED_SOURCE, table.source_schema, table.name],
+        ).fetchone()
+    else:
+        name = f"{_bracket(source.location)}.{_bracket(table.source_schema)}.{_bracket(table.name)}"
+        (object_id,) = con.execute("SELECT OBJECT_ID(?)", [name]).fetchone()
+        found = object_id is not None
+    if not found:
+        raise LandingError(
+            f"source table {table.source_schema}.{table.name} is missing (B4); nothing was "
+            "landed and nothing merged"
+        )
 
 
 @dataclass(frozen=True)
