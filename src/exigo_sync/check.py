@@ -147,12 +147,26 @@ def run_checks(
         run("warehouse login", wh, lambda: _login(wh, opener))
         run("warehouse: DDL rights", wh, lambda: _ddl_rights(wh))
         run("clock skew", None, lambda: _clock_skew(src, wh))
+        run("data clock", None, lambda: _data_clock(warehouse))
     finally:
         for side in (src, wh):
             if side.con is not None:
                 with suppress(Exception):
                     side.con.close()
     return results
+
+
+def _data_clock(warehouse: Target) -> CheckResult:
+    """W1: what the latest merged batch measured of the sync server's clock and the data's
+    (read from the ledger, read-only; before the first batch there is nothing to show)."""
+    from exigo_sync.warehouse.ledger import Ledger
+    from exigo_sync.window import describe_clocks
+
+    if warehouse.type == "duckdb" and not warehouse.warehouse_path().exists():
+        return CheckResult("data clock", True, describe_clocks(None))
+    with Ledger.open(warehouse, read_only=True) as ledger:
+        detail = ledger.watermark_detail() if ledger.exists() else None
+    return CheckResult("data clock", True, describe_clocks(detail))
 
 
 def _default_connect(target: Target, database: str | None) -> Any:

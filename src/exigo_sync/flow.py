@@ -225,7 +225,7 @@ def exigo_sync(
 
     with batch.run(), run_lock(
         topology.warehouse, lock_name, flow_run_id=_flow_run_id(),
-        options=LockOptions.from_settings(settings),
+        options=LockOptions.from_settings(settings, reconcile=reconcile),
     ) as lock, batch.holding(lock):  # fmt: skip
         with batch.step("window"):
             window = compute_window_task.with_options(**settings.source_retries())(

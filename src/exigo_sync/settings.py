@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     initial_lookback_hours: float | None = Field(default=None, gt=0)
 
     lock_timeout_seconds: float = Field(default=60.0, ge=0)
+    # The nightly reconciliation, the only run that finds deletions the queue cannot show, waits
+    # this long for a batch in flight rather than giving up after lock_timeout_seconds (a batch
+    # and the reconciliation scheduled at the same minute must not race each other away).
+    reconcile_lock_timeout_seconds: float = Field(default=3600.0, ge=0)
     # A holder on another host whose heartbeat is older than this is taken for dead (its host
     # is gone). On this host a holder is dead exactly when its process is. SQL Server locks are
     # beaten every lock_heartbeat_seconds; DuckDB locks between steps (one process per file).
