@@ -59,6 +59,10 @@ REFRESH_SQL = "SET NOCOUNT ON; DECLARE @start datetime = ?; EXEC queue.Refresh @
 # The vendor's own default window ("since the previous call"), only when no start is given.
 REFRESH_DEFAULT_SQL = "SET NOCOUNT ON; EXEC queue.Refresh"
 PROCEDURE = "queue.Refresh"
+# Where an operator sets the source's query timeout (exigo_sync.settings).
+QUERY_TIMEOUT_SETTING = "EXIGO_SYNC_SOURCE_QUERY_TIMEOUT_SECONDS"
+# The SQLSTATEs of a statement the driver ended at the query timeout.
+TIMEOUT_SQLSTATES = ("HYT00", "HYT01")
 
 # Rows per round trip when streaming a table (DB-API default arraysize is 1).
 ARRAYSIZE = 5000
@@ -96,8 +100,9 @@ class SqlServerSourceClient:
         connect: Callable[[], Any] | None = None,
     ) -> None:
         """`database`: the sync database (default: the target's own `database`).
-        `query_timeout`: seconds per statement, `queue.Refresh` included (default: the
-        profile's `query_timeout`; 0 = none). `connect`: returns an open DB-API connection
+        `query_timeout`: seconds per statement, `queue.Refresh` included (the setting
+        EXIGO_SYNC_SOURCE_QUERY_TIMEOUT_SECONDS; default: the profile's `query_timeout`;
+        0 = none). `connect`: returns an open DB-API connection
         (default: dbt-sqlserver's way, to `database`); tests pass a recording double here."""
         self.target = target
         self.database = database or target.config.get("database")
@@ -232,10 +237,25 @@ class SqlServerSourceClient:
                 f"{PROCEDURE} not found in database '{self.database}': is it the Exigo sync "
                 f"database? {message}"
             )
+        timed_out = mssql.driver_error(exc).sqlstate in TIMEOUT_SQLSTATES
+        if timed_out:  # B5: the next attempt may not wait behind the same lock
+            message = f"{message}: {self._timeout_hint()}"
         message = self.target.scrub(message)
-        if mssql.classify(exc) == "transient":
+        if timed_out or mssql.classify(exc) == "transient":
             return TransientSourceError(message)
         return SourceError(message)
+
+    def _timeout_hint(self) -> str:
+        if self.query_timeout is not None:
+            return (
+                f"the statement ran past the query timeout ({QUERY_TIMEOUT_SETTING}="
+                f"{self.query_timeout}); raise it, or set 0 for none"
+            )
+        profile = self.target.config.get("query_timeout")
+        return (
+            f"the statement ran past the source output's query_timeout ({profile} s); "
+            f"{QUERY_TIMEOUT_SETTING} overrides it (0 = none)"
+        )
 
     def _where(self) -> str:
         return mssql.endpoint(self.target, self.database)
