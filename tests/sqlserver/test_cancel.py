@@ -200,9 +200,12 @@ def test_r4_cancel_helper_returns_results_and_errors_unchanged() -> None:
     assert con.closed and no_statement_threads_left()
 
 
-def test_r4_cancel_helper_timeout_in_the_waiting_thread_cancels_and_reraises() -> None:
+def test_r4_cancel_helper_timeout_in_the_waiting_thread_cancels_and_reraises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """A TimeoutError raised in the waiting thread: cancel() is called from that thread, the
-    worker comes back (HY008), and the TimeoutError, not the driver's error, goes on."""
+    worker comes back (HY008), and the TimeoutError, not the driver's error, goes on; the log
+    says the statement was cancelled."""
     con = BlockingConnection(lambda sql: True)
     runner = StatementRunner(con)
     cur = con.cursor()
@@ -211,11 +214,14 @@ def test_r4_cancel_helper_timeout_in_the_waiting_thread_cancels_and_reraises() -
     assert stopped.seconds < 1.0, stopped
     assert con.returned.is_set() and not runner.abandoned
     assert dict(con.events)["cancel"] == "flow-thread"
+    assert "cancelled the SQL Server statement in flight" in caplog.text
     runner.close()
     assert con.closed and no_statement_threads_left()
 
 
-def test_r4_cancel_helper_abandons_a_driver_that_cannot_cancel() -> None:
+def test_r4_cancel_helper_abandons_a_driver_that_cannot_cancel(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """A driver without cancel (mssql-python): the caller waits `cancel_wait`, then goes on
     stopping; nobody touches the connection while the driver is inside it (closing under a
     running execute deadlocks FreeTDS); it is closed by the worker once the call returns, and
@@ -229,6 +235,7 @@ def test_r4_cancel_helper_abandons_a_driver_that_cannot_cancel() -> None:
     assert isinstance(stopped.error, KeyboardInterrupt), stopped.error
     assert 0.3 <= stopped.seconds < 1.5, stopped
     assert runner.abandoned and not con.returned.is_set()
+    assert "did not end within 0 s of its cancel (this driver cannot cancel" in caplog.text
     runner.rollback()
     runner.close()
     assert not con.closed and "rollback" not in con.names()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, Generic, TypeVar
@@ -142,6 +143,9 @@ class StatementRunner:
                 self.connection.close()
 
     def _stop(self, cursor: Any, job: _Call[Any]) -> None:
+        if job.thread.ident is None:
+            return  # stopped before the thread started: nothing was sent
+        started = time.monotonic()
         cancel = getattr(cursor, "cancel", None)
         if callable(cancel):
             try:
@@ -154,16 +158,21 @@ class StatementRunner:
             with suppress(Exception):
                 connection.close()
 
-        # A thread that never started holds nothing.
-        came_back = job.thread.ident is None
+        came_back = False
         try:
-            came_back = came_back or job.done.wait(self.cancel_wait)
+            came_back = job.done.wait(self.cancel_wait)
         finally:  # a second stop during the wait abandons the statement at once
-            if not came_back and job.leave(close_when_back):
+            if came_back or not job.leave(close_when_back):
+                self._log.warning(
+                    "stopping: cancelled the SQL Server statement in flight (it ended %.1f s "
+                    "after its cancel)",
+                    time.monotonic() - started,
+                )
+            else:
                 self.abandoned = True
                 self._log.warning(
-                    "a stopped SQL Server statement did not end within %.0f s of its cancel%s; "
-                    "its connection is closed when the driver returns (the run stops now)",
+                    "stopping: the SQL Server statement in flight did not end within %.0f s of "
+                    "its cancel%s; its connection is closed when the driver returns",
                     self.cancel_wait,
                     ""
                     if callable(cancel)
