@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     # queue tables before this batch pinned its copy (each attempt: refresh + copy + compare).
     snapshot_attempts: int = Field(default=3, ge=1)
 
+    # Seconds a statement at a SQL Server source may run (queue.Refresh included) before the
+    # driver cancels it: a transient error (B5), retried like one. None (unset) = the source
+    # profile output's `query_timeout` (dbt-sqlserver's default: none); 0 = none. A stop or the
+    # flow timeout cancels a waiting statement whatever this is (R4).
+    source_query_timeout_seconds: int | None = Field(default=None, ge=0)
+
     refresh_retries: int = Field(default=3, ge=0)
     refresh_retry_delay_seconds: float = Field(default=5.0, ge=0)
 
@@ -186,6 +192,7 @@ class Settings(BaseSettings):
         return resolve_topology(
             self.profiles_dir, self.profile, target=target or self.target,
             source_target=self.source_target, topology=self.topology,
+            source_query_timeout=self.source_query_timeout_seconds,
         )  # fmt: skip
 
     def retry_delays(self) -> list[float]:

@@ -8,6 +8,9 @@
 - `execute()` reads a statement's whole result and drains every further result before
   returning, so no result stays pending on the connection (SQL Server without MARS refuses the
   next statement while one is, pyodbc#424) and an error raised after a first result surfaces;
+- every statement runs through `sqlserver.cancel`: a stop (SIGTERM, Ctrl-C, the flow timeout)
+  cancels a ledger / lock / landing statement waiting behind another session's lock instead of
+  waiting for it (R4);
 - driver errors become `WarehouseBusy` (transient: connection lost, timeout, deadlock; worth a
   retry) or `WarehouseError` (permanent), one secret-free line naming the statement.
 """
@@ -20,6 +23,7 @@ from typing import Any
 
 from exigo_sync import sqlserver as mssql
 from exigo_sync.profiles import Target
+from exigo_sync.sqlserver.cancel import StatementRunner
 from exigo_sync.warehouse.errors import WarehouseBusy, WarehouseError
 
 
@@ -50,25 +54,15 @@ class SqlServerWarehouse:
         self.raw = raw
         self.target = target
         self._in_transaction = False
+        self._runner = StatementRunner(raw)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
         with self._mapped(_label(sql)):
             cur = self.raw.cursor()
             try:
-                if params:
-                    cur.execute(sql, list(params))
-                else:
-                    cur.execute(sql)
-                rowcount = cur.rowcount
-                description = cur.description
-                rows = [tuple(r) for r in cur.fetchall()] if description is not None else []
-                while cur.nextset():
-                    if cur.description is not None:
-                        cur.fetchall()
+                return self._runner.run(cur, lambda: _whole_result(cur, sql, params))
             finally:
-                with suppress(Exception):
-                    cur.close()
-        return Result(rows, rowcount, description)
+                self._close_cursor(cur)
 
     def changed(self, sql: str, params: Sequence[Any] = ()) -> int:
         return int(self.execute(sql, params).rowcount)
@@ -83,10 +77,10 @@ class SqlServerWarehouse:
             try:
                 if hasattr(cur, "fast_executemany"):
                     cur.fast_executemany = True
-                cur.executemany(sql, [list(r) for r in rows])
+                values = [list(r) for r in rows]
+                self._runner.run(cur, lambda: cur.executemany(sql, values))
             finally:
-                with suppress(Exception):
-                    cur.close()
+                self._close_cursor(cur)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -99,24 +93,27 @@ class SqlServerWarehouse:
             try:
                 yield
             except BaseException:
-                with suppress(Exception):  # the connection may be what failed
-                    self.raw.rollback()
+                self._runner.rollback()  # the connection may be what failed: never raises
                 raise
             try:
                 with self._mapped("COMMIT"):
                     self.raw.commit()
             except BaseException:
-                with suppress(Exception):
-                    self.raw.rollback()
+                self._runner.rollback()
                 raise
         finally:
             self._in_transaction = False
-            with suppress(Exception):
-                self.raw.autocommit = True
+            if not self._runner.abandoned:
+                with suppress(Exception):
+                    self.raw.autocommit = True
 
     def close(self) -> None:
-        with suppress(Exception):
-            self.raw.close()
+        self._runner.close()
+
+    def _close_cursor(self, cur: Any) -> None:
+        if not self._runner.abandoned:  # a stopped statement may still be inside the driver
+            with suppress(Exception):
+                cur.close()
 
     @contextmanager
     def _mapped(self, what: str) -> Iterator[None]:
@@ -126,6 +123,22 @@ class SqlServerWarehouse:
             if not mssql.is_driver_error(exc):
                 raise
             raise _warehouse_error(exc, self.target, f"run {what}") from None
+
+
+def _whole_result(cur: Any, sql: str, params: Sequence[Any]) -> Result:
+    """Run one statement and read everything it sends: its rows, then every further result
+    (drained, so none stays pending and an error after the first result surfaces)."""
+    if params:
+        cur.execute(sql, list(params))
+    else:
+        cur.execute(sql)
+    rowcount = cur.rowcount
+    description = cur.description
+    rows = [tuple(r) for r in cur.fetchall()] if description is not None else []
+    while cur.nextset():
+        if cur.description is not None:
+            cur.fetchall()
+    return Result(rows, rowcount, description)
 
 
 def open_sqlserver(
