@@ -50,6 +50,8 @@ class RecordingWarehouse:
             return _Result([(1,)])  # the history table exists
         if "FROM exigo_history." in sql:
             return _Result([(7,), (9,)] if "payments" in sql else [])  # deleted, back at source
+        if sql.startswith("SELECT COUNT(*), SUM("):  # a landed table's fingerprint (R3)
+            return _Result([(2, *([0] * sql.count("SUM(")), None, None)])
         return _Result([])
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -100,7 +102,8 @@ def test_landing_statements_parse_as_tsql(monkeypatch) -> None:
     landed = landing.land_batch(
         source, "sqlserver", target, 12, tables, logger=logging.getLogger("test")
     )
-    assert set(landed) == {t.label for t in tables}
+    assert set(landed.rows) == {t.label for t in tables}
+    assert set(landed.fingerprint) == set(REPLICATED_TABLES)
 
     # Source side: column reads, whole-table streams, reopened rows by key (bound values).
     reopen = [
@@ -114,8 +117,12 @@ def test_landing_statements_parse_as_tsql(monkeypatch) -> None:
     # swap and the manifest are one transaction, after every copy.
     kinds = [kind for kind, _, _ in warehouse.log]
     first_tx = kinds.index("tx")
+    last_tx = len(kinds) - 1 - kinds[::-1].index("tx")
     assert "executemany" in kinds[:first_tx]  # the copies ...
-    assert all(k == "tx" for k in kinds[first_tx:])  # ... all before the one swap transaction
+    assert all(k == "tx" for k in kinds[first_tx : last_tx + 1])  # ... before the one swap ...
+    after = [sql for _, sql, _ in warehouse.log[last_tx + 1 :]]  # ... then the copy's fingerprint
+    assert len(after) == len(REPLICATED_TABLES)
+    assert all(sql.startswith("SELECT COUNT(*), SUM(") for sql in after)
     swapped = [sql for kind, sql, _ in warehouse.log if kind == "tx"]
     assert sum("sp_rename" in s for s in swapped) == len(tables)
     assert any(s.startswith(f"INSERT INTO {landing.MANIFEST}") for s in swapped)
