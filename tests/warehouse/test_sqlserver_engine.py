@@ -79,7 +79,7 @@ def test_execute_surfaces_an_error_after_a_first_result() -> None:
     failure = odbc_error(pyodbc.IntegrityError, "23000", 2627, "Violation of PRIMARY KEY.")
     con, _ = recorded_warehouse(lambda sql, params: [3, failure])
     with pytest.raises(WarehouseError, match="duplicate key"):
-        con.execute(q.INSERT_LOCK, ["L", "t", None, "h", 1, NOW, NOW])
+        con.execute(q.INSERT_LOCK, ["L", "t", None, "h", 1, "marker", NOW, NOW])
 
 
 def test_ledger_ddl_and_abandon_run_through_the_engine() -> None:
@@ -141,7 +141,7 @@ def test_transaction_rolls_back_when_a_statement_fails_and_when_commit_fails() -
     con, driver = recorded_warehouse(lambda sql, params: [denied] if "INSERT" in sql else [1])
     with pytest.raises(WarehouseError, match="permission denied"), con.transaction():
         con.execute(q.DELETE_STATS, [4])
-        con.execute(q.INSERT_STATS, [4, "orders", 1, 2, 3, 4, 5])
+        con.execute(q.INSERT_STATS, [4, "orders", 1, 2, 3, 4, 5, 0, None, None, None])
     assert driver.log.events == ["autocommit=False", "rollback", "autocommit=True"]
 
     con, driver = recorded_warehouse(lambda sql, params: [1])
