@@ -8,6 +8,8 @@
 - `execute()` reads a statement's whole result and drains every further result before
   returning, so no result stays pending on the connection (SQL Server without MARS refuses the
   next statement while one is, pyodbc#424) and an error raised after a first result surfaces;
+- `insert_rows()` sends many rows the way the driver in use is proven to take them
+  (`sqlserver.rows`: parameter arrays only with Microsoft's drivers);
 - driver errors become `WarehouseBusy` (transient: connection lost, timeout, deadlock; worth a
   retry) or `WarehouseError` (permanent), one secret-free line naming the statement.
 """
@@ -20,6 +22,7 @@ from typing import Any
 
 from exigo_sync import sqlserver as mssql
 from exigo_sync.profiles import Target
+from exigo_sync.sqlserver import rows as mssql_rows
 from exigo_sync.warehouse.errors import WarehouseBusy, WarehouseError
 
 
@@ -73,20 +76,17 @@ class SqlServerWarehouse:
     def changed(self, sql: str, params: Sequence[Any] = ()) -> int:
         return int(self.execute(sql, params).rowcount)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Many rows of one INSERT through the driver's bulk parameter path (pyodbc's
-        `fast_executemany`: the parameters travel as arrays, not a round trip per row)."""
+    def insert_rows(
+        self, relation: str, sql_types: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Many rows into `relation` (quoted; one value per column of `sql_types`, its T-SQL
+        types) the way the driver in use takes them (`sqlserver.rows`): parameter arrays with
+        Microsoft's drivers (pyodbc `fast_executemany`, mssql-python), multi-row INSERT ...
+        VALUES statements with FreeTDS, whose parameter arrays crash the process."""
         if not rows:
             return
-        with self._mapped(_label(sql)):
-            cur = self.raw.cursor()
-            try:
-                if hasattr(cur, "fast_executemany"):
-                    cur.fast_executemany = True
-                cur.executemany(sql, [list(r) for r in rows])
-            finally:
-                with suppress(Exception):
-                    cur.close()
+        with self._mapped(_label(f"INSERT INTO {relation}")):
+            mssql_rows.insert_rows(self.raw, f"INSERT INTO {relation}", sql_types, rows)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
