@@ -327,3 +327,32 @@ def test_insert_rows_maps_driver_errors() -> None:
         con, _ = recorded_warehouse(lambda sql, params, e=denied: [e], driver=driver)
         with pytest.raises(WarehouseError, match=r'run INSERT INTO exigo_landing\."X"'):
             con.insert_rows('exigo_landing."X"', TYPES, _rows(3))
+
+
+def test_a_connection_whose_rollback_fails_is_closed_and_refused() -> None:
+    """When the rollback after a failure fails too (seen live: FreeTDS on Babelfish, after the
+    server ended the transaction under XACT_ABORT without the driver knowing, 'ROLLBACK can only
+    be used in transaction blocks'; anywhere: a lost connection), the transaction state is
+    unknown and a later statement could run outside any transaction: the connection is closed,
+    the first error is the one raised, and every later use fails naming why."""
+    duplicate = odbc_error(pyodbc.IntegrityError, "23000", 2627, "Violation of PRIMARY KEY.")
+    con, driver = recorded_warehouse(lambda sql, params: [duplicate] if "INSERT" in sql else [1])
+    no_transaction = odbc_error(
+        pyodbc.ProgrammingError, "25000", 3903, "ROLLBACK can only be used in transaction blocks",
+        "SQLEndTran",
+    )  # fmt: skip
+
+    def failing_rollback() -> None:
+        raise no_transaction
+
+    driver.connections[0].rollback = failing_rollback  # type: ignore[method-assign]
+    with pytest.raises(WarehouseError, match="duplicate key"), con.transaction():
+        con.execute(q.INSERT_STATS, [4, "orders", 1, 2, 3, 4, 5, 0, None, None, None])
+    assert driver.connections[0].closed
+    assert "autocommit=True" not in driver.log.events[1:]
+    for use in (lambda: con.execute(q.GET_LOCK, ["L"]), lambda: con.transaction().__enter__()):
+        with pytest.raises(WarehouseError) as raised:
+            use()
+        message = str(raised.value)
+        assert "could not roll back the failed transaction" in message
+        assert "native error 3903" in message and "the connection was closed" in message

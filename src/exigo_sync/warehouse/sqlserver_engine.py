@@ -4,7 +4,10 @@
 - autocommit by default: each ledger / lock statement commits on its own;
 - `transaction()`: autocommit off, commit at the end, roll back on any exception (with
   `XACT_ABORT ON`, dbt-sqlserver's session default, a server-side error or a timeout also rolls
-  the transaction back on the server);
+  the transaction back on the server); when the rollback itself fails (or autocommit cannot be
+  switched back on) the connection's transaction state is unknown, so it is closed and every
+  later use raises WarehouseError saying why, rather than run statements outside any
+  transaction;
 - `execute()` reads a statement's whole result and drains every further result before
   returning, so no result stays pending on the connection (SQL Server without MARS refuses the
   next statement while one is, pyodbc#424) and an error raised after a first result surfaces;
@@ -53,8 +56,10 @@ class SqlServerWarehouse:
         self.raw = raw
         self.target = target
         self._in_transaction = False
+        self._broken: str | None = None  # why the connection was closed, if it was
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        self._usable()
         with self._mapped(_label(sql)):
             cur = self.raw.cursor()
             try:
@@ -85,6 +90,7 @@ class SqlServerWarehouse:
         VALUES statements with FreeTDS, whose parameter arrays crash the process."""
         if not rows:
             return
+        self._usable()
         with self._mapped(_label(f"INSERT INTO {relation}")):
             mssql_rows.insert_rows(self.raw, f"INSERT INTO {relation}", sql_types, rows)
 
@@ -92,6 +98,7 @@ class SqlServerWarehouse:
     def transaction(self) -> Iterator[None]:
         if self._in_transaction:
             raise WarehouseError("nested warehouse transactions are not supported")
+        self._usable()
         with self._mapped("BEGIN TRANSACTION"):
             self.raw.autocommit = False
         self._in_transaction = True
@@ -99,20 +106,39 @@ class SqlServerWarehouse:
             try:
                 yield
             except BaseException:
-                with suppress(Exception):  # the connection may be what failed
-                    self.raw.rollback()
+                self._roll_back()
                 raise
             try:
                 with self._mapped("COMMIT"):
                     self.raw.commit()
             except BaseException:
-                with suppress(Exception):
-                    self.raw.rollback()
+                self._roll_back()
                 raise
         finally:
             self._in_transaction = False
-            with suppress(Exception):
-                self.raw.autocommit = True
+            if self._broken is None:
+                try:
+                    self.raw.autocommit = True
+                except Exception as exc:
+                    self._give_up(exc, "switch autocommit back on")
+
+    def _roll_back(self) -> None:
+        try:
+            self.raw.rollback()
+        except Exception as exc:  # the connection may be what failed
+            self._give_up(exc, "roll back the failed transaction")
+
+    def _give_up(self, exc: BaseException, action: str) -> None:
+        """After a failed rollback (or autocommit switch) the connection's transaction state is
+        unknown: a later statement could run outside any transaction, or inside one never
+        committed. It is closed, and every later use fails naming why."""
+        reason = mssql.describe(exc, self.target, action)
+        self._broken = f"{reason}; the connection was closed (its transaction state is unknown)"
+        self.close()
+
+    def _usable(self) -> None:
+        if self._broken is not None:
+            raise WarehouseError(self._broken)
 
     def close(self) -> None:
         with suppress(Exception):
