@@ -621,7 +621,7 @@ class _SqlServerWriter(_Writer):
                 final = self._name(t)
                 self.con.execute(f"IF OBJECT_ID('{final}') IS NOT NULL DROP TABLE {final}")
                 self.con.execute(
-                    "EXEC sp_rename ?, ?",
+                    "EXEC sp_rename ?, ?, 'OBJECT'",
                     [f"{t.landing_schema}.{t.landing_name}{INCOMING}", t.landing_name],
                 )
             self._record(tables, batch_id, landed, utcnow())
