@@ -149,6 +149,25 @@ def live_driver_is_freetds() -> bool:
     )
 
 
+# Babelfish gaps more than one test meets (each test's own are in the test).
+COLOCATED_ACROSS_DATABASES = (
+    "a table made by SELECT ... INTO from another database's table (three-part "
+    "name) is not the warehouse database's own: its dbo gets 'permission denied for table "
+    "customers__incoming' reading it, and OBJECT_ID does not see it (CREATE TABLE + INSERT ... "
+    "SELECT across databases works; SELECT INTO within one database works, the "
+    "colocated-in-sync-database case). SQL Server owns the new table in the database it is made in."
+)
+
+DBT_QUERY_LABEL = (
+    "dbt-sqlserver 1.11 ends its table and incremental statements with OPTION (LABEL = "
+    "'dbt-sqlserver'), and Babelfish does not parse the LABEL query hint (\"syntax error near "
+    "'OPTION'\"; OPTION (MAXDOP 1) parses): no dbt build can run on a Babelfish warehouse. "
+    "SQL Server takes the label."
+)
+# The co-located flow meets the first, and past it would meet the second.
+COLOCATED_FLOW = f"{COLOCATED_ACROSS_DATABASES} Past it: {DBT_QUERY_LABEL}"
+
+
 def babelfish_gap(request: Any, target: Any, reason: str, *, freetds_only: bool = False) -> None:
     """Mark the running test xfail (strict: it must fail) when `target` is the live server and
     that is Babelfish (with `freetds_only`, reached through FreeTDS); `reason` names the gap."""
