@@ -104,12 +104,30 @@ def drop_database(name: str) -> None:
             return
         with suppress(Exception):  # not on Babelfish ('ALTER DATABASE' is not supported)
             run_batch(con, f"ALTER DATABASE [{name}] SET SINGLE_USER WITH ROLLBACK IMMEDIATE")
-        run_batch(con, f"DROP DATABASE [{name}]")
+        try:
+            run_batch(con, f"DROP DATABASE [{name}]")
+        except Exception:
+            # Still in use (a pooled connection, e.g. mssql-python's, where SINGLE_USER is not
+            # available): end those sessions, then drop.
+            _end_sessions(con, name)
+            run_batch(con, f"DROP DATABASE [{name}]")
     except Exception as exc:
         _left_behind(name, exc)
     finally:
         with suppress(Exception):
             con.close()
+
+
+def _end_sessions(con: Any, name: str) -> None:
+    sessions = run_batch(
+        con,
+        "SELECT session_id FROM sys.dm_exec_sessions "
+        "WHERE database_id = DB_ID(?) AND session_id <> @@SPID",
+        name,
+    )
+    for (session,) in sessions:
+        with suppress(Exception):  # gone meanwhile
+            run_batch(con, f"KILL {int(session)}")
 
 
 def _left_behind(name: str, exc: BaseException) -> None:
