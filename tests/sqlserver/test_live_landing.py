@@ -38,6 +38,7 @@ from exigo_sync.warehouse import landing
 from tests.sqlserver import scratch
 from tests.sqlserver.batches import run_batch
 from tests.sqlserver.targets import (
+    COLOCATED_ACROSS_DATABASES,
     admin_login,
     babelfish_gap,
     live_server_is_babelfish,
@@ -193,15 +194,6 @@ def _same_rows(source: Target, warehouse: Target, table: str) -> None:
     queued = _rows(source, f"SELECT * FROM queue.[{table}] ORDER BY {order}")
     landed = _rows(warehouse, f"SELECT * FROM exigo_landing.[{table}] ORDER BY {order}")
     assert landed == queued, table
-
-
-COLOCATED_ACROSS_DATABASES = (
-    "a table made by SELECT ... INTO from another database's table (three-part "
-    "name) is not the warehouse database's own: its dbo gets 'permission denied for table "
-    "customers__incoming' reading it, and OBJECT_ID does not see it (CREATE TABLE + INSERT ... "
-    "SELECT across databases works; SELECT INTO within one database works, the "
-    "colocated-in-sync-database case). SQL Server owns the new table in the database it is made in."
-)
 
 
 @pytest.mark.parametrize("way", ["colocated", "colocated-in-sync-database", "landed"])
