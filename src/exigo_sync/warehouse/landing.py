@@ -10,8 +10,9 @@ Two ways in, one result:
   the sync database on the same SQL Server (`land_in_warehouse`);
 - landed (the source is elsewhere): each table is streamed from a DB-API cursor on the source
   (`SourceClient.query`) in chunks of FETCH_SIZE rows into an `<name>__incoming` table of the
-  warehouse: into DuckDB as Arrow record batches, into SQL Server with the driver's bulk
-  parameter path (pyodbc `fast_executemany`) (`land_batch`).
+  warehouse: into DuckDB as Arrow record batches, into SQL Server the way the driver in use
+  takes many rows (`sqlserver.rows`: parameter arrays with Microsoft's drivers, multi-row
+  INSERT ... VALUES with FreeTDS) (`land_batch`).
 Memory stays at one chunk whatever the table's size. Only when every table has arrived does one
 transaction swap them all in and record the batch in the manifest, so dbt sees either the whole
 of this batch's snapshot or the whole of the previous one; a copy that dies part-way leaves
@@ -641,7 +642,7 @@ _ARROW_TYPES = {
 
 
 class _SqlServerWriter(_Writer):
-    """The driver's bulk parameter path into SQL Server (pyodbc `fast_executemany`)."""
+    """Rows into SQL Server the way the driver in use takes many rows (`sqlserver.rows`)."""
 
     def ensure_schemas(self) -> None:
         for schema in (QUEUE_SCHEMA, DBO_SCHEMA):
@@ -667,9 +668,9 @@ class _SqlServerWriter(_Writer):
     quote = staticmethod(_quote)
 
     def append(self, table: LandingTable, columns: Sequence[Column], rows: list[tuple]) -> None:
-        marks = ", ".join("?" for _ in columns)
-        sql = f"INSERT INTO {self._name(table, INCOMING)} VALUES ({marks})"
-        self.con.executemany(sql, rows)  # type: ignore[attr-defined]
+        self.con.insert_rows(  # type: ignore[attr-defined]
+            self._name(table, INCOMING), [c.warehouse_type for c in columns], rows
+        )
 
     def swap_in(
         self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int],
@@ -681,7 +682,7 @@ class _SqlServerWriter(_Writer):
                 final = self._name(t)
                 self.con.execute(f"IF OBJECT_ID('{final}') IS NOT NULL DROP TABLE {final}")
                 self.con.execute(
-                    "EXEC sp_rename ?, ?",
+                    "EXEC sp_rename ?, ?, 'OBJECT'",
                     [f"{t.landing_schema}.{t.landing_name}{INCOMING}", t.landing_name],
                 )
             self._record(tables, batch_id, landed, utcnow())
