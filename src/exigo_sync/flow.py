@@ -131,7 +131,7 @@ def pin_snapshot(
         complete = ledger.completeness().complete
     pinned = landing.pin(
         topology, batch_id, landing.tables_for_batch(swept), logger=get_run_logger(),
-        find_missing=complete, fence=fence,
+        policy=settings.sensitive_policy(), find_missing=complete, fence=fence,
     )  # fmt: skip
     replaced = differences(refreshed.fingerprint, pinned.fingerprint)
     if not replaced:

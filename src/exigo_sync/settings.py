@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from exigo_sync.dbt_runner import BatchBuild, DbtInvocation
+    from exigo_sync.policy import SensitivePolicy
     from exigo_sync.topology import Topology
 
 # The repository root when running from a checkout (src/exigo_sync/settings.py -> ../../).
@@ -175,6 +176,13 @@ class Settings(BaseSettings):
             target_path=self.dbt_target_path or self.dbt_project_dir / "target",
             log_path=self.dbt_log_path or self.dbt_project_dir / "logs",
         )
+
+    def sensitive_policy(self) -> SensitivePolicy:
+        """S2: the sensitive-column policy of the dbt project this run builds (its
+        dbt_project.yml vars), which the landing applies before dbt runs."""
+        from exigo_sync.policy import SensitivePolicy
+
+        return SensitivePolicy.load(self.dbt_project_dir)
 
     def topology_for(self, target: str | None = None) -> Topology:
         from exigo_sync.topology import resolve_topology

@@ -7,8 +7,11 @@ import copy
 import hashlib
 from datetime import timedelta
 
-from tests.dbt.helpers import SENSITIVE_POLICY, default_row, failures, put_rows
-from tests.dbt.scenario import T0, load_batch_one
+import pytest
+
+from exigo_sync.policy import PolicyError
+from tests.dbt.helpers import SENSITIVE_POLICY, default_row, execute_source, failures, put_rows
+from tests.dbt.scenario import T0, history_snapshot, load_batch_one
 
 
 def sha256_hex(text: str) -> str:
@@ -31,11 +34,16 @@ def test_s2_policy_drops_and_masks(dbt_env):
     # Values of 4 characters or fewer are masked entirely; NULL stays NULL.
     assert account["bank_account_number"] is None
     assert account["bank_routing_number"] == "****"  # the fixture's default value is 'x'
-    for schema in ("exigo_staging", "exigo_history", "exigo_current"):
+    # Dropped columns are not even copied into the landing schemas the batch pins (S2: secrets
+    # are never copied into the warehouse).
+    for schema in ("exigo_landing", "exigo_landing_dbo", "exigo_staging", "exigo_history",
+                   "exigo_current"):  # fmt: skip
         leaked = dbt_env.query(
             "select table_name, column_name from information_schema.columns "
-            "where table_schema = ? and column_name in ('password_hash', 'credit_card_token', "
-            "'credit_card_token2', 'primary_wallet_account', 'secondary_wallet_account')",
+            "where table_schema = ? and lower(column_name) in ('password_hash', "
+            "'credit_card_token', 'credit_card_token2', 'primary_wallet_account', "
+            "'secondary_wallet_account', 'passwordhash', 'creditcardtoken', 'creditcardtoken2', "
+            "'primarywalletaccount', 'secondarywalletaccount')",
             [schema],
         )
         assert leaked == []
@@ -95,3 +103,54 @@ def test_s2_hash_treatment_configurable(dbt_env):
     # The rest of the policy still applies: the default-masked IBAN is masked.
     account = dbt_env.query("select iban from exigo_current.customer_accounts_current")[0]
     assert account["iban"] == "****3000"
+
+
+def test_s2_new_sensitive_looking_column_stops_the_batch_naming_the_policy_line(merged_env):
+    """Exigo adds Customers.SSN: the batch stops before anything is copied or merged, naming
+    the one line to add; once the policy names the column it follows its treatment, and a new
+    column that does not look sensitive keeps following B3 (carried with its own type)."""
+    before = history_snapshot(merged_env)
+    execute_source(
+        merged_env.source,
+        """
+        alter table queue."Customers" add column "SSN" varchar;
+        alter table queue."Customers" add column "LoyaltyTier" varchar;
+        """,
+    )
+    put_rows(
+        merged_env.source,
+        "queue",
+        "Customers",
+        [
+            default_row(
+                "Customers", CustomerID=2, FirstName="Bob", ModifiedDate=T0 + timedelta(hours=5),
+                SSN="987-65-4321", LoyaltyTier="gold",
+            )
+        ],
+    )  # fmt: skip
+    with pytest.raises(PolicyError) as info:
+        merged_env.fast_build(3, T0 + timedelta(hours=6))
+    assert str(info.value) == (
+        "Customers.SSN (new in queue.Customers) is not in the sensitive-column policy and its "
+        "name looks sensitive (matches 'ssn'): add `SSN: drop` (or mask / hash / keep) under "
+        "`Customers:` in exigo_sensitive_columns (dbt_project/dbt_project.yml); nothing was "
+        "copied or merged (S2)"
+    )
+    assert history_snapshot(merged_env) == before
+    landed = merged_env.query(
+        "select column_name from information_schema.columns "
+        "where table_schema = 'exigo_landing' and table_name = 'Customers'"
+    )
+    assert "SSN" not in {r["column_name"] for r in landed}, "the value reached the warehouse"
+
+    # The operator adds `SSN: mask`: the batch merges, SSN masked, LoyaltyTier carried (B3).
+    policy = copy.deepcopy(SENSITIVE_POLICY)
+    policy["Customers"]["SSN"] = "mask"
+    res = merged_env.fast_build(
+        3, T0 + timedelta(hours=6), extra_vars={"exigo_sensitive_columns": policy}
+    )
+    assert res.success, failures(res)
+    row = merged_env.query(
+        "select ssn, loyalty_tier from exigo_current.customers_current where customer_id = 2"
+    )[0]
+    assert row == {"ssn": "****4321", "loyalty_tier": "gold"}

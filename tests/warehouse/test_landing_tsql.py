@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_TABLES
+from exigo_sync.policy import SensitivePolicy
 from exigo_sync.profiles import Target
+from exigo_sync.settings import REPO_ROOT
 from exigo_sync.warehouse import landing
 from tests.sqlserver.tsql import parse_tsql
 
@@ -98,8 +100,9 @@ def test_landing_statements_parse_as_tsql(monkeypatch) -> None:
     target = Target("wh", "sqlserver", {"database": "ExigoWarehouse"})
     tables = landing.tables_for_batch(["payments"])
     landed = landing.land_batch(
-        source, "sqlserver", target, 12, tables, logger=logging.getLogger("test")
-    )
+        source, "sqlserver", target, 12, tables, logger=logging.getLogger("test"),
+        policy=SensitivePolicy.load(REPO_ROOT / "dbt_project"),
+    )  # fmt: skip
     assert set(landed) == {t.label for t in tables}
 
     # Source side: column reads, whole-table streams, reopened rows by key (bound values).
