@@ -43,6 +43,8 @@ from exigo_sync.faults import fault
 from exigo_sync.naming import column_name, entity_name
 from exigo_sync.policy import SensitivePolicy
 from exigo_sync.profiles import Target
+from exigo_sync.quoting import bracket as _bracket
+from exigo_sync.quoting import quote as _quote
 from exigo_sync.snapshot import TableFingerprint, fingerprint_sql, from_row
 from exigo_sync.source import FETCH_SIZE, SourceClient, TransientSourceError
 from exigo_sync.topology import Topology
@@ -459,17 +461,6 @@ def _warehouse_type(source_engine: str, target_engine: str, source_type: str, ta
                 "cannot land in DuckDB; nothing was landed"
             ) from None
     raise LandingError(f"cannot land a {source_engine} source in a {target_engine} warehouse")
-
-
-def _quote(name: str) -> str:
-    """An identifier in double quotes (a `"` inside doubled): DuckDB, and SQL Server with
-    QUOTED_IDENTIFIER on (its default for ODBC connections)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _bracket(name: str) -> str:
-    """A T-SQL identifier in brackets (a `]` inside doubled): database names in three-part names."""
-    return "[" + name.replace("]", "]]") + "]"
 
 
 def _select(table: LandingTable, columns: Sequence[Column]) -> str:
