@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     # Names the lock; default is derived from the source connection (one lock per source).
     source_name: str | None = None
 
+    # S2 `hash` is keyed with EXIGO_SYNC_HASH_KEY (read from the environment, never a field
+    # here), or with the value of the Prefect Secret block named by this (exigo_sync.hash_key).
+    hash_key_block: str | None = None
+
     # R3: how many times a batch refreshes when another consumer's queue.Refresh replaced the
     # queue tables before this batch pinned its copy (each attempt: refresh + copy + compare).
     snapshot_attempts: int = Field(default=3, ge=1)
