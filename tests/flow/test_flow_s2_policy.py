@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -24,8 +25,11 @@ def _edit_customer(env: SyncEnv, changes: dict) -> None:
     sim.edit_row("Customers", 1, changes, sim.now() - timedelta(minutes=1))
 
 
-def test_s2_new_sensitive_looking_source_column_stops_the_batch(sync_env: SyncEnv) -> None:
-    env = sync_env
+@pytest.mark.parametrize("topology", ["colocated", "landed"])
+def test_s2_new_sensitive_looking_source_column_stops_the_batch(
+    sync_env: SyncEnv, landed_env_factory: Any, topology: str
+) -> None:
+    env = sync_env if topology == "colocated" else landed_env_factory()
     env.sim.add_source_column("Customers", "SSN", "nvarchar(11)")
     _edit_customer(env, {"SSN": "987-65-4321"})
     state = env.run()
@@ -46,11 +50,14 @@ def test_s2_new_sensitive_looking_source_column_stops_the_batch(sync_env: SyncEn
     assert "987-65-4321" not in repr(env.query(env.warehouse, "SELECT * FROM exigo_sync.batches"))
 
 
-def test_s2_hostile_source_column_names_are_carried_as_names(sync_env: SyncEnv) -> None:
+@pytest.mark.parametrize("topology", ["colocated", "landed"])
+def test_s2_hostile_source_column_names_are_carried_as_names(
+    sync_env: SyncEnv, landed_env_factory: Any, topology: str
+) -> None:
     """Names built to be SQL (a quote that would end the identifier, a quote that would end a
     string) reach every statement quoted: the batch merges them as two ordinary columns, and
     nothing else ran (the ledger's tables are there with their rows)."""
-    env = sync_env
+    env = sync_env if topology == "colocated" else landed_env_factory()
     env.sim.add_source_column("Customers", HOSTILE, "int")
     env.sim.add_source_column("Customers", "a'b", "nvarchar(20)")
     _edit_customer(env, {HOSTILE: 7, "a'b": "it's"})
