@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from exigo_sync import dbt_runner, docs_site
+from exigo_sync import dbt_runner, docs_site, hash_key
 from exigo_sync.batch import Batch
 from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 from exigo_sync.report import BatchSummary
@@ -27,7 +27,7 @@ from exigo_sync.settings import Settings, SettingsError
 from exigo_sync.snapshot import differences
 from exigo_sync.source import RefreshResult, TransientSourceError
 from exigo_sync.topology import Topology
-from exigo_sync.warehouse import analytics_copy, landing
+from exigo_sync.warehouse import analytics_copy, hash_keys, landing
 from exigo_sync.warehouse.ledger import Completeness, EntityStats, Fence, Ledger
 from exigo_sync.warehouse.lock import LockOptions, run_lock
 from exigo_sync.window import (
@@ -131,7 +131,7 @@ def pin_snapshot(
         complete = ledger.completeness().complete
     pinned = landing.pin(
         topology, batch_id, landing.tables_for_batch(swept), logger=get_run_logger(),
-        find_missing=complete, fence=fence,
+        policy=settings.sensitive_policy(), find_missing=complete, fence=fence,
     )  # fmt: skip
     replaced = differences(refreshed.fingerprint, pinned.fingerprint)
     if not replaced:
@@ -218,6 +218,9 @@ def exigo_sync(
     # W3: before any connection is opened, as the CLI checks its flags.
     since_at = parse_since(since, allow_gap=allow_gap)
     settings.overlap_for(overlap_minutes)
+    # S2: a policy that hashes a column needs the HMAC key before anything runs.
+    hashed = settings.sensitive_policy().hashed()
+    hash_key.provide(hashed, settings.hash_key_block)
     topology = settings.topology_for(target)
     swept = list(REPLICATED_ENTITY_NAMES) if reconcile else settings.sweep_entities
     batch = Batch(topology, get_run_logger())
@@ -252,7 +255,8 @@ def exigo_sync(
                 reconcile=reconcile, select=dbt_select, queue_rows=queue_rows,
                 env=lock.fence.dbt_env(),
             )  # fmt: skip
-            outcome = merge(build, queue_rows)
+            with hash_keys.provided(topology.warehouse, bool(hashed)):
+                outcome = merge(build, queue_rows)
         with batch.step("ledger"):
             stats = record_merged(topology, lock.fence, batch.id, outcome.invocation_id)
         with batch.step("analytics copy"):

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from exigo_sync.dbt_runner import BatchBuild, DbtInvocation
+    from exigo_sync.policy import SensitivePolicy
     from exigo_sync.topology import Topology
 
 # The repository root when running from a checkout (src/exigo_sync/settings.py -> ../../).
@@ -125,6 +126,10 @@ class Settings(BaseSettings):
     # Names the lock; default is derived from the source connection (one lock per source).
     source_name: str | None = None
 
+    # S2 `hash` is keyed with EXIGO_SYNC_HASH_KEY (read from the environment, never a field
+    # here), or with the value of the Prefect Secret block named by this (exigo_sync.hash_key).
+    hash_key_block: str | None = None
+
     # R3: how many times a batch refreshes when another consumer's queue.Refresh replaced the
     # queue tables before this batch pinned its copy (each attempt: refresh + copy + compare).
     snapshot_attempts: int = Field(default=3, ge=1)
@@ -185,6 +190,13 @@ class Settings(BaseSettings):
             target_path=self.dbt_target_path or self.dbt_project_dir / "target",
             log_path=self.dbt_log_path or self.dbt_project_dir / "logs",
         )
+
+    def sensitive_policy(self) -> SensitivePolicy:
+        """S2: the sensitive-column policy of the dbt project this run builds (its
+        dbt_project.yml vars), which the landing applies before dbt runs."""
+        from exigo_sync.policy import SensitivePolicy
+
+        return SensitivePolicy.load(self.dbt_project_dir)
 
     def topology_for(self, target: str | None = None) -> Topology:
         from exigo_sync.topology import resolve_topology

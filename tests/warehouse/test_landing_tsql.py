@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 
 from exigo_sync.catalog import LOOKUP_TABLES, QUEUE_TABLES, REPLICATED_TABLES
+from exigo_sync.policy import SensitivePolicy
 from exigo_sync.profiles import Target
+from exigo_sync.settings import REPO_ROOT
 from exigo_sync.source.sqlserver_client import SqlServerSourceClient
 from exigo_sync.warehouse import landing
 from exigo_sync.warehouse.sqlserver_engine import SqlServerWarehouse, open_sqlserver
@@ -116,8 +118,9 @@ def test_landing_into_sqlserver_through_the_strict_driver_double(
     source = SqlServerSourceClient(target, database="ExigoSync", connect=source_driver.open)
     tables = landing.tables_for_batch(["payments"])
     result = landing.land_batch(
-        source, "sqlserver", target, 12, tables, logger=logging.getLogger("test")
-    )
+        source, "sqlserver", target, 12, tables, logger=logging.getLogger("test"),
+        policy=SensitivePolicy.load(REPO_ROOT / "dbt_project"),
+    )  # fmt: skip
     assert set(result.rows) == {t.label for t in tables}
     assert set(result.fingerprint) == set(QUEUE_TABLES)
 

@@ -28,8 +28,8 @@ from typing import Any
 
 from exigo_sync import sqlserver as mssql
 from exigo_sync.profiles import Target
-from exigo_sync.sqlserver.cancel import StatementRunner
 from exigo_sync.sqlserver import rows as mssql_rows
+from exigo_sync.sqlserver.cancel import StatementRunner
 from exigo_sync.warehouse.errors import WarehouseBusy, WarehouseError
 
 
