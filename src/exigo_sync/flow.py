@@ -201,7 +201,8 @@ def exigo_sync(
     reconcile: bool = False,
     confirm_deletions: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Sync one batch from the Exigo sync database into the warehouse.
+    """Sync one batch from the Exigo sync database into the warehouse. The rule codes below
+    (W2, H9, ...) are explained in the project's docs/rules.md.
 
     Args:
         since: backfill/replay start on the source clock (ISO 8601); later runs resume (W2).

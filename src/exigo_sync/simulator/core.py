@@ -321,6 +321,8 @@ class SyncSimulator:
                 }
                 end = start + duration
                 summary = ActivitySummary(started_at=start, finished_at=end)
+                # A file made before the markets existed goes on in its one market.
+                pools.ensure_markets(con)
                 # The back office carries on behind an emptied table (see simulator.emptied).
                 hidden = emptied.show_all(con)
                 t0 = start
