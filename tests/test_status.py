@@ -41,7 +41,7 @@ def _plant(pid: int, marker: str | None) -> None:
         con.execute(q.INSERT_BATCH, [4, "run-4", "duckdb", "watermark", now, now, 0])
         con.execute(
             q.INSERT_LOCK,
-            [topology.lock_name(), "t", "run-4", socket.gethostname(), pid, marker, now, now],
+            [topology.lock_name(), "t", "run-4", socket.gethostname(), None, pid, marker, now, now],
         )
 
 

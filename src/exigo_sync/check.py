@@ -147,7 +147,7 @@ def run_checks(
         run("warehouse login", wh, lambda: _login(wh, opener))
         run("warehouse: DDL rights", wh, lambda: _ddl_rights(wh))
         run("clock skew", None, lambda: _clock_skew(src, wh))
-        run("data clock", None, lambda: _data_clock(warehouse))
+        run("data clock", wh, lambda: _data_clock(wh))
     finally:
         for side in (src, wh):
             if side.con is not None:
@@ -156,16 +156,23 @@ def run_checks(
     return results
 
 
-def _data_clock(warehouse: Target) -> CheckResult:
+def _data_clock(side: _Side) -> CheckResult:
     """W1: what the latest merged batch measured of the sync server's clock and the data's
-    (read from the ledger, read-only; before the first batch there is nothing to show)."""
+    (read from the ledger, read-only, on the warehouse login's connection; before the first
+    batch there is nothing to show)."""
     from exigo_sync.warehouse.ledger import Ledger
     from exigo_sync.window import describe_clocks
 
-    if warehouse.type == "duckdb" and not warehouse.warehouse_path().exists():
-        return CheckResult("data clock", True, describe_clocks(None))
-    with Ledger.open(warehouse, read_only=True) as ledger:
-        detail = ledger.watermark_detail() if ledger.exists() else None
+    if not side.sqlserver:
+        if not side.target.warehouse_path().exists():
+            return CheckResult("data clock", True, describe_clocks(None))
+        with Ledger.open(side.target, read_only=True) as ledger:
+            detail = ledger.watermark_detail() if ledger.exists() else None
+        return CheckResult("data clock", True, describe_clocks(detail))
+    from exigo_sync.warehouse.sqlserver_engine import SqlServerWarehouse
+
+    ledger = Ledger(SqlServerWarehouse(side.connection(), side.target), read_only=True)
+    detail = ledger.watermark_detail() if ledger.exists() else None
     return CheckResult("data clock", True, describe_clocks(detail))
 
 

@@ -168,11 +168,11 @@ def test_r4_flow_timeout_cancels_a_warehouse_statement_blocked_behind_a_lock() -
     assert no_statement_threads_left()
 
 
-def test_r4_ctrl_c_cancels_a_warehouse_executemany() -> None:
+def test_r4_ctrl_c_cancels_a_warehouse_insert_of_many_rows() -> None:
     con = BlockingConnection(lambda sql: sql.startswith("INSERT"))
     warehouse = open_sqlserver(sqlserver_target(), connect=lambda: con)
     stopped = stop_while_blocked(
-        lambda: warehouse.executemany("INSERT INTO t VALUES (?)", [[1], [2]]), con, how="ctrl-c"
+        lambda: warehouse.insert_rows("t", ["int"], [[1], [2]]), con, how="ctrl-c"
     )
     assert isinstance(stopped.error, KeyboardInterrupt), stopped.error
     assert stopped.seconds < BOUND and "cancel" in con.names(), (stopped, con.names())

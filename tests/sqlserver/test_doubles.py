@@ -41,8 +41,8 @@ def rows(sql: str, params: tuple) -> list:
         ("SELECT /* ? /* nested ? */ still ? */ ?", 1),
         ("SELECT [x]]?] FROM t WHERE a = ?", 1),
         (q.INSERT_STATS, 11),
-        (q.INSERT_LOCK, 8),
-        (q.TAKE_OVER_LOCK, 9),
+        (q.INSERT_LOCK, 9),
+        (q.TAKE_OVER_LOCK, 10),
     ],
 )
 def test_markers_are_counted_as_the_driver_counts_them(sql: str, markers: int) -> None:
@@ -67,20 +67,21 @@ def test_a_parameter_count_that_differs_from_the_markers_is_refused(driver: str)
 
 def test_the_stale_ledger_calls_of_the_live_suite_fail_here() -> None:
     """The calls the live suite made (issue #19), through the engine as the tests made them:
-    INSERT_STATS with 7 parameters for 11 markers, INSERT_LOCK with 7 for 8, TAKE_OVER_LOCK with
-    8 for 9. Each fails as the driver failed it; with every parameter, each runs."""
+    INSERT_STATS with 7 parameters for 11 markers, INSERT_LOCK with 7 for 9 (8 then; host_id
+    came since), TAKE_OVER_LOCK with 8 for 10. Each fails as the driver failed it; with every
+    parameter, each runs."""
     con = open_sqlserver(sqlserver_target(), connect=RecordingDriver(rows).open)
     stale = [
         (q.INSERT_STATS, [4, "orders", 1, 2, 3, 4, 5], 11),
-        (q.INSERT_LOCK, ["L", "t", None, "h", 1, NOW, NOW], 8),
-        (q.TAKE_OVER_LOCK, ["t2", "r", "h", 1, NOW, NOW, "L", "t"], 9),
+        (q.INSERT_LOCK, ["L", "t", None, "h", 1, NOW, NOW], 9),
+        (q.TAKE_OVER_LOCK, ["t2", "r", "h", 1, NOW, NOW, "L", "t"], 10),
     ]
     for sql, params, markers in stale:
         with pytest.raises(WarehouseError, match=f"{markers} parameter markers, but {len(params)}"):
             con.execute(sql, params)
     con.execute(q.INSERT_STATS, [4, "orders", 1, 2, 3, 4, 5, 6, 7, 8, 9])
-    con.execute(q.INSERT_LOCK, ["L", "t", None, "h", 1, "marker", NOW, NOW])
-    con.execute(q.TAKE_OVER_LOCK, ["t2", "r", "h", 1, "marker", NOW, NOW, "L", "t"])
+    con.execute(q.INSERT_LOCK, ["L", "t", None, "h", "hid", 1, "marker", NOW, NOW])
+    con.execute(q.TAKE_OVER_LOCK, ["t2", "r", "h", "hid", 1, "marker", NOW, NOW, "L", "t"])
 
 
 @pytest.mark.parametrize(

@@ -197,19 +197,19 @@ def test_r2_takeover_cas_blocks_then_loses_under_the_database_isolation(
     a, b = open_sqlserver(ledger), open_sqlserver(ledger)
     now = utcnow()
     try:
-        a.execute(q.INSERT_LOCK, [lock_name, "old", None, "h", 1, "m", now, now])
+        a.execute(q.INSERT_LOCK, [lock_name, "old", None, "h", "hid", 1, "m", now, now])
         outcome: dict[str, Any] = {}
 
         def b_takes_over() -> None:
             started = time.monotonic()
             res = b.execute(
-                q.TAKE_OVER_LOCK, ["tok-b", "b", "h", 2, "m", now, now, lock_name, "old"]
+                q.TAKE_OVER_LOCK, ["tok-b", "b", "h", "hid", 2, "m", now, now, lock_name, "old"]
             )
             outcome.update(rowcount=res.rowcount, waited=time.monotonic() - started)
 
         with a.transaction():
             res = a.execute(
-                q.TAKE_OVER_LOCK, ["tok-a", "a", "h", 1, "m", now, now, lock_name, "old"]
+                q.TAKE_OVER_LOCK, ["tok-a", "a", "h", "hid", 1, "m", now, now, lock_name, "old"]
             )
             assert res.rowcount == 1
             thread = threading.Thread(target=b_takes_over)
@@ -228,13 +228,13 @@ def test_r2_takeover_cas_blocks_then_loses_under_the_database_isolation(
 
         def b_inserts() -> None:
             try:
-                b.execute(q.INSERT_LOCK, [second, "tok-b", None, "h", 2, "m", now, now])
+                b.execute(q.INSERT_LOCK, [second, "tok-b", None, "h", "hid", 2, "m", now, now])
             except WarehouseError as exc:
                 failure["error"] = str(exc)
 
         try:
             with a.transaction():
-                a.execute(q.INSERT_LOCK, [second, "tok-a", None, "h", 1, "m", now, now])
+                a.execute(q.INSERT_LOCK, [second, "tok-a", None, "h", "hid", 1, "m", now, now])
                 thread = threading.Thread(target=b_inserts)
                 thread.start()
                 time.sleep(1.0)

@@ -88,7 +88,7 @@ def test_execute_surfaces_an_error_after_a_first_result() -> None:
     failure = odbc_error(pyodbc.IntegrityError, "23000", 2627, "Violation of PRIMARY KEY.")
     con, _ = recorded_warehouse(lambda sql, params: [3, failure])
     with pytest.raises(WarehouseError, match="duplicate key"):
-        con.execute(q.INSERT_LOCK, ["L", "t", None, "h", 1, "marker", NOW, NOW])
+        con.execute(q.INSERT_LOCK, ["L", "t", None, "h", "hid", 1, "marker", NOW, NOW])
 
 
 def test_ledger_ddl_and_abandon_run_through_the_engine() -> None:

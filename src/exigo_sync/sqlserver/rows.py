@@ -26,7 +26,7 @@ mangles short binary ones).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any, Literal
 
@@ -52,6 +52,13 @@ def driver_name(con: Any) -> str:
         return str(getinfo(SQL_DRIVER_NAME) or "")
     except Exception:  # a driver without the info type
         return ""
+
+
+Runner = Callable[[Any, Callable[[], Any]], Any]
+
+
+def _directly(cursor: Any, call: Callable[[], Any]) -> Any:
+    return call()
 
 
 def path(con: Any) -> Path:
@@ -102,7 +109,11 @@ def values_statement(head: str, width: int, rows: int) -> str:
 
 
 def insert_values(
-    cursor: Any, head: str, sql_types: Sequence[str], rows: Sequence[Sequence[Any]]
+    cursor: Any,
+    head: str,
+    sql_types: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    run: Runner = _directly,
 ) -> None:
     """`rows` through multi-row INSERT ... VALUES statements on `cursor` (the VALUES path)."""
     width = len(sql_types)
@@ -114,27 +125,34 @@ def insert_values(
         if typed:
             cursor.setinputsizes(sizes * len(part))
         params = [value for row in part for value in row]
-        cursor.execute(values_statement(head, width, len(part)), params)
+        statement = values_statement(head, width, len(part))
+        run(cursor, lambda: cursor.execute(statement, params))  # noqa: B023 (run calls it now)
     if typed:
         cursor.setinputsizes(None)
 
 
 def insert_rows(
-    con: Any, head: str, sql_types: Sequence[str], rows: Sequence[Sequence[Any]]
+    con: Any,
+    head: str,
+    sql_types: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    run: Runner = _directly,
 ) -> None:
     """Insert `rows` (each as many values as `sql_types`) with `head` (INSERT INTO t
-    [(columns)]) over DB-API connection `con`, the way its driver takes many rows."""
+    [(columns)]) over DB-API connection `con`, the way its driver takes many rows. `run(cursor,
+    call)` makes each driver call (the warehouse's `StatementRunner.run`: a stop cancels it)."""
     if not rows:
         return
     way = path(con)
     cur = con.cursor()
     try:
         if way == "values":
-            insert_values(cur, head, sql_types, rows)
+            insert_values(cur, head, sql_types, rows, run)
             return
         if way == "fast_executemany":
             cur.fast_executemany = True
-        cur.executemany(values_statement(head, len(sql_types), 1), [list(r) for r in rows])
+        statement, values = values_statement(head, len(sql_types), 1), [list(r) for r in rows]
+        run(cur, lambda: cur.executemany(statement, values))
     finally:
         with suppress(Exception):  # the connection may be what failed
             cur.close()

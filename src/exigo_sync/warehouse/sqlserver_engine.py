@@ -86,7 +86,9 @@ class SqlServerWarehouse:
             return
         self._usable()
         with self._mapped(_label(f"INSERT INTO {relation}")):
-            mssql_rows.insert_rows(self.raw, f"INSERT INTO {relation}", sql_types, rows)
+            mssql_rows.insert_rows(
+                self.raw, f"INSERT INTO {relation}", sql_types, rows, self._runner.run
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
