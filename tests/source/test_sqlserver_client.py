@@ -405,6 +405,7 @@ def test_b5_flow_refresh_task_retries_only_transient_sqlserver_errors(
     from prefect import flow
 
     from exigo_sync.flow import refresh_queue
+    from exigo_sync.warehouse.lock import Fence
 
     driver = RecordingDriver(default_responder(refresh=[error]))
     topology_type = type("RecordingTopology", (RecordingTopology,), {"driver": driver})
@@ -414,7 +415,7 @@ def test_b5_flow_refresh_task_retries_only_transient_sqlserver_errors(
     @flow
     def b5() -> Any:
         task = refresh_queue.with_options(retries=2, retry_delay_seconds=[0, 0])
-        return task(topology, 1, datetime(2026, 1, 4))
+        return task(topology, Fence("L", "t"), 1, datetime(2026, 1, 4))
 
     state = b5(return_state=True)
     assert state.is_failed()

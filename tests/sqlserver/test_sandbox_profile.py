@@ -84,13 +84,7 @@ def test_profile_password_has_no_default():
 def test_dbt_parse_places_models_and_sources_per_topology(target, tmp_path: Path):
     env = DbtEnv(tmp_path)
     (env.profiles_dir / "profiles.yml").write_text(PROFILE_FILE.read_text())
-    res = env.invoke(
-        "parse",
-        "--target",
-        target,
-        env=ENV,
-        extra_vars={"exigo_source_database": gen.SYNC_DATABASE},
-    )
+    res = env.invoke("parse", "--target", target, env=ENV)
     assert res.success, failures(res)
     manifest = res.result
     models = [n for n in manifest.nodes.values() if n.resource_type == "model"]
@@ -98,5 +92,7 @@ def test_dbt_parse_places_models_and_sources_per_topology(target, tmp_path: Path
     assert {m.schema for m in models} >= {"exigo_staging", "exigo_history", "exigo_current"}
     assert {m.schema for m in models} <= set(gen.warehouse_schemas())
     sources = list(manifest.sources.values())
-    assert sources and {s.database for s in sources} == {gen.SYNC_DATABASE}
-    assert {s.schema for s in sources} == {"queue", "dbo"}
+    # R3: dbt reads only the batch's pinned copy, in the warehouse database's landing schemas,
+    # whatever the topology (the copy, not dbt, reaches into the sync database).
+    assert sources and {s.database for s in sources} == {TOPOLOGIES[target]}
+    assert {s.schema for s in sources} == {"exigo_landing", "exigo_landing_dbo"}
