@@ -152,6 +152,8 @@ class Catalogue:
         self.ever: set[tuple[str, str, str]] = set()
         # (table, column) -> S2 treatment of source columns
         self.policy: dict[tuple[str, str], str] = {}
+        # the batch whose copy exigo_landing.landed_tables records (every table landed by it)
+        self.landed_batch: int | None = None
 
     # --- content ------------------------------------------------------------------------------
 
@@ -255,18 +257,27 @@ def base_model_name(identifier: str) -> str:
 
 
 def source_relations(database: str, overrides: dict[tuple[str, str], dict[str, str]]) -> list:
-    """queue.* and dbo.* of the Exigo sync database, typed as documented, with per-table column
-    overrides {(schema, table): {column: type}} (a type of None drops the column)."""
+    """The batch's pinned copy of the sync database, where dbt reads it (R3): queue.* in
+    `exigo_landing`, dbo.* (each replicated table with its `<Table>__reopen` rows, and the
+    lookups) in `exigo_landing_dbo`, and the manifest `exigo_landing.landed_tables`, all in the
+    warehouse `database`; typed as documented, with per-table column overrides {(schema,
+    table): {column: type}} ("queue" / "dbo"; a type of None drops the column)."""
+    landing = {"queue": "exigo_landing", "dbo": "exigo_landing_dbo"}
     out = []
     for schema in ("queue", "dbo"):
         for t in REPLICATED_TABLES.values():
             types = {c.name: c.sql_type for c in t.columns}
             types.update(overrides.get((schema, t.name), {}))
             cols = [Column(n, ty) for n, ty in types.items() if ty is not None]
-            out.append(Relation(database, schema, t.name, "table", cols))
+            out.append(Relation(database, landing[schema], t.name, "table", cols))
+            if schema == "dbo":
+                reopen = [Column(c.name, c.type) for c in cols]
+                out.append(Relation(database, landing[schema], f"{t.name}__reopen", "table", reopen))
     for lk in LOOKUP_TABLES.values():
         cols = [Column(c.name, c.sql_type) for c in lk.columns]
-        out.append(Relation(database, "dbo", lk.name, "table", cols))
+        out.append(Relation(database, landing["dbo"], lk.name, "table", cols))
+    manifest = [Column("batch_id", "bigint"), Column("table_name", "nvarchar(256)")]
+    out.append(Relation(database, "exigo_landing", "landed_tables", "table", manifest))
     return out
 
 

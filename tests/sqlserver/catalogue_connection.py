@@ -508,6 +508,8 @@ def _answer(cat: Catalogue, sql: str, session: Session) -> list[tuple[list[tuple
         target = re.search(r"object_id\('([^']*)'\)", low).group(1)
         rel = _relation(cat, db, target)
         return [(_cols(*_INDEX_COLUMNS), [_index_row(i) for i in (rel.indexes if rel else [])])]
+    if "max(batch_id)" in low and "landed_tables" in low:  # the landed copy's batch (R3, B4)
+        return [(_cols("batch_id", types=(int,)), [(cat.landed_batch,)])]
     if "from sys.masked_columns" in low:
         return [(_cols("name", "masking_function"), [])]
     if "from sys.sql_expression_dependencies" in low:
@@ -525,8 +527,8 @@ def _answer(cat: Catalogue, sql: str, session: Session) -> list[tuple[list[tuple
                 [(0, "false", "false")],
             )
         ]
-    if low.lstrip("/* ").find("select column_name, bad_value from (") >= 0:
-        return [(_cols("column_name", "bad_value"), [])]
+    if "select probe_index, bad_value from (" in low:  # the B3 probe: no bad value here
+        return [(_cols("probe_index", "bad_value", types=(int, str)), [])]
     if "as needs_refresh" in low or "select object_definition(object_id(" in low:
         # dbt-sqlserver's view skip check: the view's stored definition. The fixture keeps no
         # view bodies, so every view is (re)created and its body recorded.

@@ -58,7 +58,6 @@ from tests.sqlserver.catalogue import Catalogue, Relation, source_relations
 from tests.sqlserver.catalogue_connection import CatalogueDriver, Executed
 
 WAREHOUSE_DB = "exigo_warehouse"  # profiles.example.yml default database of the sqlserver target
-SOURCE_DB = "exigo"  # dbt var exigo_source_database default
 LAYER_SCHEMAS = (
     "exigo_staging", "exigo_history", "exigo_current", "exigo_intermediate", "exigo_marts",
 )  # fmt: skip
@@ -92,7 +91,7 @@ def model_columns(tmp_path_factory) -> dict[str, list[tuple[str, str]]]:
 
 def fixture_catalogue(model_columns) -> Catalogue:
     cat = Catalogue(model_columns)
-    for rel in source_relations(SOURCE_DB, QUEUE_OVERRIDES):
+    for rel in source_relations(WAREHOUSE_DB, QUEUE_OVERRIDES):
         cat.add(rel)
     cat.add_schema(WAREHOUSE_DB, "dbo")
     cat.policy = {
@@ -110,6 +109,7 @@ class Pass:
 
 def run_sqlserver(env: DbtEnv, cat: Catalogue, name: str, batch_id: int, hours: int) -> Pass:
     driver = CatalogueDriver(cat, WAREHOUSE_DB)
+    cat.landed_batch = batch_id  # the flow pinned this batch's snapshot before dbt runs
     configure_runtime_state_for_test(pyodbc_module=driver)
     try:
         res = env.invoke(
@@ -421,12 +421,12 @@ def test_physical_design_reached_the_server(passes):
             assert [k for k in kinds if k[0] == "clustered" and k[2]], (name, kinds)
 
 
-def test_b3_probe_reads_the_queue_with_three_part_names_and_checks_length(passes):
+def test_b3_probe_reads_the_pinned_queue_copy_and_checks_length(passes):
     probes = [b.sql for b in passes["incremental"].driver.batches if "bad_value from (" in b.sql]
     customers = [s for s in probes if '"Customers"' in s]
     assert customers, "no B3 probe for queue.Customers (Email is wider than documented)"
-    assert f'"{SOURCE_DB}"."queue"."Customers"' in customers[0]
-    assert re.search(r'datalength\(.*"Email"', customers[0], re.I | re.S), customers[0]
+    assert f'"{WAREHOUSE_DB}"."exigo_landing"."Customers"' in customers[0]
+    assert re.search(r'datalength\(.*\[Email\]', customers[0], re.I | re.S), customers[0]
 
 
 def test_fixture_deviations_are_what_the_docstring_says():
