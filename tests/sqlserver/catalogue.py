@@ -272,7 +272,8 @@ def source_relations(database: str, overrides: dict[tuple[str, str], dict[str, s
             out.append(Relation(database, landing[schema], t.name, "table", cols))
             if schema == "dbo":
                 reopen = [Column(c.name, c.type) for c in cols]
-                out.append(Relation(database, landing[schema], f"{t.name}__reopen", "table", reopen))
+                name = f"{t.name}__reopen"
+                out.append(Relation(database, landing[schema], name, "table", reopen))
     for lk in LOOKUP_TABLES.values():
         cols = [Column(c.name, c.sql_type) for c in lk.columns]
         out.append(Relation(database, landing["dbo"], lk.name, "table", cols))
