@@ -55,7 +55,9 @@ def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(
     out2 = env.run_ok()
     b2 = env.batches()[1]
     assert (b2["status"], b2["window_kind"]) == ("merged", "watermark")
-    assert b2["requested_start"] == b1["refresh_started_at"] - timedelta(minutes=10)
+    # W1: the earlier of b1's refresh start and the latest stamp its snapshot held.
+    assert b1["resume_at"] <= b1["refresh_started_at"]
+    assert b2["requested_start"] == b1["resume_at"] - timedelta(minutes=10)
     assert b2["refresh_started_at"] == CLOCK_START + timedelta(hours=3)
     assert sum(s["changed"] + s["inserted"] for s in out2["stats"]) > 0
     assert sum(out2["row_counts"].values()) < source_rows // 2
@@ -74,7 +76,7 @@ def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(
     # W3: a `since` after the watermark would skip changes: refused before queue.Refresh.
     advance(env, 1)
     calls = env.refresh_calls()
-    state = env.run(since=(b3["refresh_started_at"] + timedelta(minutes=30)).isoformat())
+    state = env.run(since=(b3["resume_at"] + timedelta(minutes=30)).isoformat())
     assert state.is_failed() and "after the watermark" in str(state.message)
     assert env.refresh_calls() == calls and len(env.batches()) == 3
 
@@ -82,7 +84,7 @@ def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(
     env.run_ok()
     b4 = env.batches()[3]
     assert b4["window_kind"] == "watermark"
-    assert b4["requested_start"] == b3["refresh_started_at"] - timedelta(minutes=10)
+    assert b4["requested_start"] == b3["resume_at"] - timedelta(minutes=10)
 
     # L1: per-entity statistics for every merged batch; the report artifact names the window.
     rows = env.query(env.warehouse, f"SELECT batch_id, count(*) FROM {STATS} GROUP BY 1 ORDER BY 1")

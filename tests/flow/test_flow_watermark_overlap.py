@@ -103,16 +103,21 @@ def test_w1_overlap_catches_rows_that_land_late(
 ) -> None:
     env = sync_env
     merge_models_only(monkeypatch)
+    # A busy hour before batch 1 too: its snapshot's latest stamp, where the next window resumes
+    # (W1: the earlier of the refresh start and that stamp), lies minutes before its refresh.
+    env.sim.advance(timedelta(hours=1), LAGGED)
     env.run_ok()
     b1 = env.batches()[0]
     assert (b1["status"], b1["window_kind"]) == ("merged", "full")
-    initial_start, watermark = b1["requested_start"], b1["refresh_started_at"]
-    assert watermark == CLOCK_START
+    initial_start, refreshed = b1["requested_start"], b1["refresh_started_at"]
+    watermark = b1["resume_at"]
+    assert refreshed == CLOCK_START + timedelta(hours=1)
+    assert refreshed - LAG < watermark <= refreshed, (watermark, refreshed)
     before = _dbo(env)  # dbo as batch 1 saw it (nothing happens between refresh and now)
 
     env.sim.advance(timedelta(hours=1), LAGGED)
     after = _dbo(env)
-    # Late rows: changed (or new) after batch 1's refresh, yet dated before it.
+    # Late rows: changed (or new) after batch 1's refresh, yet dated before where it resumes.
     late = {
         t: {
             k: row
@@ -124,7 +129,7 @@ def test_w1_overlap_catches_rows_that_land_late(
     assert late["Orders"] or late["Customers"], "no late-landing order or customer: vacuous"
     for t in TIMED:
         for row in late[t].values():
-            assert watermark - LAG <= row["ModifiedDate"] < watermark, (t, row)
+            assert refreshed - LAG <= row["ModifiedDate"] < watermark, (t, row)
 
     # The contrast starts from the very same files: batch 1 merged, the same hour of activity.
     fork = tmp_path / "fork"
@@ -132,7 +137,7 @@ def test_w1_overlap_catches_rows_that_land_late(
     shutil.copyfile(env.source, fork / env.source.name)
     shutil.copyfile(env.warehouse, fork / env.warehouse.name)
 
-    # Default overlap: batch 2 resumes 10 minutes before batch 1's refresh began (W1).
+    # Default overlap: batch 2 resumes 10 minutes before batch 1's resume point (W1).
     env.run_ok()
     b2 = env.batches()[1]
     assert (b2["status"], b2["window_kind"]) == ("merged", "watermark")
@@ -144,7 +149,7 @@ def test_w1_overlap_catches_rows_that_land_late(
         for k, row in late[t].items():
             assert current[k]["modified_date"] == row["ModifiedDate"], (t, k)
 
-    # overlap_minutes=0 on the forked files: batch 2 resumes exactly at batch 1's refresh start
+    # overlap_minutes=0 on the forked files: batch 2 resumes exactly at batch 1's resume point
     # and loses the late rows, and only them (the test above can fail).
     zero = make_env(tmp_path / "zero", None, monkeypatch)
     merge_models_only(monkeypatch)
@@ -159,7 +164,8 @@ def test_w1_overlap_catches_rows_that_land_late(
     for t in TIMED:
         assert set(lost[t]) == set(late[t]), f"{t}: lost {lost[t]}, late {set(late[t])}"
     assert {(order_id,) for order_id, _ in lost["OrderDetails"]} <= set(late["Orders"])
-    # One concrete row: in dbo, dated before batch 1's refresh, landed after it, not merged.
+    # One concrete row: in dbo, dated before batch 1's resume point, landed after its refresh,
+    # not merged.
     t = "Orders" if lost["Orders"] else "Customers"
     k = min(lost[t])
     assert late[t][k]["ModifiedDate"] < watermark and before[t].get(k) != late[t][k]

@@ -49,7 +49,7 @@ def test_w3_w2_allow_gap_accepts_since_after_watermark(
     env.run_ok()
     b1 = env.batches()[0]
     assert b1["status"] == "merged"
-    watermark = b1["refresh_started_at"]
+    watermark, refreshed = b1["resume_at"], b1["refresh_started_at"]
     advance(env, 2)
     since = watermark + timedelta(minutes=30)  # after the watermark, before the source clock
     assert since < env.sim.now()
@@ -61,14 +61,14 @@ def test_w3_w2_allow_gap_accepts_since_after_watermark(
     message = str(state.message)
     assert "after the watermark" in message and watermark.isoformat() in message, message
     assert env.batches() == ledger
-    assert env.refresh_calls() == calls and env.sim.last_refresh_time() == last == watermark
+    assert env.refresh_calls() == calls and env.sim.last_refresh_time() == last == refreshed
 
     # With allow_gap the operator's `since` is the explicit start of a merged batch (W2).
     out = env.run_ok(since=since.isoformat(), allow_gap=True)
     b2 = env.batches()[1]
     assert (b2["status"], b2["window_kind"]) == ("merged", "gap")
     assert b2["requested_start"] == since and out["window_kind"] == "gap"
-    assert b2["refresh_started_at"] == watermark + timedelta(hours=2)
+    assert b2["refresh_started_at"] == refreshed + timedelta(hours=2)
 
     # The next normal run resumes from that batch's watermark minus the overlap (W2 -> W1).
     advance(env, 1)
