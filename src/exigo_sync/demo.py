@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from rich.table import Table
 
 from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 from exigo_sync.naming import entity_name
+from exigo_sync.paths import example_profile
 from exigo_sync.profiles import Target
-from exigo_sync.settings import REPO_ROOT
 from exigo_sync.warehouse.analytics_copy import default_path
 from exigo_sync.warehouse.ledger import Ledger
 
@@ -39,18 +38,34 @@ order by o.order_status_id
 """
 
 
+# The example profile's defaults for the two DuckDB files (relative: under the profile's folder).
+EXAMPLE_DEFAULTS = {
+    "EXIGO_SYNC_SOURCE_PATH": "data/exigo_source.duckdb",
+    "EXIGO_SYNC_WAREHOUSE_PATH": "data/warehouse.duckdb",
+}
+
+
 def configure(data_dir: Path) -> dict[str, str]:
-    """Point the dbt profile (the example one, copied) at the demo files via env vars."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """The demo's dbt profile: the example one, copied to <data_dir>/profiles/profiles.yml with
+    the demo's files (absolute) as the defaults of its two DuckDB paths, so that the profile
+    alone (EXIGO_SYNC_PROFILES_DIR) names them from any directory; the variables still override
+    them, as in the example."""
+    data_dir = data_dir.expanduser().resolve()
     profiles = data_dir / "profiles"
-    profiles.mkdir(exist_ok=True)
-    shutil.copyfile(REPO_ROOT / "profiles.example.yml", profiles / "profiles.yml")
+    profiles.mkdir(parents=True, exist_ok=True)
     env = {
-        "EXIGO_SYNC_PROFILES_DIR": str(profiles.resolve()),
+        "EXIGO_SYNC_PROFILES_DIR": str(profiles),
         "EXIGO_SYNC_TARGET": "duckdb",
-        "EXIGO_SYNC_SOURCE_PATH": str((data_dir / "exigo_source.duckdb").resolve()),
-        "EXIGO_SYNC_WAREHOUSE_PATH": str((data_dir / "warehouse.duckdb").resolve()),
+        "EXIGO_SYNC_SOURCE_PATH": str(data_dir / "exigo_source.duckdb"),
+        "EXIGO_SYNC_WAREHOUSE_PATH": str(data_dir / "warehouse.duckdb"),
     }
+    text = example_profile().read_text()
+    for variable, default in EXAMPLE_DEFAULTS.items():
+        written = f"env_var('{variable}', '{default}')"
+        if written not in text:
+            raise RuntimeError(f"{example_profile()} no longer reads {written}")
+        text = text.replace(written, f"env_var('{variable}', '{env[variable]}')")
+    (profiles / "profiles.yml").write_text(text)
     os.environ.update(env)
     return env
 
@@ -61,7 +76,7 @@ def run_demo(
     from exigo_sync.prefect_api import prefect_api
 
     # One Prefect API for every batch of the demo: starting one costs seconds.
-    with prefect_api():
+    with prefect_api(announce=lambda line: console.print(line, highlight=False)):
         _run_demo(console, customers=customers, cycles=cycles, hours=hours, data_dir=data_dir)
 
 

@@ -64,7 +64,7 @@ def site_environ(env: DbtEnv, docs_dir: Path) -> dict[str, str]:
     }
 
 
-UNSET = ("EXIGO_SYNC_TARGET", "EXIGO_SYNC_DBT_TARGET", "EXIGO_SYNC_SOURCE_TARGET",
+UNSET = ("EXIGO_SYNC_TARGET", "EXIGO_SYNC_SOURCE_TARGET",
          "EXIGO_SYNC_TOPOLOGY", "DBT_PROFILES_DIR")  # fmt: skip
 
 
