@@ -176,19 +176,31 @@ def check(
     from exigo_sync.settings import Settings
 
     try:
-        topology = Settings.load().topology_for(target)
+        settings = Settings.load()
+        topology = settings.topology_for(target)
+        duckdb_source = topology.source.type == "duckdb"
         results = run_checks(
             topology.warehouse, topology.source, topology.source_database,
-            source_file=topology.source_path() if topology.source.type == "duckdb" else None,
+            source_file=topology.source_path() if duckdb_source else None,
+            source_setting=topology.source_setting() if duckdb_source else "",
+            dbt_project=settings.dbt_project_dir,
         )  # fmt: skip
     except Exception as exc:
         _fail(exc)
-    console.print(f"topology: {escape(topology.describe())}")
+    console.print(f"topology: {escape(topology.describe())}", highlight=False, soft_wrap=True)
     for r in results:
-        mark = "[green]ok[/green]  " if r.ok else "[red]FAIL[/red]"
-        console.print(f"{mark} {escape(r.name)}: {escape(r.detail)}", highlight=False)
-        if not r.ok and r.hint:
-            console.print(f"       hint: {escape(r.hint)}", highlight=False)
+        mark = (
+            "[yellow]skip[/yellow]"
+            if r.skipped
+            else "[green]ok[/green]  "
+            if r.ok
+            else "[red]FAIL[/red]"
+        )
+        console.print(
+            f"{mark} {escape(r.name)}: {escape(r.detail)}", highlight=False, soft_wrap=True
+        )
+        if not r.ok and not r.skipped and r.hint:
+            console.print(f"       hint: {escape(r.hint)}", highlight=False, soft_wrap=True)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
