@@ -86,11 +86,15 @@ SQLSERVER_LOAD_ARGS ?=
 # The host's ODBC driver: Microsoft's ODBC Driver 18 when installed, else FreeTDS (tdsodbc, which
 # `make bootstrap` installs when run as root).
 SQLSERVER_DRIVER ?= $(shell odbcinst -q -d 2>/dev/null | grep -qx '\[ODBC Driver 18 for SQL Server\]' && echo 'ODBC Driver 18 for SQL Server' || echo FreeTDS)
-# Who the live tests connect as: the least-privilege warehouse login, in the warehouse database.
+# Who the live tests connect as: the least-privilege warehouse login, in the warehouse database
+# (the connection, ledger and lock tests); the tests that build databases of their own (the
+# flow, the landing, the sandbox's scratch copies) connect as sa (EXIGO_SYNC_TEST_MSSQL_ADMIN_*).
 SQLSERVER_TEST_USER ?= exigo_sync_warehouse
 SQLSERVER_TEST_DATABASE ?= ExigoWarehouse
+# TDSVER: FreeTDS must speak TDS 7.3+ for the date/time types (dbt-sqlserver has no key for it;
+# Microsoft's driver ignores the variable).
 SQLSERVER_HOST_ENV = EXIGO_SYNC_TEST_MSSQL_SERVER=127.0.0.1 EXIGO_SYNC_TEST_MSSQL_PORT=$(SQLSERVER_PORT) \
-	EXIGO_SYNC_TEST_MSSQL_DRIVER="$(SQLSERVER_DRIVER)" EXIGO_SYNC_TEST_MSSQL_TRUST_CERT=yes
+	EXIGO_SYNC_TEST_MSSQL_DRIVER="$(SQLSERVER_DRIVER)" EXIGO_SYNC_TEST_MSSQL_TRUST_CERT=yes TDSVER=7.4
 
 # Stops with one line when the variables named in $(1) are not all set.
 define sqlserver-require
@@ -125,8 +129,9 @@ sqlserver-load: sqlserver-docker $(STAMP)
 	$(SQLSERVER_HOST_ENV) EXIGO_SYNC_TEST_MSSQL_USER=sa EXIGO_SYNC_TEST_MSSQL_PASSWORD="$$EXIGO_SYNC_SANDBOX_SA_PASSWORD" \
 	  $(BIN)/python deploy/sqlserver/load_simulator.py $(SQLSERVER_SIMULATOR) $(SQLSERVER_LOAD_ARGS)
 
-# The live test suite (pytest -m sqlserver: tests/sqlserver, and the SQL Server side of the engine
-# fixture in tests/warehouse) against the sandbox.
+# The live test suite (pytest -m sqlserver: tests/sqlserver, the SQL Server side of the engine
+# fixture in tests/warehouse, tests/source) against the sandbox, each test with the login it needs
+# (SQLSERVER_TEST_USER, and sa for the tests that create databases).
 test-sqlserver: sqlserver-docker $(STAMP)
 	$(call sqlserver-require,EXIGO_SYNC_SANDBOX_SA_PASSWORD EXIGO_SYNC_SANDBOX_SOURCE_PASSWORD EXIGO_SYNC_SANDBOX_WAREHOUSE_PASSWORD)
 	$(SQLSERVER_HOST_ENV) EXIGO_SYNC_TEST_MSSQL_USER=$(SQLSERVER_TEST_USER) \
@@ -135,7 +140,8 @@ test-sqlserver: sqlserver-docker $(STAMP)
 	    sa) printf %s "$$EXIGO_SYNC_SANDBOX_SA_PASSWORD";; \
 	    exigo_sync_source) printf %s "$$EXIGO_SYNC_SANDBOX_SOURCE_PASSWORD";; \
 	    *) printf %s "$$EXIGO_SYNC_SANDBOX_WAREHOUSE_PASSWORD";; esac)" \
-	  $(BIN)/python -m pytest -q -m sqlserver tests/sqlserver tests/warehouse
+	  EXIGO_SYNC_TEST_MSSQL_ADMIN_USER=sa EXIGO_SYNC_TEST_MSSQL_ADMIN_PASSWORD="$$EXIGO_SYNC_SANDBOX_SA_PASSWORD" \
+	  $(BIN)/python -m pytest -q -m sqlserver tests/sqlserver tests/warehouse tests/source
 
 # Stop the sandbox and delete its data volume (compose needs the password variables set to read
 # the file; for `down` their values do not matter).

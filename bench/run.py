@@ -173,10 +173,13 @@ class Bench:
         result = DuckDbSourceClient(slot.source).refresh(start)
         with Ledger.open(warehouse) as ledger:
             ledger.mark_refreshed(batch_id, result)
+        from exigo_sync.policy import SensitivePolicy
+
         landing.land_in_warehouse(
             landing.SourceInWarehouse("duckdb", str(slot.source)), warehouse, batch_id,
             landing.tables_for_batch(self.settings().sweep_entities),
             logger=logging.getLogger("bench"),
+            policy=SensitivePolicy.load(self.settings().dbt_project_dir),
         )  # fmt: skip
         return {"batch_id": batch_id, "queue_rows": dict(result.row_counts)}
 

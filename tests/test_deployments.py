@@ -32,6 +32,8 @@ def test_prefect_yaml_deployment_registers_with_schedule_and_limit(
         nightly = client.read_deployment_by_name("exigo-sync/exigo-sync-reconcile")
     assert dep.entrypoint == nightly.entrypoint == "exigo_sync.flow:exigo_sync"
     assert dep.work_pool_name == nightly.work_pool_name == "exigo-sync"
+    # One queue for both: with its limit of one, a batch and the reconciliation never overlap.
+    assert dep.work_queue_name == nightly.work_queue_name == "exigo-sync-serial"
     (sched,) = dep.schedules
     assert sched.schedule.cron == "*/15 * * * *" and sched.schedule.timezone == "UTC"
     assert sched.active

@@ -24,6 +24,9 @@ def test_profile_gives_source_and_warehouse(
 ) -> None:
     t = load_target(_profile(tmp_path, monkeypatch), "exigo_sync", "duckdb")
     assert t.warehouse_path() == tmp_path / "wh.duckdb"
+    assert load_target(tmp_path, "exigo_sync", "simulator").warehouse_path() == (
+        tmp_path / "src.duckdb"
+    )
     topology = resolve_topology(tmp_path, "exigo_sync", target="duckdb")
     assert topology.name == "colocated" and topology.source_path() == tmp_path / "src.duckdb"
     assert topology.lock_name().startswith("exigo-sync-src-")

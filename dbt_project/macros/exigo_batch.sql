@@ -72,7 +72,7 @@
 {%- endmacro %}
 
 {% macro default__exigo_fault_pause(marker) -%}
-    {%- do run_query("copy (select 1 as paused) to '" ~ marker ~ "' (format csv)") -%}
+    {%- do run_query("copy (select 1 as paused) to " ~ exigo_string_literal(marker) ~ " (format csv)") -%}
     select sum(hash(i)) from range(1000000000000) t(i)
 {%- endmacro %}
 

@@ -15,7 +15,7 @@
     {%- endif -%}
 select
     {%- for c in cols %}
-    {{ adapter.quote(c) }}{{ ',' if not loop.last }}
+    {{ exigo_quote(c) }}{{ ',' if not loop.last }}
     {%- endfor %}
     {%- if not cols %} * {%- endif %}
 from {{ history }}

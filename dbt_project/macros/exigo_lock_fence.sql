@@ -12,7 +12,7 @@
                 {{ exceptions.raise_compiler_error("exigo_sync: EXIGO_SYNC_LOCK_TOKEN / EXIGO_SYNC_LOCK_NAME are not a lock the flow hands out") }}
             {%- endif -%}
             {%- set lock = adapter.get_relation(database=target.database, schema='exigo_sync', identifier='run_lock') -%}
-            {%- set held = run_query("select count(*) from " ~ lock ~ " where lock_name = '" ~ name ~ "' and token = '" ~ token ~ "' and released_at is null").rows[0][0] if lock is not none else 0 -%}
+            {%- set held = run_query("select count(*) from " ~ lock ~ " where lock_name = " ~ exigo_string_literal(name) ~ " and token = " ~ exigo_string_literal(token) ~ " and released_at is null").rows[0][0] if lock is not none else 0 -%}
             {%- do exigo_end_read_transaction() -%}
             {%- if (held | int) != 1 -%}
                 {{ exceptions.raise_compiler_error("exigo_sync: this run lost the lock '" ~ name ~ "' to another run, which redoes this batch's window; stopping before " ~ this ~ " writes anything (R2)") }}

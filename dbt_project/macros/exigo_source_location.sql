@@ -22,7 +22,7 @@
         {%- set exists = adapter.get_relation(database=target.database, schema='exigo_landing', identifier='landed_tables') -%}
         {%- set landed = none -%}
         {%- if exists is not none -%}
-            {%- set result = run_query("select max(batch_id) from " ~ manifest ~ " where table_name = '" ~ landed_name ~ "'") -%}
+            {%- set result = run_query("select max(batch_id) from " ~ manifest ~ " where table_name = " ~ exigo_string_literal(landed_name)) -%}
             {%- set landed = result.rows[0][0] if result.rows | length > 0 else none -%}
         {%- endif -%}
         {%- if landed is none or (landed | int) != exigo_batch_id() -%}

@@ -63,7 +63,7 @@ def column_doc(table: str, name: str, sql_type: str, nullable: bool) -> str:
     elif t == "mask":
         text += " Sensitive (S2): masked to its last 4 characters ('****1234')."
     elif t == "hash":
-        text += " Sensitive (S2): SHA-256 hex of the value."
+        text += " Sensitive (S2): keyed hash (HMAC-SHA-256 hex) of the value."
     return text
 
 

@@ -20,7 +20,11 @@ Modes:
   (set it to the --replication-lag-minutes you advance the simulator with: such changes land with
   an earlier ModifiedDate).
 Either way in one transaction, so a queue.Refresh never sees half a load. Rows are sent in
-batches (--batch-size) with pyodbc's fast_executemany and explicit parameter types.
+batches (--batch-size) with explicit parameter types: through pyodbc's fast_executemany (parameter
+arrays) where the driver in use is Microsoft's ODBC Driver, which handles them; with any other
+driver (FreeTDS: its parameter arrays crash the process, pyodbc#459) as multi-row INSERT ... VALUES
+statements within SQL Server's 2,100 parameters (exigo_sync.sqlserver.rows). The driver is read
+from the connection (SQLGetInfo(SQL_DRIVER_NAME)), not from the settings.
 
 The clock. The simulator has its own clock; SQL Server's is real, and queue.Refresh compares
 ModifiedDate with GETDATE() (the first call takes the last 24 hours, exigo-sync's window starts
@@ -56,6 +60,7 @@ import duckdb
 
 from exigo_sync.catalog import QUEUE_TABLES, REPLICATED_TABLES, Column, Table
 from exigo_sync.dates import parse_source_datetime
+from exigo_sync.sqlserver import rows as mssql_rows
 
 ENV = "EXIGO_SYNC_TEST_MSSQL_"
 DEFAULT_DRIVER = "ODBC Driver 18 for SQL Server"
@@ -93,9 +98,12 @@ def truncate_sql(table: str) -> str:
     return f"TRUNCATE TABLE [dbo].{q(table)}"
 
 
+def insert_head(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO [dbo].{q(table)} ({', '.join(q(c) for c in columns)})"
+
+
 def insert_sql(table: str, columns: Sequence[str]) -> str:
-    cols = ", ".join(q(c) for c in columns)
-    return f"INSERT INTO [dbo].{q(table)} ({cols}) VALUES ({', '.join('?' for _ in columns)})"
+    return mssql_rows.values_statement(insert_head(table, columns), len(columns), 1)
 
 
 def delete_by_key_sql(table: str, key: Sequence[str]) -> str:
@@ -397,17 +405,20 @@ class Loader:
         if batch_size < 1:
             raise LoaderError("--batch-size must be at least 1")
         self.con, self.sim, self.out = con, sim, out
-        self.batch_size, self.fast, self.margin = batch_size, fast_executemany, margin
+        self.batch_size, self.margin = batch_size, margin
         if pyodbc is None:
             import pyodbc
         self.pyodbc = pyodbc
+        # Parameter arrays only where the driver in use is proven to take them (FreeTDS crashes).
+        self.fast = fast_executemany and mssql_rows.path(con) == "fast_executemany"
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)  # progress shows even when piped (make)
 
     def _cursor(self) -> Any:
         cur = self.con.cursor()
-        cur.fast_executemany = self.fast
+        if self.fast:
+            cur.fast_executemany = True
         return cur
 
     def run(
@@ -420,9 +431,12 @@ class Loader:
         """Full load, or the changes since `since` (default: the previous load's simulator clock
         minus `lookback`), in one transaction."""
         lookback = lookback or timedelta(0)
+        # Every result read to its end before the next statement: without MARS, SQL Server
+        # refuses a statement on another cursor while one still has results pending.
         cur = self._cursor()
-        server_now = cur.execute(SERVER_NOW).fetchone()[0]
-        last = cur.execute(LAST_LOAD).fetchone()
+        ((server_now,),) = cur.execute(SERVER_NOW).fetchall()
+        last = next(iter(cur.execute(LAST_LOAD).fetchall()), None)
+        cur.close()
         same_file = last is not None and (last[0], last[1]) == (self.sim.identity, self.sim.seed)
         if not full and since is None:
             if last is None:
@@ -466,11 +480,17 @@ class Loader:
             if full
             else f"changes since {since:%Y-%m-%d %H:%M:%S} (simulator clock)"
         )
+        self.say(
+            "rows sent with fast_executemany (parameter arrays)"
+            if self.fast
+            else "rows sent as multi-row INSERT ... VALUES (no parameter arrays with this driver)"
+        )
         started = time.monotonic()
         try:
             for name in QUEUE_TABLES:
                 table = REPLICATED_TABLES[name]
                 if full:
+                    cur = self._cursor()
                     cur.execute(truncate_sql(name))
                     result.written[name] = self._write(table, None, shift, replace=False)
                 else:
@@ -506,7 +526,7 @@ class Loader:
         key_positions = [names.index(k) for k in table.key]
         total, batches = self.sim.rows(table, since, self.batch_size)
         progress = Progress(self.out, table.name, total)
-        insert = insert_sql(table.name, names)
+        head = insert_head(table.name, names)
         delete = delete_by_key_sql(table.name, table.key)
         for chunk in batches:
             rows = [tuple(f(v) for f, v in zip(convert, row, strict=True)) for row in chunk]
@@ -515,8 +535,11 @@ class Loader:
                 cur.setinputsizes([sizes[i] for i in key_positions])
                 cur.executemany(delete, [tuple(r[i] for i in key_positions) for r in rows])
             cur = self._cursor()
-            cur.setinputsizes(sizes)
-            cur.executemany(insert, rows)
+            if self.fast:
+                cur.setinputsizes(sizes)
+                cur.executemany(mssql_rows.values_statement(head, len(names), 1), rows)
+            else:
+                mssql_rows.insert_values(cur, head, [c.sql_type for c in columns], rows)
             progress.add(len(rows))
         if total == 0:
             progress.add(0)
@@ -578,7 +601,8 @@ def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--no-fast-executemany",
         action="store_true",
-        help="row-by-row parameter binding (for a driver without parameter arrays)",
+        help="never use parameter arrays, even with Microsoft's driver (they are used only "
+        "where the driver in use handles them; with FreeTDS rows go as multi-row INSERTs)",
     )
     return p.parse_args(list(argv) if argv is not None else None)
 

@@ -23,6 +23,8 @@ warehouse the dbt profile names, with the rights a batch needs?
   that is rolled back; a file not created yet: its folder is writable.
 - clock skew: source vs warehouse SYSUTCDATETIME(), both measured against this host. DuckDB
   source: the simulator's clock is simulated, skew does not apply.
+- data clock: what the latest merged batch measured of the server's and the data's clocks (W1),
+  from the ledger; skipped while a batch of exigo-sync's holds a DuckDB file.
 
 Every check survives the others failing: a missing driver or a refused login turns its own
 check red (with the hint under it) and marks those that need that connection skipped, never the
@@ -160,12 +162,37 @@ def run_checks(
         run("warehouse login", wh, lambda: _login(wh, opener))
         run("warehouse: DDL rights", wh, lambda: _ddl_rights(wh))
         run("clock skew", None, lambda: _clock_skew(src, wh))
+        run("data clock", wh, lambda: _data_clock(wh))
     finally:
         for side in (src, wh):
             if side.con is not None:
                 with suppress(Exception):
                     side.con.close()
     return results
+
+
+def _data_clock(side: _Side) -> CheckResult:
+    """W1: what the latest merged batch measured of the sync server's clock and the data's
+    (read from the ledger, read-only; before the first batch there is nothing to show). Not
+    while a batch of exigo-sync's holds a DuckDB file (`exigo-sync status` shows that batch)."""
+    from exigo_sync.warehouse.ledger import Ledger
+    from exigo_sync.window import describe_clocks
+
+    if "batch" in side.extra:
+        raise _Skip("skipped: a batch is writing the warehouse now (exigo-sync status shows it)")
+    con = side.connection()
+    warehouse = side.target
+    if side.sqlserver:  # on the login check's connection (what `connect` opened)
+        from exigo_sync.warehouse.sqlserver_engine import SqlServerWarehouse
+
+        ledger = Ledger(SqlServerWarehouse(con, warehouse), read_only=True)
+        detail = ledger.watermark_detail() if ledger.exists() else None
+        return CheckResult("data clock", True, describe_clocks(detail))
+    if warehouse.type == "duckdb" and not warehouse.warehouse_path().exists():
+        return CheckResult("data clock", True, describe_clocks(None))
+    with Ledger.open(warehouse, read_only=True) as ledger:
+        detail = ledger.watermark_detail() if ledger.exists() else None
+    return CheckResult("data clock", True, describe_clocks(detail))
 
 
 def _default_connect(target: Target, database: str | None) -> Any:

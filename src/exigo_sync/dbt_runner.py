@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,8 @@ DEFAULT_SELECT = "tag:exigo_staging+"
 # whole tables, so they run in full checks only (the nightly reconciliation run, `dbt test`).
 FULL_CHECK_ONLY_TESTS = ("not_null", "unique", "accepted_values", "relationships")
 _FAILED = {"error", "fail", "runtime error"}
+# dbt's traceback of the KeyboardInterrupt a stop raises in it: the stop is logged already.
+_STOPPED_NOISE = frozenset({"MainStackTrace"})
 
 
 class DbtBuildFailed(RuntimeError):
@@ -150,7 +154,9 @@ def run_dbt(
     """Run one dbt command in a child process, forwarding its log; returns dbt's exit code.
 
     Whatever interrupts the wait (a signal turned into an exception, a timeout) stops the
-    child before the exception goes on: no dbt query outlives the run's decision to stop.
+    child before the exception goes on: no dbt query outlives the run's decision to stop. The
+    child cancels its statements in flight first (exigo_sync.child.dbt); what it says while
+    doing so, and how it ended, go to the run's log.
     """
     results = invocation.target_path / "run_results.json"
     results.unlink(missing_ok=True)  # never judge a batch by the previous batch's results
@@ -164,16 +170,41 @@ def run_dbt(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    assert proc.stdout is not None
+    finished = False
     try:
-        assert proc.stdout is not None
         for raw in proc.stdout:
             _forward(raw, logger)
-        return proc.wait()
+        code = proc.wait()
+        finished = True
+        return code
     finally:
-        stop_child(proc)
+        if not finished:
+            _stop(proc, logger)
 
 
-def _forward(raw: bytes, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+def _stop(
+    proc: subprocess.Popen[bytes], logger: logging.Logger | logging.LoggerAdapter[Any]
+) -> None:
+    """Stop dbt's process (SIGTERM, SIGKILL after 5 s) and log its last lines and its end."""
+    started = time.monotonic()
+    code = stop_child(proc)
+    try:
+        if code is not None and proc.stdout is not None:
+            for raw in proc.stdout.read().splitlines():  # it has ended: the pipe is at its end
+                _forward(raw, logger, skip=_STOPPED_NOISE)
+        how = "killed" if code == -signal.SIGKILL else f"exit code {code}"
+        logger.warning("dbt's process stopped (%s) %.1f s after the stop", how,
+                       time.monotonic() - started)  # fmt: skip
+    except Exception:  # the run is stopping: its log must not stop it
+        pass
+
+
+def _forward(
+    raw: bytes,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    skip: frozenset[str] = frozenset(),
+) -> None:
     line = raw.decode(errors="replace").strip()
     if not line:
         return
@@ -181,6 +212,8 @@ def _forward(raw: bytes, logger: logging.Logger | logging.LoggerAdapter[Any]) ->
         info = json.loads(line)["info"]
     except (ValueError, KeyError, TypeError):
         logger.info("dbt: %s", line[:2000], extra=DETAIL)
+        return
+    if info.get("name") in skip:
         return
     level = {"debug": logging.DEBUG, "warn": logging.WARNING, "error": logging.ERROR}.get(
         str(info.get("level")), logging.INFO

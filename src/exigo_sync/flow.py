@@ -20,7 +20,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from exigo_sync import dbt_runner, docs_site
+from exigo_sync import dbt_runner, docs_site, hash_key
 from exigo_sync.batch import Batch
 from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 from exigo_sync.console import hide_detail
@@ -29,7 +29,7 @@ from exigo_sync.settings import Settings, SettingsError
 from exigo_sync.snapshot import differences
 from exigo_sync.source import RefreshResult, TransientSourceError
 from exigo_sync.topology import Topology
-from exigo_sync.warehouse import analytics_copy, landing
+from exigo_sync.warehouse import analytics_copy, hash_keys, landing
 from exigo_sync.warehouse.ledger import Completeness, EntityStats, Fence, Ledger
 from exigo_sync.warehouse.lock import LockOptions, run_lock
 from exigo_sync.window import (
@@ -161,7 +161,7 @@ def pin_snapshot(
     started = time.monotonic()
     pinned = landing.pin(
         topology, batch_id, landing.tables_for_batch(swept), logger=get_run_logger(),
-        find_missing=complete, fence=fence,
+        policy=settings.sensitive_policy(), find_missing=complete, fence=fence,
     )  # fmt: skip
     get_run_logger().info(
         "batch %d: pinned %d tables, %s rows in %.1f s (%s)", batch_id, len(pinned.rows),
@@ -261,7 +261,8 @@ def exigo_sync(
     reconcile: bool = False,
     confirm_deletions: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Sync one batch from the Exigo sync database into the warehouse.
+    """Sync one batch from the Exigo sync database into the warehouse. The rule codes below
+    (W2, H9, ...) are explained in the project's docs/rules.md.
 
     Args:
         since: backfill/replay start on the source clock (ISO 8601); later runs resume (W2).
@@ -279,6 +280,9 @@ def exigo_sync(
     # W3: before any connection is opened, as the CLI checks its flags.
     since_at = parse_since(since, allow_gap=allow_gap)
     settings.overlap_for(overlap_minutes)
+    # S2: a policy that hashes a column needs the HMAC key before anything runs.
+    hashed = settings.sensitive_policy().hashed()
+    hash_key.provide(hashed, settings.hash_key_block)
     topology = settings.topology_for(target)
     swept = list(REPLICATED_ENTITY_NAMES) if reconcile else settings.sweep_entities
     batch = Batch(topology, get_run_logger(), flow_run_id=_flow_run_id(), reconcile=reconcile)
@@ -288,7 +292,7 @@ def exigo_sync(
         batch.preflight()
         with run_lock(
             topology.warehouse, lock_name, flow_run_id=_flow_run_id(),
-            options=LockOptions.from_settings(settings),
+            options=LockOptions.from_settings(settings, reconcile=reconcile),
         ) as lock, batch.holding(lock):  # fmt: skip
             with batch.step("window"):
                 window = compute_window_task.with_options(**settings.source_retries())(
@@ -315,7 +319,8 @@ def exigo_sync(
                     reconcile=reconcile, select=dbt_select, queue_rows=queue_rows,
                     env=lock.fence.dbt_env(),
                 )  # fmt: skip
-                outcome = merge(build, queue_rows, batch.id)
+                with hash_keys.provided(topology.warehouse, bool(hashed)):
+                    outcome = merge(build, queue_rows, batch.id)
             with batch.step("ledger"):
                 stats = record_merged(topology, lock.fence, batch.id, outcome.invocation_id)
             with batch.step("analytics copy"):

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,63 @@ def watch_parent(exit_code: int = 143) -> None:
     threading.Thread(target=watch, name="exigo-sync-parent-watch", daemon=True).start()
 
 
+# How long a stopped child may take to cancel its queries before its watchdog ends it: inside
+# the parent's grace (stop_child's 5 s) between SIGTERM and SIGKILL.
+CANCEL_GRACE_SECONDS = 4.0
+
+
+@dataclass
+class Stop:
+    """What `cancel_on_term` saw: the signal that stopped the process, if any."""
+
+    signal: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for the signal (143 SIGTERM, 130 SIGINT)."""
+        return 128 + (self.signal or signal.SIGTERM)
+
+
+def cancel_on_term(grace_seconds: float = CANCEL_GRACE_SECONDS) -> Stop:
+    """In a child: the first SIGTERM / SIGINT raises KeyboardInterrupt in the main thread, as
+    Ctrl-C would, so the work can cancel its open statements and return (dbt cancels its
+    queries on KeyboardInterrupt: `adapter.cancel_open_connections`, DuckDB's interrupt(),
+    SQLCancel on SQL Server). A watchdog ends the process `grace_seconds` after that signal
+    whatever the work does (exit 143 / 130), inside the parent's grace before SIGKILL. Later
+    signals change nothing (after a Ctrl-C the parent's SIGTERM follows).
+
+    Returns the `Stop` the caller reads once the work has returned: a stopped process should
+    end with `os._exit(stop.exit_code)`.
+    """
+    stop = Stop()
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.signal is not None:
+            return
+        stop.signal = signum
+
+        def watchdog() -> None:
+            time.sleep(grace_seconds)
+            _flush_and_exit(stop.exit_code)
+
+        threading.Thread(target=watchdog, name="exigo-sync-stop-watchdog", daemon=True).start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def _flush_and_exit(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def exit_on_term() -> None:
-    """In a child: SIGTERM / SIGINT end the process at once (exit 143 / 130).
+    """In a child with no statement of its own to cancel: SIGTERM / SIGINT end the process at
+    once (exit 143 / 130).
 
     Stopping mid-statement is safe: DuckDB and SQL Server roll back a transaction whose
     process or connection went away, so a model is either written whole or not at all (H8).

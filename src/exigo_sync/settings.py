@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from exigo_sync.dbt_runner import BatchBuild, DbtInvocation
+    from exigo_sync.policy import SensitivePolicy
     from exigo_sync.topology import Topology
 
 from exigo_sync import paths
@@ -114,6 +115,10 @@ class Settings(BaseSettings):
     initial_lookback_hours: float | None = Field(default=None, gt=0)
 
     lock_timeout_seconds: float = Field(default=60.0, ge=0)
+    # The nightly reconciliation, the only run that finds deletions the queue cannot show, waits
+    # this long for a batch in flight rather than giving up after lock_timeout_seconds (a batch
+    # and the reconciliation scheduled at the same minute must not race each other away).
+    reconcile_lock_timeout_seconds: float = Field(default=3600.0, ge=0)
     # A holder on another host whose heartbeat is older than this is taken for dead (its host
     # is gone). On this host a holder is dead exactly when its process is. SQL Server locks are
     # beaten every lock_heartbeat_seconds; DuckDB locks between steps (one process per file).
@@ -126,9 +131,19 @@ class Settings(BaseSettings):
     # Names the lock; default is derived from the source connection (one lock per source).
     source_name: str | None = None
 
+    # S2 `hash` is keyed with EXIGO_SYNC_HASH_KEY (read from the environment, never a field
+    # here), or with the value of the Prefect Secret block named by this (exigo_sync.hash_key).
+    hash_key_block: str | None = None
+
     # R3: how many times a batch refreshes when another consumer's queue.Refresh replaced the
     # queue tables before this batch pinned its copy (each attempt: refresh + copy + compare).
     snapshot_attempts: int = Field(default=3, ge=1)
+
+    # Seconds a statement at a SQL Server source may run (queue.Refresh included) before the
+    # driver cancels it: a transient error (B5), retried like one. None (unset) = the source
+    # profile output's `query_timeout` (dbt-sqlserver's default: none); 0 = none. A stop or the
+    # flow timeout cancels a waiting statement whatever this is (R4).
+    source_query_timeout_seconds: int | None = Field(default=None, ge=0)
 
     refresh_retries: int = Field(default=3, ge=0)
     refresh_retry_delay_seconds: float = Field(default=5.0, ge=0)
@@ -194,12 +209,20 @@ class Settings(BaseSettings):
             log_path=self.dbt_log_path or paths.dbt_log_dir(),
         )
 
+    def sensitive_policy(self) -> SensitivePolicy:
+        """S2: the sensitive-column policy of the dbt project this run builds (its
+        dbt_project.yml vars), which the landing applies before dbt runs."""
+        from exigo_sync.policy import SensitivePolicy
+
+        return SensitivePolicy.load(self.dbt_project_dir)
+
     def topology_for(self, target: str | None = None) -> Topology:
         from exigo_sync.topology import resolve_topology
 
         return resolve_topology(
             self.profiles_dir, self.profile, target=target or self.target,
             source_target=self.source_target, topology=self.topology,
+            source_query_timeout=self.source_query_timeout_seconds,
         )  # fmt: skip
 
     def retry_delays(self) -> list[float]:

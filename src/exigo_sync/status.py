@@ -23,6 +23,7 @@ from exigo_sync.warehouse.errors import WarehouseBusy
 from exigo_sync.warehouse.ledger import Ledger
 from exigo_sync.warehouse.ledger_sql import ROW_COLUMNS
 from exigo_sync.warehouse.lock import Holder, read_holder
+from exigo_sync.window import describe_clocks
 
 IN_FLIGHT = ("refreshing", "refreshed")
 
@@ -111,6 +112,7 @@ def _render(
         return
     batches = ledger.recent_batches(last)
     watermark = ledger.watermark()
+    clocks = describe_clocks(ledger.watermark_detail())
     holder = read_holder(ledger, topology.lock_name(s.source_name)) if lock_line else None
     warehouse_now = ledger.now()
     completeness = ledger.completeness()
@@ -172,6 +174,7 @@ def _render(
             "deployment exigo-sync-reconcile)"
         )
     console.print(f"watermark (source clock): {watermark or 'none: no merged batch yet'}")
+    console.print(f"clocks (W1): {clocks}")
     console.print(f"source clock now: {now}")
     if watermark is not None and not isinstance(now, str):
         console.print(f"lag behind the source: {now - watermark}")

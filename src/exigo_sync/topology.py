@@ -19,6 +19,7 @@ co-located when the profile makes it possible, landed otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping
@@ -42,6 +43,9 @@ class Topology:
     name: TopologyName
     # SQL Server: the sync database (co-located: read by three-part names from the warehouse).
     source_database: str | None = None
+    # SQL Server source: seconds per statement (EXIGO_SYNC_SOURCE_QUERY_TIMEOUT_SECONDS); None =
+    # the source output's own `query_timeout`.
+    source_query_timeout: int | None = None
 
     @property
     def landed(self) -> bool:
@@ -60,7 +64,9 @@ class Topology:
             return DuckDbSourceClient(self.source_path())
         from exigo_sync.source.sqlserver_client import SqlServerSourceClient
 
-        return SqlServerSourceClient(self.source, database=self.source_database)
+        return SqlServerSourceClient(
+            self.source, database=self.source_database, query_timeout=self.source_query_timeout
+        )
 
     def lock_name(self, override: str | None = None) -> str:
         """Name of the per-source lock (R2): one in-flight batch per *source*, however the
@@ -128,6 +134,23 @@ def resolve_topology(
     target: str | None,
     source_target: str | None = None,
     topology: str = "auto",
+    source_query_timeout: int | None = None,
+) -> Topology:
+    """The topology of a profile; `source_query_timeout` goes to the SQL Server source client."""
+    found = _resolve(profiles_dir, profile, target=target, source_target=source_target,
+                     topology=topology)  # fmt: skip
+    if source_query_timeout is None:
+        return found
+    return dataclasses.replace(found, source_query_timeout=source_query_timeout)
+
+
+def _resolve(
+    profiles_dir: Path,
+    profile: str,
+    *,
+    target: str | None,
+    source_target: str | None,
+    topology: str,
 ) -> Topology:
     if topology not in ("auto", "colocated", "landed"):
         raise ProfileError(

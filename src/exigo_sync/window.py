@@ -71,6 +71,40 @@ class Window:
     clock_step: timedelta = timedelta(0)  # how much earlier a clock gone back moved the start
 
 
+def describe_clocks(watermark: Watermark | None) -> str:
+    """What the latest merged batch measured of the two clocks (W1), for `status` and `check`."""
+    if watermark is None:
+        return "not measured yet: every batch measures them at its refresh"
+    parts = []
+    if watermark.utc_offset is not None:
+        parts.append(f"the sync server's clock is UTC{_signed(watermark.utc_offset)}")
+    if watermark.data_lead is None:
+        parts.append("the latest batch held no dated change to read the data's clock from")
+    elif abs(watermark.data_lead) < timedelta(minutes=1):
+        parts.append("the latest change it held was stamped within a minute of its refresh")
+    else:
+        relation = "before" if watermark.data_lead < timedelta(0) else "after"
+        parts.append(
+            f"the latest change it held was stamped {_duration(abs(watermark.data_lead))} "
+            f"{relation} its refresh on the server's clock (ModifiedDate on another clock, or "
+            "nothing changed for that long)"
+        )
+    parts.append(f"the next window resumes from {watermark.resume_at:%Y-%m-%d %H:%M:%S}")
+    return "; ".join(parts)
+
+
+def _signed(delta: timedelta) -> str:
+    sign = "-" if delta < timedelta(0) else "+"
+    minutes = round(abs(delta).total_seconds() / 60)
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = round(delta.total_seconds() / 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m"
+
+
 def clock_step(watermark: Watermark | None, server_utc_offset: timedelta | None) -> timedelta:
     """How far the clocks went back since the watermark's batch (see the module docstring): the
     server's clock against its UTC clock, plus the data's clock against the server's (capped at

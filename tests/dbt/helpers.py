@@ -157,13 +157,23 @@ class DbtEnv:
         it reads the snapshot the flow pinned in the landing schemas (R3), pinned here from the
         simulator file's queue as the flow's co-located copy does."""
         self.record_refreshed_batch(batch_id, refreshed_at)
-        swept = (kw.get("extra_vars") or {}).get("exigo_deletion_sweep_entities", ["payments"])
-        self.pin(batch_id, [swept] if isinstance(swept, str) else list(swept), find_missing)
+        extra_vars = kw.get("extra_vars") or {}
+        swept = extra_vars.get("exigo_deletion_sweep_entities", ["payments"])
+        self.pin(
+            batch_id, [swept] if isinstance(swept, str) else list(swept), find_missing,
+            policy_vars=extra_vars,
+        )  # fmt: skip
         return self.invoke("build", "--exclude-resource-type", "unit_test", *extra, **kw)
 
-    def pin(self, batch_id: int, swept: list[str], find_missing: bool = False) -> None:
+    def pin(
+        self, batch_id: int, swept: list[str], find_missing: bool = False,
+        policy_vars: Mapping[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         """The flow's co-located copy of the simulator's queue (and the swept dbo keys, reopened
-        rows, lookups) into the warehouse's landing schemas, for batch `batch_id`."""
+        rows, lookups) into the warehouse's landing schemas, for batch `batch_id`, under the
+        project's sensitive-column policy (with the S2 vars of `policy_vars` in its place, as
+        dbt takes them from --vars)."""
+        from exigo_sync.policy import SensitivePolicy
         from exigo_sync.profiles import Target
         from exigo_sync.warehouse import landing
 
@@ -173,6 +183,7 @@ class DbtEnv:
             batch_id,
             landing.tables_for_batch(swept),
             logger=logging.getLogger("tests.dbt"),
+            policy=SensitivePolicy.load(PROJECT_DIR, policy_vars),
             find_missing=find_missing,
         )
 

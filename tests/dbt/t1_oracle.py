@@ -18,6 +18,7 @@ from exigo_sync.window import FULL_LOAD_START
 from tests.dbt.helpers import (
     DBT_THREADS_AS_SHIPPED,
     ENTITIES,
+    PROJECT_DIR,
     SENSITIVE_POLICY,
     DbtEnv,
     apply_policy,
@@ -84,6 +85,7 @@ def _land(sim: SyncSimulator, env: DbtEnv, batch_id: int) -> None:
     its DB-API cursor, Arrow into the warehouse, swapped in with the batch id."""
     import logging
 
+    from exigo_sync.policy import SensitivePolicy
     from exigo_sync.profiles import Target
     from exigo_sync.source.duckdb_client import DuckDbSourceClient
     from exigo_sync.warehouse.landing import land_batch, tables_for_batch
@@ -92,6 +94,7 @@ def _land(sim: SyncSimulator, env: DbtEnv, batch_id: int) -> None:
     land_batch(
         DuckDbSourceClient(sim.path), "duckdb", warehouse, batch_id,
         tables_for_batch(list(ENTITIES.values())), logger=logging.getLogger("t1"),
+        policy=SensitivePolicy.load(PROJECT_DIR),
     )  # fmt: skip
 
 

@@ -1,9 +1,10 @@
-"""B1, B3, B4 (and H7's deletion versions) against the hand-made source. (S2, the sensitive-column
-policy: test_s2_policy.py; B1 below also checks that a dropped column stays out of a reject.)"""
+"""B1, B3, B4 (and H7's deletion versions, W4's future stamps) against the hand-made source. (S2,
+the sensitive-column policy: test_s2_policy.py; B1 below also checks that a dropped column stays
+out of a reject.)"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -32,6 +33,68 @@ def test_h7_removed_line_and_deleted_payment_get_deletion_versions(merged_env):
     assert res.success, failures(res)
     again = merged_env.query("select count(*) as n from exigo_history.payments_history")
     assert again[0]["n"] == 2
+
+
+def test_w4_a_future_stamp_is_capped_and_never_pins_its_key(merged_env):
+    """A ModifiedDate far beyond the refresh (a 9999-12-31 sentinel) loads, true from the refresh
+    that saw it, with its stamp kept in modified_date; the key's next real change, stamped before
+    the sentinel, still becomes current after it."""
+    sentinel = datetime(9999, 12, 31, 23, 59, 59, 997000)
+    put_rows(
+        merged_env.source, "queue", "Customers",
+        [default_row("Customers", CustomerID=2, FirstName="Bea", ModifiedDate=sentinel)],
+    )  # fmt: skip
+    res = merged_env.fast_build(3, T0 + timedelta(hours=5))
+    assert res.success, failures(res)
+    real = T0 + timedelta(hours=6)
+    put_rows(
+        merged_env.source, "queue", "Customers",
+        [default_row("Customers", CustomerID=2, FirstName="Bo", ModifiedDate=real)],
+    )  # fmt: skip
+    res = merged_env.fast_build(4, T0 + timedelta(hours=7))
+    assert res.success, failures(res)
+    versions = merged_env.query(
+        "select first_name, modified_date, valid_from, valid_to, is_current "
+        "from exigo_history.customers_history where customer_id = 2 order by valid_from"
+    )
+    assert [tuple(v.values()) for v in versions] == [
+        ("Bob", T0, T0, T0 + timedelta(hours=5), False),
+        ("Bea", sentinel, T0 + timedelta(hours=5), real, False),
+        ("Bo", real, real, None, True),
+    ]
+
+
+def test_w4_a_complete_warehouses_sweep_brings_in_a_key_no_window_delivered(merged_env):
+    """A row the queue never showed (imported with a stamp older than every window) is found by
+    a complete warehouse's key sweep and loaded, dated at its own stamp; the keys it already
+    holds are left alone."""
+    imported, changed = T0 - timedelta(days=1), T0 + timedelta(hours=2)
+    put_rows(
+        merged_env.source, "dbo", "Customers",
+        [
+            default_row("Customers", CustomerID=1, FirstName="Anna", ModifiedDate=changed),
+            default_row("Customers", CustomerID=2, FirstName="Bob", ModifiedDate=T0),
+            default_row("Customers", CustomerID=3, FirstName="Cy", ModifiedDate=imported),
+        ],
+    )  # fmt: skip
+    put_rows(merged_env.source, "queue", "Customers", [])
+    before = merged_env.query(
+        "select * from exigo_history.customers_history where customer_id in (1, 2) order by all"
+    )
+    res = merged_env.fast_build(
+        3, T0 + timedelta(hours=5), find_missing=True,
+        extra_vars={"exigo_deletion_sweep_entities": ["payments", "customers"]},
+    )  # fmt: skip
+    assert res.success, failures(res)
+    found = merged_env.query(
+        "select first_name, valid_from, valid_to, is_current, is_deleted, batch_id "
+        "from exigo_history.customers_history where customer_id = 3"
+    )
+    assert [tuple(r.values()) for r in found] == [("Cy", imported, None, True, False, 3)]
+    after = merged_env.query(
+        "select * from exigo_history.customers_history where customer_id in (1, 2) order by all"
+    )
+    assert after == before
 
 
 def test_b1_null_key_rejected_good_rows_merge(dbt_env):

@@ -229,6 +229,39 @@ def test_order_status_transitions_and_lead_time(marts_env):
     ]  # fmt: skip
 
 
+def test_marts_carry_the_lookup_names_and_plain_integer_counts(marts_env):
+    """Where the README promises names, the marts join the lookups' current tables; counts are a
+    plain integer type (DuckDB's sum() of integers would be a HUGEINT many clients cannot read)."""
+    lines = marts_env.query(
+        "select order_id, order_line, order_status_id, order_status, order_type_id, order_type, "
+        "currency_code from exigo_marts.fct_order_lines where order_id in (100, 104) "
+        "order by order_id"
+    )
+    assert [tuple(r.values()) for r in lines] == [
+        (100, 1, 9, "Shipped", 2, "ShoppingCart", "usd"),
+        (104, 1, 7, "Accepted", 2, "ShoppingCart", "cad"),
+    ]
+    lead = marts_env.query(
+        "select order_id, order_type_id, order_type, order_status_id, order_status "
+        "from exigo_marts.fct_order_lead_times where order_id in (100, 102) order by order_id"
+    )
+    assert [tuple(r.values()) for r in lead] == [
+        (100, 2, "ShoppingCart", 9, "Shipped"),
+        (102, 8, "ReturnOrder", 7, "Accepted"),
+    ]
+    types = marts_env.query(
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = 'exigo_marts'"
+    )
+    assert not [r for r in types if "HUGEINT" in r["data_type"]], types
+    counts = {
+        r["column_name"]: r["data_type"]
+        for r in types
+        if r["table_name"] == "fct_daily_sales" and r["column_name"] in ("orders", "returns")
+    }
+    assert counts == {"orders": "BIGINT", "returns": "BIGINT"}
+
+
 def test_customer_lifecycle_events(marts_env):
     rows = marts_env.query(
         "select customer_id, status_seq, event_type, event_at, previous_customer_status, "

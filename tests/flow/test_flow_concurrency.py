@@ -6,6 +6,8 @@ import socket
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +94,42 @@ def test_r3_rival_consumer_between_runs_loses_nothing(sync_env: SyncEnv) -> None
             )
         )
         assert truth and truth <= merged, f"{table}: {len(truth - merged)} changes lost"
+
+
+def test_r2_nightly_reconciliation_waits_for_a_batch_in_flight(
+    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A batch and the nightly reconciliation fire at the same minute (*/15 and 30 2 * * *):
+    the reconciliation, the only run that finds deletions the queue cannot show, waits for the
+    batch in flight (EXIGO_SYNC_RECONCILE_LOCK_TIMEOUT_SECONDS) where a batch would give up
+    (EXIGO_SYNC_LOCK_TIMEOUT_SECONDS); it runs as soon as the batch is done."""
+    env = sync_env
+    env.run_ok()
+    monkeypatch.setenv("EXIGO_SYNC_LOCK_TIMEOUT_SECONDS", "2")
+    monkeypatch.setenv("EXIGO_SYNC_RECONCILE_LOCK_TIMEOUT_SECONDS", "120")
+    marker, release = tmp_path / "held", tmp_path / "release"
+    monkeypatch.setenv("EXIGO_SYNC_FAULT", "before_dbt")
+    monkeypatch.setenv("EXIGO_SYNC_FAULT_MODE", "hold")
+    monkeypatch.setenv("EXIGO_SYNC_FAULT_MARKER", str(marker))
+    monkeypatch.setenv("EXIGO_SYNC_FAULT_RELEASE", str(release))
+    states: dict[str, Any] = {}
+    batch = threading.Thread(target=lambda: states.setdefault("batch", env.run()))
+    batch.start()
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert batch.is_alive() and time.monotonic() < deadline
+        time.sleep(0.05)
+    monkeypatch.delenv("EXIGO_SYNC_FAULT")
+    nightly = threading.Thread(
+        target=lambda: states.setdefault("nightly", env.run(reconcile=True))
+    )
+    nightly.start()
+    time.sleep(6)  # three times the batch's lock timeout: a batch would have given up
+    assert nightly.is_alive(), "the reconciliation gave up while the batch was in flight"
+    release.touch()
+    batch.join(timeout=300)
+    nightly.join(timeout=300)
+    assert states["batch"].is_completed(), states["batch"].message
+    assert states["nightly"].is_completed(), states["nightly"].message
+    merged = [b for b in env.batches() if b["status"] == "merged"]
+    assert merged[-1]["reconciled"] == 1

@@ -64,3 +64,42 @@ def test_h9_empty_source_table_deletes_nothing_until_confirmed(
     out = env.run_ok(reconcile=True)
     assert _payments(env) == (live, 0)
     assert {s["entity"]: s for s in out["stats"]}["payments"]["reopened"] == live
+
+
+def test_h9_guard_and_history_read_the_same_missing_keys(
+    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The guard counts the missing keys on the batch's pinned copy of the source's keys, and
+    the history models take their deletions from that same copy: a table re-initialising at
+    the source after the guard passed (here: dbo.Payments emptied while the batch waits before
+    dbt) cannot give every live key a deletion version. (Read live, the guard saw every key and
+    passed, then history found none and deleted them all; the next batch reopened them all.)"""
+    import threading
+    import time
+
+    env = sync_env
+    env.run_ok()
+    live, _ = _payments(env)
+    marker, release = tmp_path / "held", tmp_path / "release"
+    monkeypatch.setenv("EXIGO_SYNC_FAULT", "before_dbt")
+    monkeypatch.setenv("EXIGO_SYNC_FAULT_MODE", "hold")
+    monkeypatch.setenv("EXIGO_SYNC_FAULT_MARKER", str(marker))
+    monkeypatch.setenv("EXIGO_SYNC_FAULT_RELEASE", str(release))
+    states: list[Any] = []
+    batch = threading.Thread(target=lambda: states.append(env.run()))
+    batch.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert batch.is_alive() and time.monotonic() < deadline
+            time.sleep(0.05)
+        env.sim.empty_table("Payments")  # the sync re-initialises: dbo.Payments reads empty
+    finally:
+        release.touch()
+        batch.join(timeout=300)
+    assert states[0].is_completed(), states[0].message
+    assert _payments(env) == (live, 0)  # no payment got a deletion version
+    monkeypatch.delenv("EXIGO_SYNC_FAULT")
+    env.sim.restore_table("Payments")
+    env.run_ok()
+    assert _payments(env) == (live, 0)  # and none was reopened (nothing was deleted)

@@ -11,6 +11,7 @@ ended (the live suite); the flow timeout is covered in tests/flow/test_flow_time
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,23 @@ def test_r4_ctrl_c_while_dbt_writes_stops_dbt_too(chain: SyncEnv, tmp_path: Path
     assert run.wait(timeout=10) in (130, -signal.SIGINT), run.output()[-2000:]
     assert_all_gone(family, within=2)
     _assert_stopped_cleanly(env, home, "SIGINT")
+
+
+def test_r4_sigterm_while_dbt_writes_cancels_dbt_query_first(
+    sync_env: SyncEnv, tmp_path: Path
+) -> None:
+    """SIGTERM to the run's pid alone while a model's query runs: the run stops dbt's process,
+    which cancels its query itself, as dbt does on Ctrl-C (the warehouse hears a cancel, not a
+    process dying), then ends with 143 well inside the 5 s before SIGKILL; the run ends within
+    10 s with its batch failed and both locks free."""
+    env, home = sync_env, tmp_path / "prefect-home"
+    run, marker = start_cli(tmp_path, "dbt-cancel", prefect_home=home, fault="before_current")
+    run.wait_for(marker)
+    time.sleep(0.5)  # the pre-hook's endless query runs now
+    family = signal_run(run, signal.SIGTERM, group=False)
+    assert run.wait(timeout=10) in (143, -signal.SIGTERM), run.output()[-2000:]
+    assert_all_gone(family, within=2)
+    out = run.output()
+    assert "dbt: CANCEL query model.exigo_sync." in out, out[-3000:]
+    assert "dbt's process stopped (exit code 143)" in out, out[-3000:]
+    _assert_stopped_cleanly(env, home, "SIGTERM")

@@ -12,7 +12,7 @@ from tests.flow.helpers import SyncEnv, advance, assert_current_equals_source
 
 @pytest.mark.parametrize(
     ("how", "value"),
-    [("select", "stg_exigo__orders+"), ("exclude", "customers_history customers_current")],
+    [("select", "orders_history+"), ("exclude", "customers_history customers_current")],
 )
 def test_l2_narrowed_selection_moves_no_watermark(
     sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch, how: str, value: str

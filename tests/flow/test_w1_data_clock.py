@@ -13,8 +13,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from exigo_sync.check import run_checks
+from exigo_sync.settings import Settings
 from exigo_sync.simulator import ActivityRates, SyncSimulator
+from exigo_sync.status import render_status
 from tests.flow.helpers import SyncEnv, assert_current_equals_source, make_env
 
 # Enough activity that every 20-minute step changes rows of every entity.
@@ -63,6 +67,20 @@ def test_w1_server_clock_apart_from_the_data_loses_nothing(
     # The next window resumes from the earlier clock.
     for b in merged:
         assert b["resume_at"] == min(b["refresh_started_at"], b["data_high_water"])
+    # `status` and `check` show what the latest batch measured.
+    relation = "before" if offset_minutes > 0 else "after"
+    console = Console(record=True, width=300)
+    render_status(console, target=None, last=3)
+    shown = console.export_text()
+    assert "clocks (W1): the sync server's clock is UTC+00:00" in shown, shown
+    assert f"{relation} its refresh on the server's clock" in shown, shown
+    topology = Settings.load().topology_for()
+    (data_clock,) = [
+        r
+        for r in run_checks(topology.warehouse, topology.source, source_file=topology.source_path())
+        if r.name == "data clock"
+    ]
+    assert f"{relation} its refresh" in data_clock.detail
 
 
 def test_w1_local_time_source_across_a_daylight_saving_fall_back(

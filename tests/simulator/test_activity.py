@@ -3,14 +3,18 @@ source consistent."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from exigo_sync.catalog import REPLICATED_TABLES
 from exigo_sync.simulator import ACTIVITY_KINDS, ActivityRates, SimulatorError, SyncSimulator
+from exigo_sync.simulator.pools import MARKETS, POOL_SIZES
 from tests.simulator.helpers import BUSY, CLOCK_START, CUSTOMERS, QUIET, keys
 
 HOURS = 6
@@ -166,8 +170,79 @@ def test_names_places_and_contacts_look_real(sim: SyncSimulator) -> None:
     customers = sim.current_rows("Customers")
     assert len({c["FirstName"] for c in customers}) > 100
     assert all("@" in c["Email"] and len(c["Email"]) <= 50 for c in customers)
-    assert all(len(c["MainState"]) == 2 and c["MainZip"][:5].isdigit() for c in customers)
+    assert all(c["Email"].isascii() for c in customers)
+    us = [c for c in customers if c["MainCountry"] == "US"]
+    assert us and all(len(c["MainState"]) == 2 and c["MainZip"][:5].isdigit() for c in us)
+    assert all(c["MainCounty"].endswith(" County") for c in us)
+    canadian = [c for c in customers if c["MainCountry"] == "CA"]
+    assert canadian and all(re.fullmatch(r"[A-Z]\d[A-Z] \d[A-Z]\d", c["MainZip"]) for c in canadian)
+    assert all(c["MainAddress1"] and "\n" not in c["MainAddress1"] for c in customers)
     assert all(len(c["Phone"]) <= 20 for c in customers)
+
+
+def test_customers_orders_and_payments_spread_over_the_markets(busy_day: BusyDay) -> None:
+    """Customers belong to the company's markets (country and currency together, the largest
+    share at home); their orders ship to their country in their currency, priced from the
+    market's price list; payments are in the order's currency."""
+    sim, _, _ = busy_day
+    markets = {m.country: m for m in MARKETS}
+    customers = {c["CustomerID"]: c for c in sim.current_rows("Customers")}
+    by_country: dict[str, int] = {}
+    for c in customers.values():
+        assert markets[c["MainCountry"]].currency == c["CurrencyCode"], c["CustomerID"]
+        by_country[c["MainCountry"]] = by_country.get(c["MainCountry"], 0) + 1
+    assert set(by_country) == set(markets), by_country
+    assert max(by_country, key=by_country.__getitem__) == "US"
+    orders = {o["OrderID"]: o for o in sim.current_rows("Orders")}
+    for o in orders.values():
+        customer = customers.get(o["CustomerID"])
+        if customer is not None:
+            assert o["CurrencyCode"] == customer["CurrencyCode"], o["OrderID"]
+        assert markets[o["Country"]].currency == o["CurrencyCode"], o["OrderID"]
+    assert len({o["CurrencyCode"] for o in orders.values()}) == len(MARKETS)
+    for p in sim.current_rows("Payments"):
+        if p["OrderID"] in orders:
+            assert p["CurrencyCode"] == orders[p["OrderID"]]["CurrencyCode"], p["PaymentID"]
+    with sim.connect() as con:
+        catalogue = dict(con.execute("SELECT ItemID, Price FROM sim.Items").fetchall())
+    for line in sim.current_rows("OrderDetails"):
+        market = markets[orders[line["OrderID"]]["Country"]]
+        usd = catalogue[line["ItemID"]]
+        expected = (
+            usd
+            if market.price_factor == 1
+            else round(usd * Decimal(str(market.price_factor))) - Decimal("0.05")
+        )
+        assert line["PriceEach"] == expected, (line["OrderID"], line["OrderLine"])
+
+
+def test_a_file_made_before_the_markets_goes_on_in_its_one_market(
+    template_db: Path, tmp_path: Path
+) -> None:
+    """A simulator file from before the markets (US pools only, no sim.Markets, every customer in
+    usd) still advances, exactly as it did: every new customer, order and payment in US / usd."""
+    path = tmp_path / "old.duckdb"
+    shutil.copyfile(template_db, path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE sim.Markets")
+        con.execute(f"DELETE FROM sim.People WHERE idx >= {POOL_SIZES['People']}")
+        con.execute(f"DELETE FROM sim.Places WHERE idx >= {POOL_SIZES['Places']}")
+        for table, country in (("Customers", "MainCountry"), ("Orders", "Country")):
+            con.execute(f"UPDATE dbo.{table} SET CurrencyCode = 'usd', {country} = 'US'")
+        con.execute("UPDATE dbo.Payments SET CurrencyCode = 'usd'")
+    sim = SyncSimulator(path)
+    summary = sim.advance(timedelta(hours=3), BUSY)
+    assert summary.counts["new_customers"] > 0 and summary.counts["new_orders"] > 0
+    assert {(c["MainCountry"], c["CurrencyCode"]) for c in sim.current_rows("Customers")} == {
+        ("US", "usd")
+    }
+    assert {(o["Country"], o["CurrencyCode"]) for o in sim.current_rows("Orders")} == {
+        ("US", "usd")
+    }
+    with sim.connect() as con:
+        assert con.execute("SELECT Country, CurrencyCode FROM sim.Markets").fetchall() == [
+            ("US", "usd")
+        ]
 
 
 def test_zero_rates_and_far_waits_generate_nothing(sim: SyncSimulator) -> None:

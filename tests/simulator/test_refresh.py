@@ -181,5 +181,18 @@ def test_source_columns_the_procedure_or_generator_need_cannot_be_dropped(
             sim.drop_source_column(table, column)
     with pytest.raises(SimulatorError, match="already has"):
         sim.add_source_column("Customers", "fax", "nvarchar(20)")
-    with pytest.raises(SimulatorError, match="not a valid column name"):
-        sim.add_source_column("Customers", "x; DROP TABLE dbo.Orders", "int")
+    for bad in ("", "x" * 129):
+        with pytest.raises(SimulatorError, match="not a valid column name"):
+            sim.add_source_column("Customers", bad, "int")
+
+
+def test_any_name_sql_server_takes_is_carried_quoted(sim: SyncSimulator) -> None:
+    """SQL Server takes any delimited name: so does the simulator, and carries it safely."""
+    hostile = 'x"; DROP TABLE dbo.Orders; --'
+    sim.add_source_column("Customers", hostile, "int")
+    sim.add_source_column("Customers", "a'b", "nvarchar(10)")
+    sim.advance(timedelta(hours=1), BUSY)  # generation writes rows with the odd columns
+    sim.refresh(datetime(2017, 1, 1))
+    row = sim.queue_rows("Customers")[0]
+    assert hostile in row and "a'b" in row
+    assert sim.queue_rows("Orders"), "dbo.Orders is still there"

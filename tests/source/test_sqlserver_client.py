@@ -23,16 +23,19 @@ import pytest
 from exigo_sync import sqlserver as mssql
 from exigo_sync.catalog import QUEUE_TABLES
 from exigo_sync.profiles import Target
+from exigo_sync.snapshot import from_row
 from exigo_sync.source import SourceError, TransientSourceError
 from exigo_sync.source import sqlserver_client as client_mod
 from exigo_sync.source.sqlserver_client import SqlServerSourceClient, to_sql_datetime
 from exigo_sync.topology import Topology
 from tests.sqlserver.doubles import (
     CLOCK,
+    UTC_OFFSET,
     Outcome,
     RecordingConnection,
     RecordingDriver,
     default_responder,
+    fingerprint_row,
     odbc_error,
 )
 from tests.sqlserver.targets import PASSWORD, sqlserver_target
@@ -49,10 +52,12 @@ def client(driver: RecordingDriver, **kwargs: Any) -> SqlServerSourceClient:
 
 def test_refresh_sends_one_batch_with_the_start_bound_as_a_datetime() -> None:
     """Proves the exact SQL and order of statements, that the start is bound (never formatted
-    into the SQL) as a Python datetime floored to the `datetime` grid, that every statement runs
-    with autocommit on, and that the clock and row counts come from the server. Cannot prove
-    how the driver declares the parameter on the wire (the `DECLARE @start datetime` conversion
-    makes that irrelevant; the live test runs it)."""
+    into the SQL) as a Python datetime floored to the `datetime` grid, that the refresh, each
+    queue table's fingerprint and the finish clock run in ONE transaction (autocommit off before
+    the first statement, one commit at the end, R3), and that the clocks, the UTC offset, the row
+    counts and the fingerprints come from the server. Cannot prove how the driver declares the
+    parameter on the wire (the `DECLARE @start datetime` conversion makes that irrelevant; the
+    live test runs it), nor that the server holds the queue tables' locks until the commit."""
     driver = RecordingDriver()
     start = datetime(2026, 1, 4, 23, 50, 0, 123999)
     result = client(driver).refresh(start)
@@ -61,18 +66,41 @@ def test_refresh_sends_one_batch_with_the_start_bound_as_a_datetime() -> None:
     assert driver.log.sql() == [
         "SELECT SYSDATETIME()",
         "SET NOCOUNT ON; DECLARE @start datetime = ?; EXEC queue.Refresh @start",
-        "SELECT SYSDATETIME()",
-        *(f"SELECT COUNT_BIG(*) FROM queue.[{t}]" for t in QUEUE_TABLES),
+        *(client_mod.fingerprint_query(t) for t in QUEUE_TABLES),
+        "SELECT SYSDATETIME(), SYSUTCDATETIME()",
     ]
+    assert client_mod.fingerprint_query("Orders") == (
+        "SELECT COUNT(*), SUM(CAST([OrderID] AS BIGINT)), MIN([ModifiedDate]), "
+        "MAX([ModifiedDate]) FROM queue.[Orders]"
+    )
     exec_call = driver.log.calls[1]
     assert exec_call.params == (expected_start,)
     assert exec_call.param_types == (datetime,)
     assert str(expected_start) not in exec_call.sql and "2026" not in exec_call.sql
-    assert all(c.autocommit for c in driver.log.calls)
+    assert not any(c.autocommit for c in driver.log.calls)
+    assert driver.log.events == ["autocommit=False", "commit", "close"]
     assert len(driver.connections) == 1 and driver.connections[0].closed
     assert result.requested_start == expected_start
     assert (result.refresh_started_at, result.refresh_finished_at) == tuple(CLOCK)
-    assert result.row_counts == {t: i + 1 for i, t in enumerate(QUEUE_TABLES)}
+    assert result.utc_offset == UTC_OFFSET
+    counts = {t: i + 1 for i, t in enumerate(QUEUE_TABLES)}
+    assert result.row_counts == counts
+    assert result.fingerprint == {t: from_row(fingerprint_row(t, n)) for t, n in counts.items()}
+
+
+def test_refresh_rolls_back_when_a_fingerprint_fails() -> None:
+    """Proves the transaction's other end: a fingerprint query failing after the refresh rolls
+    the refresh back (nothing committed) and closes the connection."""
+    failure = odbc_error(pyodbc.OperationalError, "HYT00", 0, "Query timeout expired")
+    base = default_responder()
+
+    def respond(sql: str, params: tuple) -> Outcome:
+        return [failure] if sql == client_mod.fingerprint_query("Payments") else base(sql, params)
+
+    driver = RecordingDriver(respond)
+    with pytest.raises(TransientSourceError, match=r"fingerprint queue\.Payments"):
+        client(driver).refresh(datetime(2026, 1, 4))
+    assert driver.log.events == ["autocommit=False", "rollback", "close"]
 
 
 def test_refresh_without_start_uses_the_vendor_default_call() -> None:
@@ -134,7 +162,8 @@ def test_refresh_drains_every_result_and_surfaces_an_error_after_row_counts() ->
     assert "could not run queue.Refresh" in message and "dbo.OrderDetail" in message
     assert "native error 208" in message
     assert driver.log.nextset_calls == 3
-    assert driver.log.sql().count("SELECT SYSDATETIME()") == 1
+    assert client_mod.CLOCKS_SQL not in driver.log.sql()
+    assert driver.log.events == ["autocommit=False", "rollback", "close"]
     assert driver.connections[0].closed
 
 
@@ -159,14 +188,16 @@ def test_query_timeout_is_applied_to_every_statement() -> None:
 
 
 def test_source_clock_is_sysdatetime_and_must_be_a_datetime() -> None:
-    """Proves source_clock() = SELECT SYSDATETIME() on the sync database, and that a clock
+    """Proves source_clock() = SYSDATETIME() (read with SYSUTCDATETIME(), clock()) on the sync
+    database, and that a clock
     that comes back as text (FreeTDS below TDS 7.3) fails with the fix, not later."""
     driver = RecordingDriver()
     assert client(driver).source_clock() == CLOCK[0]
-    assert driver.log.sql() == ["SELECT SYSDATETIME()"]
+    assert driver.log.sql() == ["SELECT SYSDATETIME(), SYSUTCDATETIME()"]
+    assert client(RecordingDriver()).clock().utc_offset == UTC_OFFSET
 
     def as_text(sql: str, params: tuple) -> Outcome:
-        return [[("2026-01-05 10:00:00.1234567",)]]
+        return [[("2026-01-05 10:00:00.1234567", "2026-01-05 09:00:00.1234567")]]
 
     with pytest.raises(SourceError, match=r"TDS_Version 7\.4"):
         client(RecordingDriver(as_text)).source_clock()
@@ -323,7 +354,7 @@ def test_mssql_python_connection_refused_is_transient_and_secret_free() -> None:
 
 def test_client_tsql_parses() -> None:
     """Proves every statement the client emits parses as T-SQL (sqlglot, no Command fallback):
-    the refresh batch statement by statement, the clock, the counts. Cannot prove the server
+    the refresh batch statement by statement, the clocks, the fingerprints. Cannot prove the server
     accepts them (a parser is laxer than SQL Server); the live test runs them."""
     from sqlglot import exp
 
@@ -334,8 +365,9 @@ def test_client_tsql_parses() -> None:
     assert "@start" in batch[2].sql("tsql") and "queue.Refresh" in batch[2].sql("tsql")
     assert isinstance(parse_tsql(client_mod.REFRESH_DEFAULT_SQL.split(";")[1]), exp.Execute)
     assert isinstance(parse_tsql(client_mod.CLOCK_SQL), exp.Select)
+    assert isinstance(parse_tsql(client_mod.CLOCKS_SQL), exp.Select)
     for table in QUEUE_TABLES:
-        tree = parse_tsql(client_mod.count_sql(table))
+        tree = parse_tsql(client_mod.fingerprint_query(table))
         assert tree.find(exp.Table).name == table and tree.find(exp.Table).db == "queue"
 
 

@@ -1,11 +1,14 @@
 """The whole flow against a real SQL Server (the sandbox: `make sqlserver-up`, then
 `make test-sqlserver`, or any server); skipped unless EXIGO_SYNC_TEST_MSSQL_SERVER, _USER and
-_PASSWORD are set (optional _PORT, _DRIVER, _TRUST_CERT). The login must be able to create
-databases (the sandbox's `sa` can).
+_PASSWORD are set (optional _PORT, _DRIVER, _TRUST_CERT). The tests connect as the login that may
+create databases (tests/sqlserver/targets.py `admin_login`: EXIGO_SYNC_TEST_MSSQL_ADMIN_USER /
+_ADMIN_PASSWORD, the sandbox's `sa` under `make test-sqlserver`; else the test login).
 
-Every test works in throw-away databases: a sync database built from the sandbox's 01/02 scripts
-and filled from a small simulator by the sandbox's loader, and a warehouse database, both dropped
-at the end. What only a live server proves, and these tests check:
+Every test works in throw-away databases (tests/sqlserver/scratch.py): a sync database built from
+the sandbox's 01/02 scripts and filled from a small simulator by the sandbox's loader, and a
+warehouse database, both dropped at the end (a setup failure is reported as itself; a database
+that cannot be dropped is logged and warned about, never masking the test's outcome).
+What only a live server proves, and these tests check:
 - both topologies end to end: co-located (warehouse on the sync database's server, three-part
   names), landed into SQL Server (forced), landed into DuckDB; two batches; the current-state
   tables equal dbo (T1) and the ledger says merged;
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import io
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,18 +32,24 @@ import duckdb
 import pytest
 import yaml
 
-from deploy.sqlserver import generate_sql as gen
 from deploy.sqlserver import load_simulator as loader
+from exigo_sync.profiles import Target
 from exigo_sync.simulator import SyncSimulator
-from tests.sqlserver.batches import run_batch, run_script
+from tests.sqlserver import scratch
+from tests.sqlserver.batches import run_batch
+from tests.sqlserver.targets import (
+    COLOCATED_FLOW,
+    DBT_QUERY_LABEL,
+    ENV,
+    admin_login,
+    babelfish_gap,
+    live_config,
+)
 
 pytestmark = pytest.mark.sqlserver
 
-NEEDED = (
-    "EXIGO_SYNC_TEST_MSSQL_SERVER",
-    "EXIGO_SYNC_TEST_MSSQL_USER",
-    "EXIGO_SYNC_TEST_MSSQL_PASSWORD",
-)
+NEEDED = (f"{ENV}SERVER", f"{ENV}USER", f"{ENV}PASSWORD")
+SQLSERVER_WAREHOUSE = Target("wh", "sqlserver", {})  # what babelfish_gap asks of a target
 ENTITY_TABLES = {
     "customers": ("Customers", "customer_id", "CustomerID"),
     "orders": ("Orders", "order_id", "OrderID"),
@@ -57,51 +65,25 @@ def _need_a_server() -> None:
 
 
 def connect(database: str) -> Any:
-    import pyodbc
-
-    settings = loader.ConnectionSettings.from_env(database=database)
-    return pyodbc.connect(settings.connection_string(), autocommit=True)
+    return scratch.admin_connect(database)
 
 
 @pytest.fixture
 def databases() -> Iterator[tuple[str, str]]:
     """(sync database, warehouse database): throw-away, dropped afterwards."""
-    suffix = uuid.uuid4().hex[:8]
-    sync, warehouse = f"ExigoSyncFlow_{suffix}", f"ExigoWarehouseFlow_{suffix}"
-    admin = connect("master")
-    try:
-        for script in ("01_sync_database.sql", "02_queue_refresh.sql"):
-            text = (gen.SQL_DIR / script).read_text()
-            text = text.replace(f"[{gen.SYNC_DATABASE}]", f"[{sync}]")
-            run_script(admin, text.replace(f"N'{gen.SYNC_DATABASE}'", f"N'{sync}'"))
-        run_batch(admin, f"CREATE DATABASE [{warehouse}]")
-        yield sync, warehouse
-    finally:
-        for name in (sync, warehouse):
-            run_batch(
-                admin,
-                f"IF DB_ID(N'{name}') IS NOT NULL BEGIN ALTER DATABASE [{name}] SET SINGLE_USER "
-                f"WITH ROLLBACK IMMEDIATE; DROP DATABASE [{name}]; END",
-            )
-        admin.close()
+    with scratch.scratch_databases(sync=("ExigoSyncFlow",), plain=("ExigoWarehouseFlow",)) as n:
+        yield n["ExigoSyncFlow"], n["ExigoWarehouseFlow"]
+
+
+def _admin_password_variable() -> str:
+    """The environment variable holding the admin login's password (the profile names it)."""
+    return f"{ENV}ADMIN_PASSWORD" if os.environ.get(f"{ENV}ADMIN_USER") else f"{ENV}PASSWORD"
 
 
 def _sqlserver_output(database: str) -> dict[str, Any]:
-    port = int(os.environ.get("EXIGO_SYNC_TEST_MSSQL_PORT", "1433"))
-    return {
-        "type": "sqlserver",
-        "driver": os.environ.get("EXIGO_SYNC_TEST_MSSQL_DRIVER", "ODBC Driver 18 for SQL Server"),
-        "server": os.environ["EXIGO_SYNC_TEST_MSSQL_SERVER"],
-        "port": port,
-        "database": database,
-        "schema": "exigo_sync",
-        "user": os.environ["EXIGO_SYNC_TEST_MSSQL_USER"],
-        "password": "{{ env_var('EXIGO_SYNC_TEST_MSSQL_PASSWORD') }}",
-        "encrypt": True,
-        "trust_cert": os.environ.get("EXIGO_SYNC_TEST_MSSQL_TRUST_CERT", "yes").lower()
-        in ("1", "true", "yes"),
-        "threads": 4,
-    }
+    user, _ = admin_login()  # type: ignore[misc]
+    password = "{{ env_var('" + _admin_password_variable() + "') }}"
+    return {**live_config(database, user=user, password=password), "threads": 4}
 
 
 class LiveEnv:
@@ -134,9 +116,11 @@ class LiveEnv:
 
     def load(self) -> None:
         """The simulator's dbo into the sync database (changes only after the first time)."""
+        user, password = admin_login()  # type: ignore[misc]
+        env = {**os.environ, f"{ENV}USER": user, f"{ENV}PASSWORD": password}
         err = io.StringIO()
-        code = loader.main([str(self.sim_path), "--database", self.sync], out=io.StringIO(),
-                           err=err)  # fmt: skip
+        code = loader.main([str(self.sim_path), "--database", self.sync], env=env,
+                           out=io.StringIO(), err=err)  # fmt: skip
         assert code == 0, err.getvalue()
 
     def advance(self, hours: float) -> None:
@@ -184,14 +168,21 @@ def live(databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api
     ids=["colocated", "landed-sqlserver", "landed-duckdb"],
 )
 def test_live_t1_both_topologies_two_batches(
-    live: LiveEnv, monkeypatch: pytest.MonkeyPatch, target: str, topology: str
-) -> None:
+    live: LiveEnv, monkeypatch: pytest.MonkeyPatch, target: str, topology: str,
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
+    """Two batches: the full initial load, then three simulated hours later a reconciliation
+    (the simulator deletes orders and payments outright, which only the key sweep sees, H7);
+    afterwards every entity's current state equals dbo key for key (T1)."""
+    if target == "wh":  # a SQL Server warehouse: dbt builds it
+        gap = COLOCATED_FLOW if topology == "colocated" else DBT_QUERY_LABEL
+        babelfish_gap(request, SQLSERVER_WAREHOUSE, gap)
     monkeypatch.setenv("EXIGO_SYNC_TARGET", target)
     monkeypatch.setenv("EXIGO_SYNC_TOPOLOGY", topology)
     for step in range(2):
         if step:
             live.advance(3)
-        state = live.run()
+        state = live.run(reconcile=bool(step))
         assert state.is_completed(), state.message
     on_duckdb = target == "duck"
     statuses = live.warehouse_rows("SELECT status FROM exigo_sync.batches ORDER BY batch_id",
@@ -208,10 +199,13 @@ def test_live_t1_both_topologies_two_batches(
         assert merged == live.dbo(table, source_key), f"T1: {table}"
 
 
-def test_live_history_equals_duckdb_history(live: LiveEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_live_history_equals_duckdb_history(
+    live: LiveEnv, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     """The same simulator sequence merged on SQL Server (co-located) and on DuckDB (the
     simulator attached): the same versions per key, in the same order, with the same deletions.
     (Times differ by the loader's clock shift, so they are compared by order, not value.)"""
+    babelfish_gap(request, SQLSERVER_WAREHOUSE, COLOCATED_FLOW)
     from exigo_sync.settings import REPO_ROOT
 
     duck_profiles = live.tmp / "duck-profiles"
@@ -258,7 +252,10 @@ def test_live_history_equals_duckdb_history(live: LiveEnv, monkeypatch: pytest.M
     assert sequences["sqlserver"] == sequences["duckdb"]
 
 
-def test_live_unicode_long_text_h8_and_r1(live: LiveEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_live_unicode_long_text_h8_and_r1(
+    live: LiveEnv, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    babelfish_gap(request, SQLSERVER_WAREHOUSE, COLOCATED_FLOW)
     monkeypatch.setenv("EXIGO_SYNC_TARGET", "wh")
     assert live.run().is_completed()
     note = "x" * 9000

@@ -108,7 +108,10 @@ def test_sqlcmd_wrapper_is_valid_sh_and_never_takes_a_password_argument():
 # --- the Makefile targets -----------------------------------------------------------------------
 
 
-def _make(target: str, fake_docker: str, tmp_path: Path, env: dict[str, str] | None = None):
+def _make(
+    target: str, fake_docker: str, tmp_path: Path, env: dict[str, str] | None = None,
+    *flags: str,
+):  # fmt: skip
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     docker = bin_dir / "docker"
@@ -123,7 +126,7 @@ def _make(target: str, fake_docker: str, tmp_path: Path, env: dict[str, str] | N
     }
     base["PATH"] = f"{bin_dir}:/usr/bin:/bin"
     return subprocess.run(
-        ["make", "--no-print-directory", target],
+        ["make", "--no-print-directory", *flags, target],
         cwd=REPO,
         env={**base, **(env or {})},
         capture_output=True,
@@ -171,3 +174,19 @@ def test_make_sqlserver_down_removes_the_volume_without_the_passwords_set(tmp_pa
     assert log.read_text().splitlines()[-1] == (
         "compose -f deploy/sqlserver/compose.yaml down --volumes"
     )
+
+
+def test_make_test_sqlserver_gives_each_live_test_the_login_it_needs(tmp_path):
+    """The warehouse login for the connection, ledger and lock tests, sa (the admin login the
+    tests that create databases use) alongside; every live folder; no password on the command
+    line (the shell expands the variables)."""
+    res = _make("test-sqlserver", "exit 0", tmp_path, PASSWORDS, "-n")
+    assert res.returncode == 0, res.stderr
+    recipe = res.stdout.replace("\\\n", " ")
+    assert "EXIGO_SYNC_TEST_MSSQL_USER=exigo_sync_warehouse" in recipe
+    assert "EXIGO_SYNC_TEST_MSSQL_DATABASE=ExigoWarehouse" in recipe
+    assert "EXIGO_SYNC_TEST_MSSQL_ADMIN_USER=sa" in recipe
+    assert 'EXIGO_SYNC_TEST_MSSQL_ADMIN_PASSWORD="$EXIGO_SYNC_SANDBOX_SA_PASSWORD"' in recipe
+    assert "pytest -q -m sqlserver tests/sqlserver tests/warehouse tests/source" in recipe
+    for secret in PASSWORDS.values():
+        assert secret not in res.stdout + res.stderr

@@ -1,21 +1,24 @@
 """deploy/sqlserver/load_simulator.py against a recording DB-API double, short of a live server.
 
-`RecordingDbApiDouble` is a test double of a pyodbc connection, not a database: it records every
-call (SQL, parameters, fast_executemany, setinputsizes) and keeps just enough state (rows per
-table by key, the sandbox.LoadState rows, commit/rollback) to answer the loader's few queries.
+`RecordingDbApiDouble` is a test double of a pyodbc connection, not a database: the strict
+recording connection of tests/sqlserver/doubles.py (it refuses a parameter count that differs
+from the markers, a statement while another cursor's results are unread, fast_executemany with
+FreeTDS) keeping just enough state (rows per table by key, the sandbox.LoadState rows,
+commit/rollback) to answer the loader's few queries.
 
-Proven here: rows go in batches of at most --batch-size with fast_executemany set and explicit
-parameter types matching the catalogue; values are converted (datetime truncated to ms and
-shifted by whole seconds so the newest change lands the margin before the server's now, BirthDate
-and the zero date left alone, uniqueidentifier as text, money as Decimal, varbinary as bytes); a
-load is one transaction (committed once, rolled back on error); the progress output; a later load
-applies exactly the simulator's changes (upserts and deleted keys) so the double ends up holding
-what a fresh full load would; the shift never decreases for the same file; the loader's SQL
-parses as T-SQL; no password in any output, error or repr.
+Proven here: with Microsoft's driver rows go in batches of at most --batch-size with
+fast_executemany set and explicit parameter types matching the catalogue; with FreeTDS as multi-row
+INSERTs within 2,100 parameters, never with parameter arrays, to the same result; values are
+converted (datetime truncated to ms and shifted by whole seconds so the newest change lands the
+margin before the server's now, BirthDate and the zero date left alone, uniqueidentifier as text,
+money as Decimal, varbinary as bytes); a load is one transaction (committed once, rolled back on
+error); the progress output; a later load reads every result to its end before the next statement
+and applies exactly the simulator's changes (upserts and deleted keys) so the double ends up
+holding what a fresh full load would; the shift never decreases for the same file; the loader's
+SQL parses as T-SQL; no password in any output, error or repr.
 
-Only a live SQL Server proves: that pyodbc + the ODBC driver accept these parameter types with
-fast_executemany (FreeTDS's support of parameter arrays in particular), TRUNCATE inside the
-transaction, the actual speed, and that SQL Server stores what was sent
+Only a live server proves: that pyodbc + the ODBC driver accept these parameter types, TRUNCATE
+inside the transaction, the actual speed, and that the server stores what was sent
 (tests/sqlserver/test_sandbox_live.py).
 """
 
@@ -27,7 +30,6 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlglot
@@ -37,6 +39,7 @@ from deploy.sqlserver import load_simulator as loader
 from exigo_sync.catalog import QUEUE_TABLES, REPLICATED_TABLES
 from exigo_sync.simulator.core import SyncSimulator
 from exigo_sync.simulator.rates import ActivityRates
+from tests.sqlserver.doubles import FREETDS, MSODBC18, Call, Log, Outcome, RecordingConnection
 
 pyodbc = pytest.importorskip("pyodbc")
 
@@ -58,104 +61,88 @@ KEYS = re.compile(r"SELECT (.*) FROM \[dbo\]\.\[(\w+)\]")
 # --- the double ----------------------------------------------------------------------------------
 
 
-class RecordingCursor:
-    def __init__(self, con: RecordingDbApiDouble):
-        self.con = con
-        self.fast_executemany = False
-        self.sizes: list[tuple] | None = None
-        self._rows: list[tuple] = []
+class RecordingDbApiDouble(RecordingConnection):
+    """A recording double of a pyodbc connection (see the module docstring), as strict as the
+    driver (tests/sqlserver/doubles.py: parameter markers, no MARS, no fast_executemany with
+    FreeTDS); `driver` is the ODBC driver it behaves like."""
 
-    def setinputsizes(self, sizes):
-        self.sizes = list(sizes)
-
-    def execute(self, sql: str, *params: Any) -> RecordingCursor:
-        self.con.calls.append(("execute", sql, params, self.fast_executemany, self.sizes))
-        self.con.fail_if_asked(sql)
-        self._rows = self.con.answer(sql, params)
-        return self
-
-    def executemany(self, sql: str, seq) -> None:
-        rows = list(seq)
-        self.con.calls.append(("executemany", sql, rows, self.fast_executemany, self.sizes))
-        self.con.fail_if_asked(sql)
-        for row in rows:
-            self.con.answer(sql, row)
-
-    def fetchone(self):
-        return self._rows[0] if self._rows else None
-
-    def fetchall(self):
-        return list(self._rows)
-
-
-class RecordingDbApiDouble:
-    """A recording double of a pyodbc connection (see the module docstring)."""
-
-    def __init__(self, server_now: datetime = SERVER_NOW, fail_on: str | None = None):
+    def __init__(
+        self, server_now: datetime = SERVER_NOW, fail_on: str | None = None,
+        driver: str = MSODBC18,
+    ) -> None:  # fmt: skip
+        super().__init__(Log(), self.answer, 0, driver)
+        self._autocommit = False  # the loader connects with autocommit off
         self.server_now = server_now
         self.fail_on = fail_on
-        self.calls: list[tuple] = []
         self.tables: dict[str, dict[tuple, tuple]] = {t: {} for t in REPLICATED_TABLES}
         self.columns: dict[str, list[str]] = {}
         self.load_state: list[tuple] = []
         self.commits = self.rollbacks = 0
-        self.closed = False
         self._snapshot = self._copy()
+
+    def reconnect(self) -> RecordingDbApiDouble:
+        """A new connection to the same server state (each loader run opens its own)."""
+        self.closed, self._autocommit = False, False
+        self._cursors.clear()
+        return self
+
+    @property
+    def calls(self) -> list[Call]:
+        return self.log.calls
 
     def _copy(self):
         return ({t: dict(r) for t, r in self.tables.items()}, list(self.load_state))
 
-    def cursor(self) -> RecordingCursor:
-        return RecordingCursor(self)
-
     def commit(self) -> None:
+        super().commit()
         self.commits += 1
         self._snapshot = self._copy()
 
     def rollback(self) -> None:
+        super().rollback()
         self.rollbacks += 1
         tables, state = self._snapshot
         self.tables, self.load_state = {t: dict(r) for t, r in tables.items()}, list(state)
 
-    def close(self) -> None:
-        self.closed = True
-
-    def fail_if_asked(self, sql: str) -> None:
+    def answer(self, sql: str, params: tuple) -> Outcome:
         if self.fail_on and self.fail_on in sql:
-            raise pyodbc.Error("42000", f"[Microsoft][ODBC Driver 18] failed: PWD={PASSWORD};")
-
-    def answer(self, sql: str, params) -> list[tuple]:
+            return [pyodbc.Error("42000", f"[Microsoft][ODBC Driver 18] failed: PWD={PASSWORD};")]
         if sql == loader.SERVER_NOW:
-            return [(self.server_now,)]
+            return [[(self.server_now,)]]
         if sql == loader.LAST_LOAD:
-            return [tuple(r[1:5]) for r in self.load_state[-1:]]
+            return [[tuple(r[1:5]) for r in self.load_state[-1:]]]
         if sql == loader.RECORD_LOAD:
             # (mode, file, seed, simulator clock, shift): what LAST_LOAD reads back
             self.load_state.append((params[0], params[1], params[2], params[3], params[5]))
-            return []
+            return [1]
         if m := TRUNCATE.fullmatch(sql):
             self.tables[m[1]].clear()
             return []
         if m := INSERT.match(sql):
             names = [c.strip("[]") for c in m[2].split(", ")]
             self.columns[m[1]] = names
-            key = tuple(params[names.index(k)] for k in REPLICATED_TABLES[m[1]].key)
-            assert key not in self.tables[m[1]], f"duplicate key {key} in {m[1]}"
-            self.tables[m[1]][key] = tuple(params)
-            return []
+            for i in range(0, len(params), len(names)):  # one row, or a multi-row VALUES
+                row = tuple(params[i : i + len(names)])
+                key = tuple(row[names.index(k)] for k in REPLICATED_TABLES[m[1]].key)
+                assert key not in self.tables[m[1]], f"duplicate key {key} in {m[1]}"
+                self.tables[m[1]][key] = row
+            return [len(params) // len(names)]
         if m := DELETE.match(sql):
-            self.tables[m[1]].pop(tuple(params), None)
-            return []
+            return [1 if self.tables[m[1]].pop(tuple(params), None) else 0]
         if m := KEYS.fullmatch(sql):
-            return list(self.tables[m[2]])
+            return [list(self.tables[m[2]])]
         raise AssertionError(f"the double does not know this statement: {sql}")
 
-    def executemanys(self, table: str | None = None) -> list[tuple]:
+    def executemanys(self, table: str | None = None) -> list[Call]:
         return [
             c
             for c in self.calls
-            if c[0] == "executemany" and (table is None or f"[dbo].[{table}]" in c[1])
+            if c.rows is not None and (table is None or f"[dbo].[{table}]" in c.sql)
         ]
+
+    def inserts(self, table: str) -> list[Call]:
+        """Every INSERT into dbo.`table`, executemany or multi-row VALUES."""
+        return [c for c in self.calls if c.sql.startswith(f"INSERT INTO [dbo].[{table}]")]
 
 
 # --- fixtures ------------------------------------------------------------------------------------
@@ -179,7 +166,12 @@ def sim_copy(sim_file, tmp_path) -> Path:
 def run(path: Path, con: RecordingDbApiDouble, *args: str, env=ENV) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = loader.main(
-        [str(path), *args], env=env, connect=lambda s: con, out=out, err=err, pyodbc=pyodbc
+        [str(path), *args],
+        env=env,
+        connect=lambda s: con.reconnect(),
+        out=out,
+        err=err,
+        pyodbc=pyodbc,
     )
     return code, out.getvalue(), err.getvalue()
 
@@ -209,19 +201,19 @@ def test_full_load_batches_with_fast_executemany_and_typed_parameters(sim_copy):
     assert counts["OrderDetails"] > 100  # several batches for the bigger tables
     for name, table in REPLICATED_TABLES.items():
         calls = con.executemanys(name)
-        sent = [len(c[2]) for c in calls]
+        sent = [len(c.rows) for c in calls]
         assert sum(sent) == counts[name], name
         assert all(0 < n <= 50 for n in sent), name
         assert len(calls) == -(-counts[name] // 50), name  # ceil: full batches, one remainder
-        for _, sql, rows, fast, sizes in calls:
-            assert fast is True, "fast_executemany must be set before executemany"
-            assert sql == loader.insert_sql(name, table.column_names)
+        for call in calls:
+            assert call.fast_executemany, "fast_executemany must be set before executemany"
+            assert call.sql == loader.insert_sql(name, table.column_names)
             expected = [loader.input_size(c, pyodbc) for c in table.columns]
-            assert sizes == expected
-            assert all(len(r) == len(table.columns) for r in rows)
+            assert call.input_sizes == expected
+            assert all(len(r) == len(table.columns) for r in call.rows)
         assert len(con.tables[name]) == counts[name]
     # one transaction: emptied first, committed once, recorded in sandbox.LoadState
-    truncates = [c[1] for c in con.calls if c[1].startswith("TRUNCATE")]
+    truncates = [c.sql for c in con.calls if c.sql.startswith("TRUNCATE")]
     assert truncates == [loader.truncate_sql(t) for t in QUEUE_TABLES]
     assert (con.commits, con.rollbacks) == (1, 0)
     assert con.closed
@@ -318,16 +310,16 @@ def test_a_later_load_applies_exactly_the_simulator_changes(sim_copy):
     assert code == 0, err
     assert f"changes since {first_clock:%Y-%m-%d %H:%M:%S}" in out
     assert con.load_state[-1][0] == "changes"
-    assert not [c for c in con.calls if c[1].startswith("TRUNCATE")]
+    assert not [c for c in con.calls if c.sql.startswith("TRUNCATE")]
 
     deleted = {
-        name: [c for c in con.executemanys(name) if c[1].startswith("DELETE")]
+        name: [c for c in con.executemanys(name) if c.sql.startswith("DELETE")]
         for name in ("OrderDetails", "Payments")
     }
     assert "keys no longer in the simulator deleted" in out
     assert deleted["OrderDetails"] and deleted["Payments"]
     # Only changed rows were sent, not the whole file.
-    inserted = sum(len(c[2]) for c in con.executemanys() if c[1].startswith("INSERT"))
+    inserted = sum(len(c.rows) for c in con.executemanys() if c.sql.startswith("INSERT"))
     assert 0 < inserted < sum(sim_counts(sim_copy).values())
 
     fresh = RecordingDbApiDouble(server_now=con.server_now)
@@ -335,6 +327,39 @@ def test_a_later_load_applies_exactly_the_simulator_changes(sim_copy):
     assert run(sim_copy, fresh, "--full")[0] == 0
     for name in QUEUE_TABLES:
         assert con.tables[name] == fresh.tables[name], name
+
+
+def test_with_freetds_rows_go_as_multi_row_inserts_without_parameter_arrays(sim_copy):
+    """With FreeTDS (whose parameter arrays crash the process, pyodbc#459; the double raises
+    DriverCrash if fast_executemany is used) a full load and a later load send the rows as
+    multi-row INSERT ... VALUES statements within SQL Server's 2,100 parameters and 1,000 rows,
+    (max) and binary columns typed for FreeTDS, and end up holding exactly what the Microsoft
+    driver's parameter arrays give. The driver is read from the connection, not the settings."""
+    freetds, odbc18 = RecordingDbApiDouble(driver=FREETDS), RecordingDbApiDouble()
+    for step in range(2):
+        if step:
+            SyncSimulator(sim_copy).advance(timedelta(minutes=40), ActivityRates().scaled(5.0))
+        code, out, err = run(sim_copy, freetds, "--batch-size", "700")
+        assert code == 0, err
+        assert "multi-row INSERT ... VALUES" in out
+        assert run(sim_copy, odbc18, "--batch-size", "700")[0] == 0
+    for name in QUEUE_TABLES:
+        assert freetds.tables[name] == odbc18.tables[name], name
+    assert not any(c.fast_executemany for c in freetds.calls)
+    assert not [c for c in freetds.executemanys() if c.sql.startswith("INSERT")]
+    customers = REPLICATED_TABLES["Customers"]
+    width = len(customers.columns)
+    inserts = freetds.inserts("Customers")
+    assert inserts and all(len(c.params) <= 2099 and len(c.params) % width == 0 for c in inserts)
+    assert max(len(c.params) for c in inserts) // width == (2100 - 1) // width
+    sizes = inserts[0].input_sizes[:width]
+    for column, size in zip(customers.columns, sizes, strict=True):
+        if column.sql_type == "nvarchar(max)":
+            assert size == (pyodbc.SQL_WLONGVARCHAR, 0, 0)
+        elif column.sql_type.startswith("varbinary"):
+            assert size == (pyodbc.SQL_VARBINARY, 50, 0)
+        elif not column.sql_type.startswith("nvarchar"):
+            assert size is None, column  # bound from the value
 
 
 def test_the_shift_never_decreases_for_the_same_file(sim_copy):

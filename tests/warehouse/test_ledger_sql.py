@@ -77,3 +77,31 @@ def test_ledger_ddl_parses_as_tsql():
     assert set(ledger_sql.ROW_COLUMNS.values()) <= set(created["batches"])
     # T-SQL has no CREATE ... IF NOT EXISTS.
     assert not any("IF NOT EXISTS" in s.upper() for s in statements)
+
+
+def test_schemas_found_in_the_catalogue_are_quoted_never_pasted() -> None:
+    """The rejected-rows and guard tables are found by name in the catalogue; a schema someone
+    named to be SQL stays a name: the statement reads that schema's table and runs nothing
+    else."""
+    import duckdb
+
+    hostile = 'a"; DROP TABLE exigo_sync.batches; --'
+    con = duckdb.connect(":memory:")
+    con.execute("CREATE SCHEMA exigo_sync")
+    con.execute("CREATE TABLE exigo_sync.batches (batch_id INTEGER)")
+    con.execute("INSERT INTO exigo_sync.batches VALUES (1)")
+    quoted = '"' + hostile.replace('"', '""') + '"'
+    con.execute(f"CREATE SCHEMA {quoted}")
+    con.execute(f"CREATE TABLE {quoted}.exigo_rejected_rows (entity VARCHAR, batch_id INTEGER)")
+    con.execute(f"INSERT INTO {quoted}.exigo_rejected_rows VALUES ('customers', 1)")
+    con.execute(
+        f"CREATE TABLE {quoted}.exigo_deletion_guard (entity VARCHAR, batch_id INTEGER, "
+        "live_keys INTEGER, source_keys INTEGER, missing_keys INTEGER)"
+    )
+    (first,) = con.execute(ledger_sql.FIND_REJECTED_ROWS).fetchone()
+    assert first == hostile  # the first catalogue match, as the ledger takes it
+    assert con.execute(ledger_sql.reject_stats(first), [1]).fetchall() == [("customers", 1)]
+    assert con.execute(ledger_sql.guard_stats(first), [1]).fetchall() == []
+    assert con.execute("SELECT COUNT(*) FROM exigo_sync.batches").fetchone() == (1,)
+    for sql in (ledger_sql.reject_stats(first), ledger_sql.guard_stats(first)):
+        assert isinstance(parse_tsql(sql), exp.Select)

@@ -21,16 +21,25 @@ from exigo_sync.warehouse import ledger_sql as q
 from exigo_sync.warehouse.connection import WarehouseBusy, WarehouseError
 from exigo_sync.warehouse.ledger import Ledger
 from exigo_sync.warehouse.sqlserver_engine import SqlServerWarehouse, open_sqlserver
-from tests.sqlserver.doubles import Outcome, RecordingDriver, odbc_error
+from tests.sqlserver.doubles import (
+    FREETDS,
+    MSODBC18,
+    Outcome,
+    RecordingConnection,
+    RecordingDriver,
+    odbc_error,
+)
 from tests.sqlserver.targets import PASSWORD, sqlserver_target
 from tests.sqlserver.tsql import parse_tsql
 
 NOW = datetime(2026, 1, 5, 10, 0, 0, 123456)
 
 
-def recorded_warehouse(respond: Any = None) -> tuple[SqlServerWarehouse, RecordingDriver]:
-    driver = RecordingDriver(respond or (lambda sql, params: [[(1, "a")]]))
-    return open_sqlserver(sqlserver_target(), connect=driver.open), driver
+def recorded_warehouse(
+    respond: Any = None, driver: str = MSODBC18
+) -> tuple[SqlServerWarehouse, RecordingDriver]:
+    recording = RecordingDriver(respond or (lambda sql, params: [[(1, "a")]]), driver=driver)
+    return open_sqlserver(sqlserver_target(), connect=recording.open), recording
 
 
 def test_execute_binds_parameters_as_one_sequence_and_returns_tuples() -> None:
@@ -79,7 +88,7 @@ def test_execute_surfaces_an_error_after_a_first_result() -> None:
     failure = odbc_error(pyodbc.IntegrityError, "23000", 2627, "Violation of PRIMARY KEY.")
     con, _ = recorded_warehouse(lambda sql, params: [3, failure])
     with pytest.raises(WarehouseError, match="duplicate key"):
-        con.execute(q.INSERT_LOCK, ["L", "t", None, "h", 1, NOW, NOW])
+        con.execute(q.INSERT_LOCK, ["L", "t", None, "h", 1, "marker", NOW, NOW])
 
 
 def test_ledger_ddl_and_abandon_run_through_the_engine() -> None:
@@ -141,7 +150,7 @@ def test_transaction_rolls_back_when_a_statement_fails_and_when_commit_fails() -
     con, driver = recorded_warehouse(lambda sql, params: [denied] if "INSERT" in sql else [1])
     with pytest.raises(WarehouseError, match="permission denied"), con.transaction():
         con.execute(q.DELETE_STATS, [4])
-        con.execute(q.INSERT_STATS, [4, "orders", 1, 2, 3, 4, 5])
+        con.execute(q.INSERT_STATS, [4, "orders", 1, 2, 3, 4, 5, 0, None, None, None])
     assert driver.log.events == ["autocommit=False", "rollback", "autocommit=True"]
 
     con, driver = recorded_warehouse(lambda sql, params: [1])
@@ -229,3 +238,121 @@ def test_default_connect_goes_through_dbt_sqlserver(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(sqlserver, "connect", fake)
     open_sqlserver(sqlserver_target()).close()
     assert seen == [("sqlserver", {})]
+
+
+# --- many rows: each driver the way it takes them ---------------------------------------------
+
+LONG_NOTE = "Zoë 李 🦄🚀 " * 3000  # an nvarchar(max) value: 30,000 characters, emoji included
+TYPES = ["int", "nvarchar(50)", "nvarchar(max)", "varbinary(50)", "datetime", "money"]
+
+
+def _rows(n: int) -> list[tuple]:
+    return [
+        (i, f"name {i}", LONG_NOTE if i == 7 else None, None if i % 2 else b"\x00\x01", NOW, None)
+        for i in range(n)
+    ]
+
+
+def _received(driver: RecordingDriver) -> list[tuple]:
+    """The rows as the server would receive them, from every INSERT the double saw."""
+    out: list[tuple] = []
+    for call in driver.log.calls:
+        for params in call.rows or [call.params]:
+            out += [tuple(params[i : i + len(TYPES)]) for i in range(0, len(params), len(TYPES))]
+    return out
+
+
+def test_insert_rows_uses_parameter_arrays_with_microsofts_driver() -> None:
+    """ODBC Driver 18 (named by SQLGetInfo(SQL_DRIVER_NAME)): one executemany with pyodbc's
+    fast_executemany, the rows unchanged (the 30,000-character nvarchar(max) value with emoji
+    intact), the cursor closed."""
+    con, driver = recorded_warehouse(lambda sql, params: [1])
+    rows = _rows(5000)
+    con.insert_rows('exigo_landing."Customers__incoming"', TYPES, rows)
+    (call,) = driver.log.calls
+    assert call.sql == 'INSERT INTO exigo_landing."Customers__incoming" VALUES (?, ?, ?, ?, ?, ?)'
+    assert call.fast_executemany and call.rows == rows
+    assert _received(driver)[7][2] == LONG_NOTE
+
+
+def test_insert_rows_with_freetds_sends_multi_row_values_and_never_arrays() -> None:
+    """FreeTDS (whose parameter arrays crash the process; the double raises DriverCrash if they
+    are used): multi-row INSERT ... VALUES statements of at most 2,099 parameters and 1,000 rows,
+    every row sent once, in order, values unchanged (the long emoji value intact), binary and
+    (max) columns typed for FreeTDS, nothing else."""
+    con, driver = recorded_warehouse(lambda sql, params: [1], driver=FREETDS)
+    rows = _rows(5000)
+    con.insert_rows('exigo_landing."Customers__incoming"', TYPES, rows)
+    calls = driver.log.calls
+    assert not any(c.fast_executemany or c.rows for c in calls)
+    per = 2099 // len(TYPES)
+    assert [len(c.params) // len(TYPES) for c in calls] == [per] * (5000 // per) + [5000 % per]
+    assert all(len(c.params) <= 2099 for c in calls)
+    assert calls[0].sql.startswith(
+        'INSERT INTO exigo_landing."Customers__incoming" VALUES (?, ?, ?, ?, ?, ?), (?, '
+    )
+    assert _received(driver) == rows
+    sizes = calls[0].input_sizes
+    assert sizes[: len(TYPES)] == [
+        None, (pyodbc.SQL_WVARCHAR, 50, 0), (pyodbc.SQL_WLONGVARCHAR, 0, 0),
+        (pyodbc.SQL_VARBINARY, 50, 0), None, None,
+    ]  # fmt: skip
+    assert len(sizes) == len(calls[0].params)
+
+    few, _ = recorded_warehouse(lambda sql, params: [1], driver=FREETDS)
+    few.insert_rows("t", ["int"] * 3000, [])  # nothing to send: nothing sent
+    wide, wide_driver = recorded_warehouse(lambda sql, params: [1], driver=FREETDS)
+    wide.insert_rows("t", ["int"] * 1500, [tuple(range(1500))] * 3)
+    assert [len(c.params) for c in wide_driver.log.calls] == [1500] * 3
+
+
+def test_insert_rows_with_mssql_python_uses_its_own_arrays() -> None:
+    """mssql-python (Microsoft's driver, bundled): its executemany binds column-wise arrays
+    itself; no pyodbc attribute is set."""
+    driver = RecordingDriver(lambda sql, params: [1])
+    mssql_python_con = type(
+        "Connection", (RecordingConnection,), {"__module__": "mssql_python.connection"}
+    )(driver.log, driver.respond, 0)
+    con = SqlServerWarehouse(mssql_python_con, sqlserver_target(backend="mssql-python"))
+    rows = _rows(10)
+    con.insert_rows("t", TYPES, rows)
+    (call,) = driver.log.calls
+    assert call.rows == rows and not call.fast_executemany
+
+
+def test_insert_rows_maps_driver_errors() -> None:
+    """A failing insert is a WarehouseError naming the table, as any other statement."""
+    denied = odbc_error(pyodbc.ProgrammingError, "42000", 229, "The INSERT permission was denied")
+    for driver in (MSODBC18, FREETDS):
+        con, _ = recorded_warehouse(lambda sql, params, e=denied: [e], driver=driver)
+        with pytest.raises(WarehouseError, match=r'run INSERT INTO exigo_landing\."X"'):
+            con.insert_rows('exigo_landing."X"', TYPES, _rows(3))
+
+
+def test_a_connection_whose_rollback_fails_is_closed_and_refused() -> None:
+    """When the rollback after a failure fails too (seen live: FreeTDS on Babelfish, after the
+    server ended the transaction under XACT_ABORT without the driver knowing, 'ROLLBACK can only
+    be used in transaction blocks'; anywhere: a lost connection), the transaction state is
+    unknown and a later statement could run outside any transaction: the connection is closed,
+    the first error is the one raised, and every later use fails naming why."""
+    duplicate = odbc_error(pyodbc.IntegrityError, "23000", 2627, "Violation of PRIMARY KEY.")
+    con, driver = recorded_warehouse(lambda sql, params: [duplicate] if "INSERT" in sql else [1])
+    no_transaction = odbc_error(
+        pyodbc.ProgrammingError, "25000", 3903, "ROLLBACK can only be used in transaction blocks",
+        "SQLEndTran",
+    )  # fmt: skip
+
+    def failing_rollback() -> None:
+        raise no_transaction
+
+    driver.connections[0].rollback = failing_rollback  # type: ignore[method-assign]
+    with pytest.raises(WarehouseError, match="duplicate key"), con.transaction():
+        con.execute(q.INSERT_STATS, [4, "orders", 1, 2, 3, 4, 5, 0, None, None, None])
+    assert driver.connections[0].closed
+    assert "autocommit=True" not in driver.log.events[1:]
+    for use in (lambda: con.execute(q.GET_LOCK, ["L"]), lambda: con.transaction().__enter__()):
+        with pytest.raises(WarehouseError) as raised:
+            use()
+        message = str(raised.value)
+        assert "could not roll back the failed transaction" in message
+        assert "native error 3903" in message and "the connection was closed" in message

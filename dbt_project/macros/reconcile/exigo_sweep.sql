@@ -34,7 +34,7 @@
     {%- set entry = exigo_entities()[entity] -%}
     {%- set parts = [] -%}
     {%- for k in entry['keys'] -%}
-        {%- do parts.append(source_alias ~ '.' ~ adapter.quote(k) ~ ' = ' ~ warehouse_alias ~ '.' ~ entry['key_columns'][loop.index0]) -%}
+        {%- do parts.append(source_alias ~ '.' ~ exigo_quote(k) ~ ' = ' ~ warehouse_alias ~ '.' ~ entry['key_columns'][loop.index0]) -%}
     {%- endfor -%}
     {{ return(parts | join(' and ')) }}
 {%- endmacro %}

@@ -30,7 +30,9 @@
 
 {#- Plan for one entity's source table (execution time only): the queue table of a replicated
     entity, the dbo table of a lookup. Checks B4, finds extra columns and values that cannot be
-    cast (B3), and returns the select expressions. -#}
+    cast (B3), and returns the select expressions. Source names reach SQL only quoted
+    (exigo_quote, exigo_string_literal). A value is named in a B3 message only when its column's
+    treatment is `keep`: the probe does not even read the value of a masked or hashed one (S2). -#}
 {% macro exigo_stage_plan(entity) -%}
     {%- set spec = exigo_entities()[entity] -%}
     {%- set table = spec['table'] -%}
@@ -57,6 +59,7 @@
     {%- set documented_lower = [] -%}
     {%- set columns = [] -%}
     {%- set to_check = [] -%}
+    {%- set hashed = [] -%}
     {%- for col in node.columns -%}
         {%- do documented_lower.append(col.name | lower) -%}
         {%- set wtype = exigo_type(col.data_type) -%}
@@ -70,34 +73,44 @@
             {%- if present is none -%}
                 {%- set expr = "cast(null as " ~ staged_type ~ ")" -%}
             {%- else -%}
-                {%- set quoted = "q." ~ adapter.quote(present.name) -%}
+                {%- set quoted = "q." ~ exigo_quote(present.name) -%}
                 {%- if exigo_normalize_type(present.data_type) != exigo_normalize_type(wtype) -%}
-                    {%- do to_check.append({'source': present.name, 'quoted': quoted, 'type': wtype, 'declared': col.data_type}) -%}
+                    {%- do to_check.append({'source': present.name, 'quoted': quoted, 'type': wtype, 'declared': col.data_type, 'treatment': treatment}) -%}
                 {%- endif -%}
                 {%- set expr = "cast(" ~ quoted ~ " as " ~ wtype ~ ")" -%}
                 {%- if treatment == 'mask' -%}
                     {%- set expr = exigo_mask(exigo_text(expr, wtype)) -%}
                 {%- elif treatment == 'hash' -%}
-                    {%- set expr = "case when " ~ quoted ~ " is null then null else " ~ exigo_hash(exigo_text(expr, wtype)) ~ " end" -%}
+                    {%- set expr = "case when " ~ quoted ~ " is null then null else " ~ exigo_keyed_hash(exigo_text(expr, wtype)) ~ " end" -%}
+                    {%- do hashed.append(table ~ '.' ~ col.name) -%}
                 {%- endif -%}
             {%- endif -%}
             {%- do columns.append({'source': col.name, 'name': exigo_column_name(col.name), 'expr': expr, 'type': staged_type, 'documented': true}) -%}
         {%- endif -%}
     {%- endfor -%}
-    {# Undocumented columns: carried through with their own type (policy still applies). #}
+    {# Undocumented columns: carried through with their own type (policy still applies). Their
+       warehouse name (exigo_column_name: letters, digits, `_`) must be a plain, unused name. #}
+    {%- set used_names = [] -%}
+    {%- for c in columns -%}{%- do used_names.append(c.name) -%}{%- endfor -%}
     {%- for lname in actual_order -%}
         {%- if lname not in documented_lower -%}
             {%- set present = actual[lname] -%}
             {%- set treatment = exigo_sensitive_policy(table, present.name) -%}
-            {%- set quoted = "q." ~ adapter.quote(present.name) -%}
+            {%- set quoted = "q." ~ exigo_quote(present.name) -%}
+            {%- set name = exigo_column_name(present.name) -%}
+            {%- if treatment != 'drop' and (not modules.re.match('^[a-z_][a-z0-9_]*$', name) or name in used_names) -%}
+                {{ exceptions.raise_compiler_error("exigo_sync: " ~ label ~ " " ~ real_name ~ " has a new column '" ~ present.name ~ "' whose warehouse name " ~ ("'" ~ name ~ "'" if name else "(empty)") ~ " " ~ ("is taken by another column" if name in used_names else "is not a plain name") ~ " (B3): rename it at the source, or name it `drop` in exigo_sensitive_columns; nothing was merged") }}
+            {%- endif -%}
+            {%- do used_names.append(name) -%}
             {%- if treatment != 'drop' -%}
                 {%- set expr = quoted -%}
                 {%- if treatment == 'mask' -%}
                     {%- set expr = exigo_mask(exigo_text(quoted)) -%}
                 {%- elif treatment == 'hash' -%}
-                    {%- set expr = "case when " ~ quoted ~ " is null then null else " ~ exigo_hash(exigo_text(quoted)) ~ " end" -%}
+                    {%- set expr = "case when " ~ quoted ~ " is null then null else " ~ exigo_keyed_hash(exigo_text(quoted)) ~ " end" -%}
+                    {%- do hashed.append(table ~ '.' ~ present.name) -%}
                 {%- endif -%}
-                {%- do columns.append({'source': present.name, 'name': exigo_column_name(present.name), 'expr': expr, 'type': exigo_policy_type(treatment, present.data_type), 'documented': false}) -%}
+                {%- do columns.append({'source': present.name, 'name': name, 'expr': expr, 'type': exigo_policy_type(treatment, present.data_type), 'documented': false}) -%}
             {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
@@ -105,16 +118,21 @@
     {%- if to_check -%}
         {%- set probes = [] -%}
         {%- for c in to_check -%}
-            {%- do probes.append("select '" ~ c.source ~ "' as column_name, min(" ~ exigo_text(c.quoted) ~ ") as bad_value from " ~ existing ~ " q where " ~ c.quoted ~ " is not null and " ~ exigo_cast_loses_value(c.quoted, c.type)) -%}
+            {#- S2: a value leaves the database only from a column kept as is. -#}
+            {%- set value = ("min(" ~ exigo_text(c.quoted) ~ ")") if c.treatment == 'keep' else ("cast(null as " ~ exigo_type_string() ~ ")") -%}
+            {%- do probes.append("select " ~ loop.index0 ~ " as probe_index, count(*) as bad_rows, " ~ value ~ " as bad_value from " ~ existing ~ " q where " ~ c.quoted ~ " is not null and " ~ exigo_cast_loses_value(c.quoted, c.type)) -%}
         {%- endfor -%}
-        {%- set result = run_query("select column_name, bad_value from (" ~ probes | join(" union all ") ~ ") probe where bad_value is not null") -%}
+        {%- set result = run_query("select probe_index, bad_value from (" ~ probes | join(" union all ") ~ ") probe where bad_rows > 0 order by probe_index") -%}
         {%- if result.rows | length > 0 -%}
             {%- set row = result.rows[0] -%}
-            {%- set declared = [] -%}
-            {%- for c in to_check if c.source == row[0] -%}{%- do declared.append(c.declared) -%}{%- endfor -%}
-            {{ exceptions.raise_compiler_error("exigo_sync: " ~ label ~ " " ~ real_name ~ ", column " ~ row[0] ~ ": value '" ~ row[1] ~ "' cannot be cast to " ~ declared[0] ~ " (B3); nothing was merged") }}
+            {%- set c = to_check[row[0] | int] -%}
+            {%- if c.treatment == 'keep' -%}
+                {{ exceptions.raise_compiler_error("exigo_sync: " ~ label ~ " " ~ real_name ~ ", column " ~ c.source ~ ": value '" ~ row[1] ~ "' cannot be cast to " ~ c.declared ~ " (B3); nothing was merged") }}
+            {%- endif -%}
+            {{ exceptions.raise_compiler_error("exigo_sync: " ~ label ~ " " ~ real_name ~ ", column " ~ c.source ~ ": a value cannot be cast to " ~ c.declared ~ " (B3); the value is withheld because the column is " ~ {'mask': 'masked', 'hash': 'hashed'}[c.treatment] ~ " (S2); nothing was merged") }}
         {%- endif -%}
     {%- endif -%}
+    {%- if hashed -%}{%- do exigo_require_hash_key(hashed) -%}{%- endif -%}
     {%- do exigo_end_read_transaction() -%}
     {{ return({'relation': rel, 'columns': columns, 'keys': spec['keys'], 'entity': entity, 'table': table, 'kind': spec['kind'], 'parent': spec.get('parent')}) }}
 {%- endmacro %}

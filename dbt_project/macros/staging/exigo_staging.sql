@@ -59,7 +59,7 @@
             {%- elif plan['parent'] %}
             {{ exigo_capped_version_time('parent_order.version_time') }} as version_time
             {%- else %}
-            {{ exigo_capped_version_time('q.' ~ adapter.quote('ModifiedDate')) }} as version_time
+            {{ exigo_capped_version_time('q.' ~ exigo_quote('ModifiedDate')) }} as version_time
             {%- endif %}
         from {{ relation if relation is not none else plan['relation'] }} as q
         {% if plan['parent'] and version_time is none -%}
@@ -69,13 +69,13 @@
         left join (
             select
                 {%- for pair in parent_keys %}
-                {{ adapter.quote(pair[1]) }} as parent_key_{{ loop.index }},
+                {{ exigo_quote(pair[1]) }} as parent_key_{{ loop.index }},
                 {%- endfor %}
-                max({{ adapter.quote('ModifiedDate') }}) as version_time
+                max({{ exigo_quote('ModifiedDate') }}) as version_time
             from {{ parent_rel }}
-            group by {% for pair in parent_keys %}{{ adapter.quote(pair[1]) }}{{ ', ' if not loop.last }}{% endfor %}
+            group by {% for pair in parent_keys %}{{ exigo_quote(pair[1]) }}{{ ', ' if not loop.last }}{% endfor %}
         ) parent_order
-            on {% for pair in parent_keys %}parent_order.parent_key_{{ loop.index }} = q.{{ adapter.quote(pair[0]) }}{{ ' and ' if not loop.last }}{% endfor %}
+            on {% for pair in parent_keys %}parent_order.parent_key_{{ loop.index }} = q.{{ exigo_quote(pair[0]) }}{{ ' and ' if not loop.last }}{% endfor %}
         {%- endif %}
         {%- if where is not none %}
         where {{ where }}
@@ -97,7 +97,7 @@
     {%- set reopen = exigo_reopen_relation(entity) if entity in exigo_swept_entities() else none -%}
     {%- if history is none or reopen is none -%}{{ return('') }}{%- endif -%}
     {%- set queue_join = [] -%}
-    {%- for k in plan['keys'] -%}{%- do queue_join.append('batch_row.' ~ adapter.quote(k) ~ ' = q.' ~ adapter.quote(k)) -%}{%- endfor -%}
+    {%- for k in plan['keys'] -%}{%- do queue_join.append('batch_row.' ~ exigo_quote(k) ~ ' = q.' ~ exigo_quote(k)) -%}{%- endfor -%}
     {%- set refreshed = exigo_timestamp_literal(exigo_batch_refreshed_at()) -%}
     {%- set seen -%}
         exists (select 1 from {{ history }} h where {{ exigo_source_key_join(entity, 'q', 'h') }})
@@ -116,7 +116,7 @@
     {%- if exigo_entities()[entity].get('parent') -%}
         {%- set version_time = refreshed -%}
     {%- else -%}
-        {%- set version_time = "case when " ~ seen ~ " then " ~ refreshed ~ " else " ~ exigo_capped_version_time('q.' ~ adapter.quote('ModifiedDate')) ~ " end" -%}
+        {%- set version_time = "case when " ~ seen ~ " then " ~ refreshed ~ " else " ~ exigo_capped_version_time('q.' ~ exigo_quote('ModifiedDate')) ~ " end" -%}
     {%- endif -%}
     {{ return(exigo_typed_rows_sql(plan, relation=reopen, version_time=version_time, where=where)) }}
 {%- endmacro %}

@@ -42,8 +42,10 @@ daily as (
         country,
         currency_code,
         order_type_id,
-        sum(1 - is_return) as orders,
-        sum(is_return) as returns,
+        -- Counts as a plain integer type: on DuckDB sum() of integers is a 128-bit HUGEINT, which
+        -- many clients and BI tools cannot read.
+        cast(sum(1 - is_return) as {{ exigo_type('bigint') }}) as orders,
+        cast(sum(is_return) as {{ exigo_type('bigint') }}) as returns,
         sum(case when is_return = 0 then sub_total else 0 end) as gross_sub_total,
         sum(case when is_return = 1 then abs(sub_total) else 0 end) as returned_sub_total,
         sum(case when is_return = 0 then total else 0 end) as gross_total,

@@ -1,10 +1,33 @@
--- Live order lines of live orders (removed lines and lines of deleted orders excluded).
+-- Live order lines of live orders (removed lines and lines of deleted orders excluded), with the
+-- order's status and type names and the currency of the amounts.
+with lines as (
+    select * from {{ ref('order_details_current') }}
+    where is_deleted = {{ exigo_false() }}
+),
+
+orders as (
+    select * from {{ ref('orders_current') }}
+    where is_deleted = {{ exigo_false() }}
+),
+
+order_statuses as (
+    select * from {{ ref('order_statuses_current') }}
+),
+
+order_types as (
+    select * from {{ ref('order_types_current') }}
+)
+
 select
     d.order_id,
     d.order_line,
     o.customer_id,
     o.order_date,
     o.order_status_id,
+    order_status.order_status_description as order_status,
+    o.order_type_id,
+    order_type.order_type_description as order_type,
+    o.currency_code,
     d.item_id,
     d.item_code,
     d.item_description,
@@ -16,8 +39,10 @@ select
     d.commissionable_volume,
     d.valid_from,
     d.batch_id
-from {{ ref('order_details_current') }} d
-inner join {{ ref('orders_current') }} o
+from lines d
+inner join orders o
     on o.order_id = d.order_id
-   and o.is_deleted = {{ exigo_false() }}
-where d.is_deleted = {{ exigo_false() }}
+left join order_statuses order_status
+    on order_status.order_status_id = o.order_status_id
+left join order_types order_type
+    on order_type.order_type_id = o.order_type_id

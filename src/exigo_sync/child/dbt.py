@@ -1,26 +1,45 @@
 """dbt in a child process of the run: `python -m exigo_sync.child.dbt build --select ...`.
 
 A separate process is what lets a cancelled, timed-out or killed run stop dbt's queries: the
-run ends this process, and the warehouse rolls back whatever statement was in flight.
+run stops this process (SIGTERM, then SIGKILL after 5 s; `processes.stop_child`). On SIGTERM or
+SIGINT dbt first cancels its statements in flight the way it does on Ctrl-C (KeyboardInterrupt
+in dbt's main thread: `adapter.cancel_open_connections`, i.e. DuckDB's interrupt() or SQLCancel
+on SQL Server), so the warehouse stops the statement at once instead of finding out from a
+closed connection; a watchdog ends the process within 4 s whatever dbt does (R4). Either way
+the warehouse rolls back the statement in flight (H8).
 """
 
 from __future__ import annotations
 
 import sys
 
-from exigo_sync.processes import exit_on_term, watch_parent
+from exigo_sync.processes import cancel_on_term, watch_parent
 
 
 def main(argv: list[str]) -> int:
     watch_parent()
-    exit_on_term()
-    from dbt.cli.main import dbtRunner
+    stop = cancel_on_term()
+    try:
+        from dbt.cli.main import dbtRunner
 
-    result = dbtRunner().invoke(argv)
+        result = dbtRunner().invoke(argv)
+    except KeyboardInterrupt:  # stopped before dbt ran (dbt catches its own)
+        result = None
+    if stop.signal is not None:
+        # dbt has cancelled its queries and returned: end now, with the shell's code for the
+        # signal (no interpreter shutdown waiting on dbt's threads).
+        _exit(stop.exit_code)
+    assert result is not None
     if result.success:
         return 0
     # dbt's own convention: 1 = a node failed, 2 = dbt could not run at all.
     return 2 if result.exception is not None else 1
+
+
+def _exit(code: int) -> None:
+    from exigo_sync.processes import _flush_and_exit
+
+    _flush_and_exit(code)
 
 
 if __name__ == "__main__":

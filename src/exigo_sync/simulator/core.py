@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -49,8 +48,6 @@ _NEXT_ID_SETTINGS = {
     "Orders": "next_order_id",
     "Payments": "next_payment_id",
 }
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Columns the activity generator reads; dropping one would break generation, so
 # drop_source_column refuses them (keys and ModifiedDate are refused anyway).
@@ -324,6 +321,8 @@ class SyncSimulator:
                 }
                 end = start + duration
                 summary = ActivitySummary(started_at=start, finished_at=end)
+                # A file made before the markets existed goes on in its one market.
+                pools.ensure_markets(con)
                 # The back office carries on behind an emptied table (see simulator.emptied).
                 hidden = emptied.show_all(con)
                 t0 = start
@@ -730,7 +729,9 @@ class SyncSimulator:
 
     @staticmethod
     def _check_identifier(column: str) -> None:
-        if not _IDENTIFIER.match(column):
+        # SQL Server takes any name of 1 to 128 characters as a delimited identifier ([...]), so
+        # the simulator does too: quotes, semicolons and all (a consumer must quote them).
+        if not 0 < len(column) <= 128 or "\x00" in column:
             raise SimulatorError(f"not a valid column name: {column!r}")
 
 

@@ -90,8 +90,13 @@ def profile_edits(
                       200 + rint($seed, $step, e.CustomerID, 'np_b', 800),
                       rint($seed, $step, e.CustomerID, 'np_c', 10000)) AS NewPhone
         FROM _pe e
-        JOIN sim.Places a ON a.idx = rint($seed, $step, e.CustomerID, 'move', $n_places)
-        JOIN sim.People pp ON pp.idx = rint($seed, $step, e.CustomerID, 'rename', $n_people)
+        -- a move stays in the customer's market (its currency's), as does a new surname
+        JOIN dbo.Customers cu ON cu.CustomerID = e.CustomerID
+        LEFT JOIN sim.Markets m ON m.CurrencyCode = cu.CurrencyCode
+        JOIN sim.Places a ON a.idx = coalesce(m.PlacesFrom, 0)
+            + rint($seed, $step, e.CustomerID, 'move', coalesce(m.PlacesCount, $n_places))
+        JOIN sim.People pp ON pp.idx = coalesce(m.PeopleFrom, 0)
+            + rint($seed, $step, e.CustomerID, 'rename', coalesce(m.PeopleCount, $n_people))
         JOIN sim.Domains d ON d.idx = rint($seed, $step, e.CustomerID, 'domain', $n_domains)
         """,
         p,
@@ -101,8 +106,8 @@ def profile_edits(
     sets = {
         "Phone": "CASE WHEN x.r < 0.35 THEN x.NewPhone ELSE c.Phone END",
         # a new address at another provider
-        "Email": "CASE WHEN x.r >= 0.35 AND x.r < 0.65 THEN left(lower(c.FirstName || '.' || "
-        "c.LastName || c.CustomerID::VARCHAR) || '@' || x.Domain, 50) ELSE c.Email END",
+        "Email": "CASE WHEN x.r >= 0.35 AND x.r < 0.65 THEN left(ascii_name(c.FirstName || '.' "
+        "|| c.LastName) || c.CustomerID::VARCHAR || '@' || x.Domain, 50) ELSE c.Email END",
         "LastName": f"CASE WHEN {renamed} THEN x.NewLastName ELSE c.LastName END",
         "Notes": "CASE WHEN x.r >= 0.95 THEN coalesce(c.Notes || chr(10), '') || "
         "'Customer called on ' || strftime(x.T, '%Y-%m-%d') || ' about an order.' ELSE c.Notes END",

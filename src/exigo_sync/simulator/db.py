@@ -28,6 +28,10 @@ _MACROS = (
     f"CREATE OR REPLACE TEMP MACRO rnd(s, st, i, p) AS mix(s, st, i, p)::DOUBLE / {_HASH_RANGE}",
     "CREATE OR REPLACE TEMP MACRO rint(s, st, i, p, n) AS "
     "least(floor(rnd(s, st, i, p) * n), n - 1)::BIGINT",
+    # A name as an email address, login or web alias has it: lower case ASCII, accents and
+    # anything but letters, digits and dots dropped ("José Müller" -> "josemuller").
+    "CREATE OR REPLACE TEMP MACRO ascii_name(t) AS "
+    "regexp_replace(lower(strip_accents(t)), '[^a-z0-9.]', '', 'g')",
     # A time uniformly inside [t0, t0 + span_us microseconds).
     "CREATE OR REPLACE TEMP MACRO rtime(s, st, i, p, t0, span_us) AS "
     "t0 + to_microseconds(floor(rnd(s, st, i, p) * span_us)::BIGINT)",

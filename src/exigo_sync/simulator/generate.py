@@ -14,7 +14,9 @@ import duckdb
 from exigo_sync.simulator.db import insert_rows, update_rows
 
 # Customers: reads temp _nc(CustomerID, CreatedDate, ModifiedDate, EnrollerID, SponsorID,
-# CustomerTypeID, CustomerStatusID).
+# CustomerTypeID, CustomerStatusID). Each customer belongs to a market (sim.Markets, by a draw
+# weighted by its share): its name and address come from the market's slice of the pools, its
+# currency from the market. Emails and logins are ASCII whatever the name's accents.
 _CUSTOMERS_SQL = """
 SELECT
     c.CustomerID,
@@ -22,8 +24,8 @@ SELECT
     CASE WHEN rnd($seed, 0, c.CustomerID, 'has_company') < 0.08 THEN co.Value ELSE '' END
         AS Company,
     c.CustomerTypeID, c.CustomerStatusID,
-    left(lower(p.FirstName || '.' || p.LastName || c.CustomerID::VARCHAR) || '@' || d.Value, 50)
-        AS Email,
+    left(ascii_name(p.FirstName || '.' || p.LastName) || c.CustomerID::VARCHAR || '@' || d.Value,
+         50) AS Email,
     format('({:03d}) {:03d}-{:04d}', 201 + rint($seed, 0, c.CustomerID, 'ph_a', 780),
            200 + rint($seed, 0, c.CustomerID, 'ph_b', 800),
            rint($seed, 0, c.CustomerID, 'ph_c', 10000)) AS Phone,
@@ -43,7 +45,8 @@ SELECT
     false AS OtherVerified,
     c.CustomerTypeID <> 1 AS CanLogin,
     CASE WHEN c.CustomerTypeID <> 1
-         THEN lower(left(p.FirstName, 1) || p.LastName || c.CustomerID::VARCHAR) END AS LoginName,
+         THEN ascii_name(left(p.FirstName, 1) || p.LastName) || c.CustomerID::VARCHAR END
+        AS LoginName,
     CASE WHEN c.CustomerTypeID <> 1
          THEN unhex(md5($seed::VARCHAR || ':' || c.CustomerID::VARCHAR)) END AS PasswordHash,
     CASE WHEN c.CustomerTypeID = 3 THEN 1 + rint($seed, 0, c.CustomerID, 'rank', 5) END AS RankID,
@@ -51,7 +54,7 @@ SELECT
     CASE WHEN rnd($seed, 0, c.CustomerID, 'has_bd') < 0.6
          THEN DATE '1950-01-01' + rint($seed, 0, c.CustomerID, 'bd', 18000)::INTEGER
          END::TIMESTAMP AS BirthDate,
-    'usd' AS CurrencyCode, 0 AS LanguageID, p.Gender,
+    m.CurrencyCode, 0 AS LanguageID, p.Gender,
     left(p.FirstName || ' ' || p.LastName, 50) AS PayableToName,
     1 AS DefaultWarehouseID, 1 AS PayableTypeID, 0 AS CheckThreshold,
     CASE WHEN c.CustomerTypeID = 3
@@ -76,8 +79,10 @@ SELECT
     CASE WHEN rnd($seed, 0, c.CustomerID, 'by') < 0.85 THEN 'Web' ELSE 'Import' END AS CreatedBy,
     CASE WHEN rnd($seed, 0, c.CustomerID, 'by') < 0.85 THEN 'Web' ELSE 'Import' END AS ModifiedBy
 FROM _nc c
-JOIN sim.People p ON p.idx = rint($seed, 0, c.CustomerID, 'person', $n_people)
-JOIN sim.Places a ON a.idx = rint($seed, 0, c.CustomerID, 'place', $n_places)
+JOIN sim.Markets m ON rnd($seed, 0, c.CustomerID, 'market') >= m.ShareFrom
+                  AND rnd($seed, 0, c.CustomerID, 'market') < m.ShareTo
+JOIN sim.People p ON p.idx = m.PeopleFrom + rint($seed, 0, c.CustomerID, 'person', m.PeopleCount)
+JOIN sim.Places a ON a.idx = m.PlacesFrom + rint($seed, 0, c.CustomerID, 'place', m.PlacesCount)
 JOIN sim.Companies co ON co.idx = rint($seed, 0, c.CustomerID, 'company', $n_companies)
 JOIN sim.Domains d ON d.idx = rint($seed, 0, c.CustomerID, 'domain', $n_domains)
 """
@@ -118,8 +123,7 @@ JOIN sim.Banks b ON b.idx = rint($seed, 0, c.CustomerID, 'bank', $n_banks)
 _SITES_SQL = """
 SELECT
     c.CustomerID,
-    lower(regexp_replace(c.FirstName || c.LastName, '[^A-Za-z]', '', 'g'))
-        || c.CustomerID::VARCHAR AS WebAlias,
+    ascii_name(c.FirstName || c.LastName) || c.CustomerID::VARCHAR AS WebAlias,
     c.FirstName, c.LastName, c.Company, c.Email, c.Phone, '' AS Phone2, '' AS Fax,
     c.MainAddress1 AS Address1, coalesce(c.MainAddress2, '') AS Address2,
     c.MainCity AS City, c.MainState AS State, c.MainZip AS Zip, c.MainCountry AS Country,
@@ -141,35 +145,47 @@ def insert_customers(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) 
     return n
 
 
-# Lines: reads temp _nl(OrderID, OrderLine, ItemIdx, Quantity, Sign); Sign = -1 for returns.
+# Lines: reads temp _nl(OrderID, OrderLine, ItemIdx, Quantity, Sign), Sign = -1 for returns, and
+# temp _no (the orders they belong to): each item is priced from the price list of the ordering
+# customer's currency (sim.Markets: the catalogue's USD price times the market's factor, as an
+# .x5 price), the catalogue's own price in USD or in a currency no market has.
 _LINES_SQL = """
 SELECT
     l.OrderID, l.OrderLine,
     ruuid($seed, 0, l.OrderID * 8 + l.OrderLine, 'line_uuid') AS OrderDetailID,
-    i.ItemID, i.ItemCode, i.ItemDescription,
-    l.Sign * l.Quantity AS Quantity, i.Price AS PriceEach,
-    l.Sign * l.Quantity * i.Price AS PriceTotal,
-    round(l.Sign * l.Quantity * i.Price * 0.0725, 2) AS Tax,
-    i.Weight AS WeightEach, l.Quantity * i.Weight AS Weight,
-    i.BusinessVolume AS BusinessVolumeEach,
-    l.Sign * l.Quantity * i.BusinessVolume AS BusinessVolume,
-    i.BusinessVolume AS CommissionableVolumeEach,
-    l.Sign * l.Quantity * i.BusinessVolume AS CommissionableVolume,
-    l.Sign * l.Quantity * i.Price AS Taxable,
-    round(l.Sign * l.Quantity * i.Price * 0.0725, 2) AS StateTax,
+    l.ItemID, l.ItemCode, l.ItemDescription,
+    l.Sign * l.Quantity AS Quantity, l.Price AS PriceEach,
+    l.Sign * l.Quantity * l.Price AS PriceTotal,
+    round(l.Sign * l.Quantity * l.Price * 0.0725, 2) AS Tax,
+    l.Weight AS WeightEach, l.Quantity * l.Weight AS Weight,
+    l.BusinessVolume AS BusinessVolumeEach,
+    l.Sign * l.Quantity * l.BusinessVolume AS BusinessVolume,
+    l.BusinessVolume AS CommissionableVolumeEach,
+    l.Sign * l.Quantity * l.BusinessVolume AS CommissionableVolume,
+    l.Sign * l.Quantity * l.Price AS Taxable,
+    round(l.Sign * l.Quantity * l.Price * 0.0725, 2) AS StateTax,
     false AS IsStateTaxOverride, '' AS Reference1
-FROM _nl l
-JOIN sim.Items i ON i.idx = l.ItemIdx
+FROM (
+    SELECT l.*, s.ItemID, s.ItemCode, s.ItemDescription, s.BusinessVolume, s.Weight,
+        CASE WHEN coalesce(m.PriceFactor, 1) = 1 THEN s.Price
+             ELSE round(s.Price * m.PriceFactor, 0) - 0.05 END AS Price
+    FROM _nl l
+    JOIN sim.Items s ON s.idx = l.ItemIdx
+    JOIN _no n ON n.OrderID = l.OrderID
+    JOIN dbo.Customers c ON c.CustomerID = n.CustomerID
+    LEFT JOIN sim.Markets m ON m.CurrencyCode = c.CurrencyCode
+) l
 """
 
 # Orders: reads temp _no(OrderID, CustomerID, OrderDate, OrderStatusID, OrderTypeID, IsRMA,
-# ParentOrderID, ShippedDate, ModifiedDate); totals come from the lines just inserted.
+# ParentOrderID, ShippedDate, ModifiedDate); totals come from the lines just inserted. An order
+# ships to its customer's address, in its customer's currency.
 _ORDERS_SQL = """
 SELECT
     o.OrderID, o.CustomerID, o.OrderStatusID, 1 AS WarehouseID,
     1 + rint($seed, 0, o.OrderID, 'ship_method', 3) AS ShipMethodID,
     o.OrderTypeID, CASE c.CustomerTypeID WHEN 1 THEN 1 ELSE 2 END AS PriceTypeID,
-    o.OrderDate, 'usd' AS CurrencyCode,
+    o.OrderDate, c.CurrencyCode,
     c.FirstName, c.MiddleName, c.LastName, c.NameSuffix, c.Company,
     c.MainAddress1 AS Address1, coalesce(c.MainAddress2, '') AS Address2, '' AS Address3,
     c.MainCity AS City, c.MainState AS State, c.MainZip AS Zip, c.MainCountry AS Country,
@@ -189,10 +205,16 @@ SELECT
 FROM _no o
 JOIN dbo.Customers c ON c.CustomerID = o.CustomerID
 JOIN (
-    SELECT OrderID, sum(PriceTotal) AS SubTotal, sum(Tax) AS Tax, sum(Weight) AS Weight,
-           sum(BusinessVolume) AS BV,
-           CASE WHEN sum(PriceTotal) >= 0 THEN 9.95 ELSE 0 END AS Shipping
-    FROM dbo.OrderDetails WHERE OrderID IN (SELECT OrderID FROM _no) GROUP BY OrderID
+    -- shipping: the flat fee of the customer's market, in its currency (none on a return)
+    SELECT d.OrderID, sum(d.PriceTotal) AS SubTotal, sum(d.Tax) AS Tax, sum(d.Weight) AS Weight,
+           sum(d.BusinessVolume) AS BV,
+           CASE WHEN sum(d.PriceTotal) >= 0 THEN coalesce(any_value(m.ShippingFee), 9.95)
+                ELSE 0 END AS Shipping
+    FROM dbo.OrderDetails d
+    JOIN _no n ON n.OrderID = d.OrderID
+    JOIN dbo.Customers c ON c.CustomerID = n.CustomerID
+    LEFT JOIN sim.Markets m ON m.CurrencyCode = c.CurrencyCode
+    GROUP BY d.OrderID
 ) t ON t.OrderID = o.OrderID
 """
 

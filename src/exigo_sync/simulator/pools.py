@@ -2,16 +2,47 @@
 
 Generation then picks from them set-based by hash, so realistic names and places cost nothing
 per row however many rows are generated.
+
+Customers are spread over the markets an Exigo company sells in (`MARKETS`, table sim.Markets):
+each customer belongs to one, by a hashed draw weighted by the market's share, and takes its
+name and address from that market's slice of sim.People and sim.Places (made with the market's
+Faker locale), its currency from the market; its orders ship to its country and are priced in
+its currency (the market's price list: the catalogue's USD prices times a factor).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import duckdb
 from faker import Faker
 
+# Pool sizes of the first market (US); every other market has MARKET_POOL_SIZES.
 POOL_SIZES = {"People": 2000, "Places": 1000, "Companies": 400, "Domains": 25, "Banks": 60}
+MARKET_POOL_SIZES = {"People": 400, "Places": 200}
+
+
+@dataclass(frozen=True)
+class Market:
+    country: str  # ISO 3166 alpha-2, as Exigo stores a country
+    currency: str  # Exigo's currency code (lower case, as Exigo's own "usd")
+    share: float  # of the customers
+    locale: str  # Faker's, for names and places
+    price_factor: float  # price list against the USD catalogue
+    shipping: float  # flat shipping fee, in the currency
+
+
+# Where a US-based direct-selling company typically sells: most customers at home, the rest in
+# its other markets. The shares add up to 1.
+MARKETS: tuple[Market, ...] = (
+    Market("US", "usd", 0.55, "en_US", 1.0, 9.95),
+    Market("CA", "cad", 0.12, "en_CA", 1.35, 12.95),
+    Market("MX", "mxn", 0.10, "es_MX", 17.0, 169.0),
+    Market("GB", "gbp", 0.09, "en_GB", 0.8, 7.95),
+    Market("AU", "aud", 0.08, "en_AU", 1.5, 14.95),
+    Market("DE", "eur", 0.06, "de_DE", 0.92, 8.95),
+)
 
 # A small product catalogue (item code, description, price, business volume, weight in lb).
 # Faker has no product provider, and a wellness-products MLM catalogue reads more plausibly
@@ -53,38 +84,83 @@ _ITEMS: tuple[tuple[str, str, float, float, float], ...] = (
 _BANK_KINDS = ("National Bank", "Savings Bank", "Credit Union", "Bank & Trust")
 
 
+def _one_line(text: str) -> str:
+    return ", ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _region(fake: Faker, country: str) -> str:
+    """The state / province / county column as Exigo holds it in that country."""
+    if country in ("US", "AU", "MX"):
+        return str(fake.state_abbr())
+    if country == "CA":
+        return str(fake.province_abbr())
+    if country == "GB":
+        return str(fake.county())
+    return str(fake.state())
+
+
+def _postcode(fake: Faker, country: str) -> str:
+    """A postcode as the country writes it (Faker's en_CA drops the space now and then, its
+    es_MX adds a ZIP+4-like suffix Mexican codes do not have)."""
+    code = str(fake.postcode())
+    if country == "CA":
+        code = code.replace(" ", "")
+        return f"{code[:3]} {code[3:]}"
+    if country == "MX":
+        return code[:5]
+    return code
+
+
+def _market_values(
+    market: Market, seed: int, people_n: int, places_n: int
+) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, ...]]]:
+    """People (first, middle, last, gender) and places (street, secondary, city, state, zip,
+    county) of one market, from its own Faker locale seeded with `seed`."""
+    fake = Faker(market.locale)
+    fake.seed_instance(seed)
+    people = []
+    for _ in range(people_n):
+        if fake.random.random() < 0.5:
+            first, middle, gender = fake.first_name_female(), fake.first_name_female(), "F"
+        else:
+            first, middle, gender = fake.first_name_male(), fake.first_name_male(), "M"
+        people.append((first, middle, fake.last_name(), gender))
+    places = []
+    for _ in range(places_n):
+        street = _one_line(fake.street_address())
+        secondary = ""
+        if fake.random.random() < 0.25 and hasattr(fake, "secondary_address"):
+            secondary = _one_line(fake.secondary_address())
+        city, state = fake.city(), _region(fake, market.country)
+        if market.country == "US":
+            # en_US Faker has no county provider; "<surname> County" is the commonest US form.
+            postcode, county = fake.zipcode_in_state(state), f"{fake.last_name()} County"
+        else:
+            postcode, county = _postcode(fake, market.country), ""
+        places.append((street[:100], secondary[:100], city[:50], state[:50], postcode[:50], county))
+    return people, places
+
+
 @lru_cache(maxsize=4)
 def _faker_values(seed: int) -> dict[str, tuple[tuple[str, ...], ...]]:
-    """Every pool's values for `seed`, drawn in a fixed order from one seeded Faker. Cached:
-    Faker takes ~0.4 s for these, and tests create many databases with the same seed."""
+    """Every pool's values for `seed`, drawn in a fixed order from seeded Fakers (one per
+    market's locale). Cached: Faker takes about a second for these, and tests create many
+    databases with the same seed."""
+    people: list[tuple[str, str, str, str]] = []
+    places: list[tuple[str, ...]] = []
+    for i, market in enumerate(MARKETS):
+        sizes = POOL_SIZES if i == 0 else MARKET_POOL_SIZES
+        market_people, market_places = _market_values(
+            market, seed + i, sizes["People"], sizes["Places"]
+        )
+        people += market_people
+        places += [(*place, market.country) for place in market_places]
+
     fake = Faker("en_US")
     fake.seed_instance(seed)
-
-    people = []
-    for _ in range(POOL_SIZES["People"]):
-        if fake.random.random() < 0.5:
-            people.append((fake.first_name_female(), fake.first_name_female(), "F"))
-        else:
-            people.append((fake.first_name_male(), fake.first_name_male(), "M"))
-    last_names = [fake.last_name() for _ in range(POOL_SIZES["People"])]
-
-    n = POOL_SIZES["Places"]
-    streets = [fake.street_address() for _ in range(n)]
-    secondary = [fake.secondary_address() if fake.random.random() < 0.25 else "" for _ in range(n)]
-    cities = [fake.city() for _ in range(n)]
-    states = [fake.state_abbr(include_territories=False) for _ in range(n)]
-    zips = [fake.zipcode_in_state(s) for s in states]
-    # en_US Faker has no county provider; "<surname> County" is the commonest US county form.
-    counties = [f"{fake.last_name()} County" for _ in range(n)]
-
     return {
-        "People": (
-            tuple(p[0] for p in people),
-            tuple(p[1] for p in people),
-            tuple(last_names),
-            tuple(p[2] for p in people),
-        ),
-        "Places": tuple(map(tuple, (streets, secondary, cities, states, zips, counties))),
+        "People": tuple(map(tuple, zip(*people, strict=True))),
+        "Places": tuple(map(tuple, zip(*places, strict=True))),
         "Companies": (tuple(fake.company() for _ in range(POOL_SIZES["Companies"])),),
         "Domains": (tuple(fake.free_email_domain() for _ in range(POOL_SIZES["Domains"])),),
         "Banks": (
@@ -96,12 +172,52 @@ def _faker_values(seed: int) -> dict[str, tuple[tuple[str, ...], ...]]:
     }
 
 
+def _markets_rows() -> list[tuple]:
+    """sim.Markets: each market's currency, prices, share as a [lo, hi) slice of [0, 1) and its
+    slices of sim.People and sim.Places."""
+    rows, lo, people, places = [], 0.0, 0, 0
+    for i, m in enumerate(MARKETS):
+        sizes = POOL_SIZES if i == 0 else MARKET_POOL_SIZES
+        hi = 1.0 if i == len(MARKETS) - 1 else lo + m.share
+        rows.append((i, m.country, m.currency, m.price_factor, m.shipping, lo, hi, people,
+                     sizes["People"], places, sizes["Places"]))  # fmt: skip
+        lo, people, places = hi, people + sizes["People"], places + sizes["Places"]
+    return rows
+
+
+_MARKETS_DDL = (
+    "CREATE TABLE sim.Markets (idx INTEGER, Country VARCHAR, CurrencyCode VARCHAR, "
+    "PriceFactor DECIMAL(9,4), ShippingFee DECIMAL(19,4), ShareFrom DOUBLE, ShareTo DOUBLE, "
+    "PeopleFrom INTEGER, PeopleCount INTEGER, PlacesFrom INTEGER, PlacesCount INTEGER)"
+)
+
+
+def ensure_markets(con: duckdb.DuckDBPyConnection) -> None:
+    """A file made before the markets existed (every customer in the US, in usd) gets the one
+    market its pools hold, so its activity goes on exactly as before."""
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+        "AND table_schema = 'sim' AND table_name = 'Markets'"
+    ).fetchone()
+    if found and found[0]:
+        return
+    con.execute(_MARKETS_DDL)
+    con.execute(
+        "INSERT INTO sim.Markets SELECT 0, 'US', 'usd', 1, 9.95, 0, 1, "
+        "0, (SELECT count(*) FROM sim.People), 0, (SELECT count(*) FROM sim.Places)"
+    )
+
+
 def build_pools(con: duckdb.DuckDBPyConnection, seed: int) -> None:
-    """Create and fill sim.People, sim.Places, sim.Companies, sim.Domains, sim.Banks, sim.Items.
+    """Create and fill sim.Markets, sim.People, sim.Places, sim.Companies, sim.Domains, sim.Banks,
+    sim.Items.
 
     Values travel as whole lists bound to one INSERT (unnest zips them), not row by row.
     """
     values = _faker_values(seed)
+    con.execute(_MARKETS_DDL)
+    con.executemany("INSERT INTO sim.Markets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _markets_rows())  # fmt: skip
     con.execute(
         "CREATE TABLE sim.People AS SELECT unnest(range(len(f)))::INTEGER AS idx, "
         "unnest(f) AS FirstName, left(unnest(m), 1) AS MiddleName, unnest(l) AS LastName, "
@@ -112,9 +228,9 @@ def build_pools(con: duckdb.DuckDBPyConnection, seed: int) -> None:
     con.execute(
         "CREATE TABLE sim.Places AS SELECT unnest(range(len(a)))::INTEGER AS idx, "
         "unnest(a) AS Address1, unnest(b) AS Address2, unnest(c) AS City, unnest(s) AS State, "
-        "unnest(z) AS Zip, unnest(k) AS County, 'US' AS Country "
+        "unnest(z) AS Zip, unnest(k) AS County, unnest(n) AS Country "
         "FROM (SELECT ?::VARCHAR[] a, ?::VARCHAR[] b, ?::VARCHAR[] c, ?::VARCHAR[] s, "
-        "?::VARCHAR[] z, ?::VARCHAR[] k)",
+        "?::VARCHAR[] z, ?::VARCHAR[] k, ?::VARCHAR[] n)",
         [list(v) for v in values["Places"]],
     )
     for name in ("Companies", "Domains", "Banks"):
@@ -134,7 +250,8 @@ def build_pools(con: duckdb.DuckDBPyConnection, seed: int) -> None:
 
 
 def pool_params() -> dict[str, int]:
-    """Pool sizes as SQL parameters ($n_people, ...), for `rint(..., $n_people)` picks."""
+    """Pool sizes as SQL parameters ($n_people, ...), for `rint(..., $n_people)` picks (people
+    and places: the first market's, for a customer of no known market)."""
     return {
         "n_people": POOL_SIZES["People"],
         "n_places": POOL_SIZES["Places"],

@@ -28,6 +28,12 @@ it at once, like the DuckDB client.
 - `refresh_started_at` / `refresh_finished_at` are `SYSDATETIME()` on the same connection just
   before and after, with `SYSUTCDATETIME()` (the server clock's offset from UTC, W1).
 
+Every statement, and every fetch of `query()`'s cursor, runs through `sqlserver.cancel`: a stop
+(SIGTERM, Ctrl-C, the flow timeout) cancels a statement waiting at the source, e.g. the refresh
+behind another consumer's lock, instead of waiting for it (R4). `query_timeout` (the setting
+EXIGO_SYNC_SOURCE_QUERY_TIMEOUT_SECONDS, else the profile's) bounds each statement; a statement
+that runs out of it is a transient error naming the setting.
+
 Driver errors become `TransientSourceError` (retried by the flow, B5) or `SourceError` through
 `sqlserver.classify`, with one secret-free line naming what failed.
 """
@@ -35,7 +41,7 @@ Driver errors become `TransientSourceError` (retried by the flow, B5) or `Source
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,6 +51,7 @@ from exigo_sync.catalog import QUEUE_TABLES
 from exigo_sync.profiles import ProfileError, Target
 from exigo_sync.snapshot import fingerprint_sql, from_row
 from exigo_sync.source import RefreshResult, SourceClock, SourceError, TransientSourceError
+from exigo_sync.sqlserver.cancel import StatementRunner
 
 CLOCK_SQL = "SELECT SYSDATETIME()"
 CLOCKS_SQL = "SELECT SYSDATETIME(), SYSUTCDATETIME()"
@@ -52,6 +59,10 @@ REFRESH_SQL = "SET NOCOUNT ON; DECLARE @start datetime = ?; EXEC queue.Refresh @
 # The vendor's own default window ("since the previous call"), only when no start is given.
 REFRESH_DEFAULT_SQL = "SET NOCOUNT ON; EXEC queue.Refresh"
 PROCEDURE = "queue.Refresh"
+# Where an operator sets the source's query timeout (exigo_sync.settings).
+QUERY_TIMEOUT_SETTING = "EXIGO_SYNC_SOURCE_QUERY_TIMEOUT_SECONDS"
+# The SQLSTATEs of a statement the driver ended at the query timeout.
+TIMEOUT_SQLSTATES = ("HYT00", "HYT01")
 
 # Rows per round trip when streaming a table (DB-API default arraysize is 1).
 ARRAYSIZE = 5000
@@ -89,8 +100,9 @@ class SqlServerSourceClient:
         connect: Callable[[], Any] | None = None,
     ) -> None:
         """`database`: the sync database (default: the target's own `database`).
-        `query_timeout`: seconds per statement, `queue.Refresh` included (default: the
-        profile's `query_timeout`; 0 = none). `connect`: returns an open DB-API connection
+        `query_timeout`: seconds per statement, `queue.Refresh` included (the setting
+        EXIGO_SYNC_SOURCE_QUERY_TIMEOUT_SECONDS; default: the profile's `query_timeout`;
+        0 = none). `connect`: returns an open DB-API connection
         (default: dbt-sqlserver's way, to `database`); tests pass a recording double here."""
         self.target = target
         self.database = database or target.config.get("database")
@@ -103,10 +115,10 @@ class SqlServerSourceClient:
         return self.clock().now
 
     def clock(self) -> SourceClock:
-        with self._connection(_Step("read the source clock")) as con:
-            cur = con.cursor()
-            cur.execute(CLOCKS_SQL)
-            now, utc = (self._datetime(v) for v in cur.fetchone())
+        with self._connection(_Step("read the source clock")) as run:
+            cur = run.connection.cursor()
+            row = run.run(cur, lambda: _one(cur, CLOCKS_SQL))
+            now, utc = (self._datetime(v) for v in row)
         return SourceClock(now, utc)
 
     def refresh(self, start: datetime | None) -> RefreshResult:
@@ -114,33 +126,29 @@ class SqlServerSourceClient:
             raise SourceError("queue.Refresh start must be a naive source-clock time")
         bound = to_sql_datetime(start) if start is not None else None
         step = _Step(f"run {PROCEDURE}")
-        with self._connection(step) as con:
+        with self._connection(step) as run:
+            con = run.connection
             # One transaction from the refresh to the last fingerprint (R3); autocommit is set
             # before the first statement (pyodbc refuses to switch with results pending).
             con.autocommit = False
             try:
                 cur = con.cursor()
-                started = self._clock(cur)
-                if bound is None:
-                    cur.execute(REFRESH_DEFAULT_SQL)
-                else:
-                    cur.execute(REFRESH_SQL, [bound])
-                # Every result the procedure sends (row counts, result sets, the error after).
-                while cur.nextset():
-                    pass
+                started = self._clock(run, cur)
+                # Every result the procedure sends (row counts, result sets, the error after)
+                # is drained in the same call: it may block behind a lock at any of them.
+                run.run(cur, lambda: _drain(cur, bound))
                 fingerprint = {}
                 for table in QUEUE_TABLES:
                     step.action = f"fingerprint queue.{table}"
-                    cur.execute(fingerprint_query(table))
-                    fingerprint[table] = from_row(cur.fetchone())
+                    row = run.run(cur, lambda t=table: _one(cur, fingerprint_query(t)))
+                    fingerprint[table] = from_row(row)
                 step.action = "read the source clock"
-                cur.execute(CLOCKS_SQL)
-                finished, utc = (self._datetime(v) for v in cur.fetchone())
+                row = run.run(cur, lambda: _one(cur, CLOCKS_SQL))
+                finished, utc = (self._datetime(v) for v in row)
                 step.action = f"commit {PROCEDURE}"
                 con.commit()
             except BaseException:
-                with suppress(Exception):
-                    con.rollback()
+                run.rollback()
                 raise
         counts = {table: fp.rows for table, fp in fingerprint.items()}
         return RefreshResult(
@@ -155,17 +163,18 @@ class SqlServerSourceClient:
         head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
         if head not in ("SELECT", "WITH"):
             raise SourceError(f"query() runs read-only SELECT statements, not {head or 'nothing'}")
-        with self._connection(_Step("read the source")) as con:
-            cur = con.cursor()
+        with self._connection(_Step("read the source")) as run:
+            cur = run.connection.cursor()
             cur.arraysize = ARRAYSIZE
             if params:
-                cur.execute(sql, list(params))
+                run.run(cur, lambda: cur.execute(sql, list(params)))
             else:
-                cur.execute(sql)
+                run.run(cur, lambda: cur.execute(sql))
             try:
-                yield cur
+                yield _StoppableCursor(cur, run)
             finally:
-                cur.close()
+                if not run.abandoned:
+                    cur.close()
 
     def close(self) -> None:
         """Nothing to close: every call opens and closes its own connection."""
@@ -178,9 +187,9 @@ class SqlServerSourceClient:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _clock(self, cur: Any) -> datetime:
-        cur.execute(CLOCK_SQL)
-        return self._datetime(cur.fetchone()[0])
+    def _clock(self, run: StatementRunner, cur: Any) -> datetime:
+        row = run.run(cur, lambda: _one(cur, CLOCK_SQL))
+        return self._datetime(row[0])
 
     def _datetime(self, value: Any) -> datetime:
         if not isinstance(value, datetime):
@@ -193,14 +202,16 @@ class SqlServerSourceClient:
         return value.replace(tzinfo=None)
 
     @contextmanager
-    def _connection(self, step: _Step) -> Iterator[Any]:
-        """An open connection (query timeout applied) for one step; driver errors mapped."""
-        con = None
+    def _connection(self, step: _Step) -> Iterator[StatementRunner]:
+        """An open connection (query timeout applied) for one step, its statements run so that
+        a stop cancels them (`sqlserver.cancel`); driver errors mapped."""
+        run = None
         try:
             con = self._connect()
+            run = StatementRunner(con)
             if self.query_timeout is not None:
                 con.timeout = self.query_timeout
-            yield con
+            yield run
         except SourceError:
             raise
         except ProfileError as exc:
@@ -210,9 +221,8 @@ class SqlServerSourceClient:
                 raise
             raise self._error(exc, step.action) from None
         finally:
-            if con is not None:
-                with suppress(Exception):  # the connection may be what failed
-                    con.close()
+            if run is not None:
+                run.close()  # the connection may be what failed: never raises
 
     def _error(self, exc: BaseException, action: str) -> SourceError:
         numbers = mssql.driver_error(exc).numbers
@@ -227,13 +237,66 @@ class SqlServerSourceClient:
                 f"{PROCEDURE} not found in database '{self.database}': is it the Exigo sync "
                 f"database? {message}"
             )
+        timed_out = mssql.driver_error(exc).sqlstate in TIMEOUT_SQLSTATES
+        if timed_out:  # B5: the next attempt may not wait behind the same lock
+            message = f"{message}: {self._timeout_hint()}"
         message = self.target.scrub(message)
-        if mssql.classify(exc) == "transient":
+        if timed_out or mssql.classify(exc) == "transient":
             return TransientSourceError(message)
         return SourceError(message)
 
+    def _timeout_hint(self) -> str:
+        if self.query_timeout is not None:
+            return (
+                f"the statement ran past the query timeout ({QUERY_TIMEOUT_SETTING}="
+                f"{self.query_timeout}); raise it, or set 0 for none"
+            )
+        profile = self.target.config.get("query_timeout")
+        return (
+            f"the statement ran past the source output's query_timeout ({profile} s); "
+            f"{QUERY_TIMEOUT_SETTING} overrides it (0 = none)"
+        )
+
     def _where(self) -> str:
         return mssql.endpoint(self.target, self.database)
+
+
+def _one(cur: Any, sql: str) -> Any:
+    """Run a one-row SELECT; its row."""
+    cur.execute(sql)
+    return cur.fetchone()
+
+
+def _drain(cur: Any, bound: datetime | None) -> None:
+    """EXEC queue.Refresh and every result it sends."""
+    if bound is None:
+        cur.execute(REFRESH_DEFAULT_SQL)
+    else:
+        cur.execute(REFRESH_SQL, [bound])
+    while cur.nextset():
+        pass
+
+
+class _StoppableCursor:
+    """The cursor `query()` yields: its fetches, which wait for the server too (rows locked by
+    another session), run through the connection's StatementRunner."""
+
+    def __init__(self, cursor: Any, run: StatementRunner) -> None:
+        self._cursor = cursor
+        self._run = run
+
+    def fetchone(self) -> Any:
+        return self._run.run(self._cursor, self._cursor.fetchone)
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        n = size or self._cursor.arraysize
+        return self._run.run(self._cursor, lambda: self._cursor.fetchmany(n))
+
+    def fetchall(self) -> list[Any]:
+        return self._run.run(self._cursor, self._cursor.fetchall)
+
+    def __getattr__(self, name: str) -> Any:  # description, arraysize, rowcount, ...
+        return getattr(self._cursor, name)
 
 
 @dataclass

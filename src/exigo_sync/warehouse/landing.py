@@ -10,15 +10,19 @@ Two ways in, one result:
   the sync database on the same SQL Server (`land_in_warehouse`);
 - landed (the source is elsewhere): each table is streamed from a DB-API cursor on the source
   (`SourceClient.query`) in chunks of FETCH_SIZE rows into an `<name>__incoming` table of the
-  warehouse: into DuckDB as Arrow record batches, into SQL Server with the driver's bulk
-  parameter path (pyodbc `fast_executemany`) (`land_batch`).
+  warehouse: into DuckDB as Arrow record batches, into SQL Server the way the driver in use
+  takes many rows (`sqlserver.rows`: parameter arrays with Microsoft's drivers, multi-row
+  INSERT ... VALUES with FreeTDS) (`land_batch`).
 Memory stays at one chunk whatever the table's size. Only when every table has arrived does one
 transaction swap them all in and record the batch in the manifest, so dbt sees either the whole
 of this batch's snapshot or the whole of the previous one; a copy that dies part-way leaves
 the landing as it was, and the batch merges nothing.
 
 Columns and types are the source's own (read from its information_schema), mapped to the
-warehouse engine where it differs (SQL Server -> DuckDB: `catalog.duckdb_type`).
+warehouse engine where it differs (SQL Server -> DuckDB: `catalog.duckdb_type`), less the columns
+the sensitive-column policy drops (S2: a secret never enters the warehouse). Before anything is
+copied, every table's columns are checked against the policy (`SensitivePolicy.check`): a new
+column whose name or type looks sensitive and that the policy does not name stops the batch.
 
 After the swap, `fingerprint` takes each landed queue table's fingerprint (exigo_sync.snapshot),
 to compare with the one the refresh took.
@@ -39,7 +43,10 @@ from exigo_sync.catalog import LOOKUP_TABLES, QUEUE_TABLES, REPLICATED_TABLES, d
 from exigo_sync.console import DETAIL
 from exigo_sync.faults import fault
 from exigo_sync.naming import column_name, entity_name
+from exigo_sync.policy import SensitivePolicy
 from exigo_sync.profiles import Target
+from exigo_sync.quoting import bracket as _bracket
+from exigo_sync.quoting import quote as _quote
 from exigo_sync.snapshot import TableFingerprint, fingerprint_sql, from_row
 from exigo_sync.source import FETCH_SIZE, SourceClient, TransientSourceError
 from exigo_sync.topology import Topology
@@ -83,6 +90,7 @@ class LandingTable:
 class Column:
     name: str
     warehouse_type: str
+    source_type: str = ""  # as the source's information_schema names it (the S2 type check)
 
 
 def tables_for_batch(swept_entities: Sequence[str]) -> list[LandingTable]:
@@ -116,20 +124,26 @@ def land_batch(
     tables: Sequence[LandingTable],
     *,
     logger: logging.Logger | logging.LoggerAdapter[Any],
+    policy: SensitivePolicy,
     find_missing: bool = False,
     fence: Fence | None = None,
 ) -> Landing:
-    """Stream `tables` from the source for batch `batch_id` (landed topology).
+    """Stream `tables` from the source for batch `batch_id` (landed topology), without the
+    columns `policy` drops; nothing at all when a table has a column the policy must name first.
 
     find_missing: a `__reopen` table also takes source keys the warehouse never received (a
     complete warehouse's reconciliation, W4), not only keys back after a deletion."""
     target_engine = engine(warehouse)
     landed: dict[str, int] = {}  # rows per LandingTable.label
+    read = {t.label: _source_columns(source, source_engine, target_engine, t) for t in tables}
+    for table in tables:
+        policy.check(table.name, [(c.name, c.source_type) for c in read[table.label]], table.label)
     with connected(warehouse) as con:
         writer = _WRITERS[target_engine](con)
         writer.ensure_schemas()
         for table in tables:
-            columns = _source_columns(source, source_engine, target_engine, table)
+            kept = set(policy.copied(table.name, [c.name for c in read[table.label]]))
+            columns = [c for c in read[table.label] if c.name in kept]
             started = time.monotonic()
             writer.create_incoming(table, columns)
             rows = 0
@@ -159,17 +173,18 @@ def pin(
     tables: Sequence[LandingTable],
     *,
     logger: logging.Logger | logging.LoggerAdapter[Any],
+    policy: SensitivePolicy,
     find_missing: bool = False,
     fence: Fence | None = None,
 ) -> Landing:
     """Land `tables` for batch `batch_id` the topology's way: copied by the warehouse itself
-    (co-located) or streamed from the source (landed)."""
+    (co-located) or streamed from the source (landed); `policy` decides which columns."""
     if topology.landed:
         client = topology.source_client()
         try:
             return land_batch(
                 client, topology.source.type, topology.warehouse, batch_id, tables,
-                logger=logger, find_missing=find_missing, fence=fence,
+                logger=logger, policy=policy, find_missing=find_missing, fence=fence,
             )  # fmt: skip
         finally:
             client.close()
@@ -179,7 +194,7 @@ def pin(
         raise LandingError(f"no sync database named for {topology.describe()}")
     return land_in_warehouse(
         SourceInWarehouse(where, location), topology.warehouse, batch_id, tables,
-        logger=logger, find_missing=find_missing, fence=fence,
+        logger=logger, policy=policy, find_missing=find_missing, fence=fence,
     )  # fmt: skip
 
 
@@ -208,21 +223,30 @@ def land_in_warehouse(
     tables: Sequence[LandingTable],
     *,
     logger: logging.Logger | logging.LoggerAdapter[Any],
+    policy: SensitivePolicy,
     find_missing: bool = False,
     fence: Fence | None = None,
 ) -> Landing:
     """Copy `tables` inside the warehouse, from the source it can read (co-located topology):
-    set-based, nothing passes through this process."""
+    set-based, nothing passes through this process; without the columns `policy` drops, and
+    nothing at all when a table has a column the policy must name first."""
     with connected(warehouse) as con:
         writer = _WRITERS[engine(warehouse)](con)
         with _attached(con, source):
+            read = {}
+            for table in tables:
+                _require_source_table(con, source, table)
+                read[table.label] = _in_warehouse_columns(con, source, table)
+                policy.check(table.name, read[table.label], table.label)
             writer.ensure_schemas()
             landed: dict[str, int] = {}
             for table in tables:
                 started = time.monotonic()
-                _require_source_table(con, source, table)
                 relation = source.relation(table.source_schema, table.name)
-                select = _in_warehouse_select(con, source, table, relation, find_missing)
+                wanted = table.columns or tuple(
+                    policy.copied(table.name, [name for name, _ in read[table.label]])
+                )
+                select = _in_warehouse_select(con, source, table, relation, wanted, find_missing)
                 landed[table.label] = writer.create_incoming_as(table, select)
                 fault("during_land")
                 logger.info(
@@ -286,21 +310,42 @@ class _Select:
     rest: str  # FROM ... [WHERE ...]
 
 
+def _in_warehouse_columns(
+    con: WarehouseConnection, source: SourceInWarehouse, table: LandingTable
+) -> list[tuple[str, str]]:
+    """(name, type) of every column of the source table, in order, as the warehouse reads it."""
+    if source.engine == "duckdb":
+        sql = (
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_catalog = ? AND table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position"
+        )
+        params = [ATTACHED_SOURCE, table.source_schema, table.name]
+    else:
+        sql = (
+            f"SELECT COLUMN_NAME, DATA_TYPE FROM {_bracket(source.location)}.INFORMATION_SCHEMA."
+            "COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION"
+        )
+        params = [table.source_schema, table.name]
+    return [(str(name), str(data_type)) for name, data_type in con.execute(sql, params).fetchall()]
+
+
 def _in_warehouse_select(
     con: WarehouseConnection, source: SourceInWarehouse, table: LandingTable, relation: str,
-    find_missing: bool,
+    columns: Sequence[str], find_missing: bool,
 ) -> _Select:  # fmt: skip
     if table.reopen:
         keys = REPLICATED_TABLES[table.name].key
+        selected = ", ".join(f"d.{_quote(c)}" for c in columns)
         candidates = _reopen_candidates_sql(con, table.name, keys, find_missing)
         if candidates is None:
-            return _Select("d.*", f"FROM {relation} d WHERE 1 = 0")
+            return _Select(selected, f"FROM {relation} d WHERE 1 = 0")
         match = " AND ".join(f"c.{_quote(k)} = d.{_quote(k)}" for k in keys)
         return _Select(
-            "d.*", f"FROM {relation} d WHERE EXISTS (SELECT 1 FROM ({candidates}) c WHERE {match})"
+            selected,
+            f"FROM {relation} d WHERE EXISTS (SELECT 1 FROM ({candidates}) c WHERE {match})",
         )
-    columns = ", ".join(_quote(c) for c in table.columns) if table.columns else "*"
-    return _Select(columns, f"FROM {relation}")
+    return _Select(", ".join(_quote(c) for c in columns), f"FROM {relation}")
 
 
 def data_high_water(warehouse: Target, not_after: datetime) -> datetime | None:
@@ -388,9 +433,12 @@ def _source_columns(
             if source_engine == "sqlserver"
             else str(data_type)
         )
-        found[str(name)] = _warehouse_type(
-            source_engine, target_engine, source_type, f"{table.source_schema}.{table.name}",
-            str(name),
+        found[str(name)] = (
+            _warehouse_type(
+                source_engine, target_engine, source_type, f"{table.source_schema}.{table.name}",
+                str(name),
+            ),
+            source_type,
         )  # fmt: skip
     wanted = table.columns or tuple(found)
     missing = [c for c in wanted if c not in found]
@@ -399,7 +447,7 @@ def _source_columns(
             f"source table {table.source_schema}.{table.name} has no column "
             f"{', '.join(missing)} (B4); nothing was landed"
         )
-    return [Column(c, found[c]) for c in wanted]
+    return [Column(c, *found[c]) for c in wanted]
 
 
 def _warehouse_type(source_engine: str, target_engine: str, source_type: str, table: str,
@@ -415,17 +463,6 @@ def _warehouse_type(source_engine: str, target_engine: str, source_type: str, ta
                 "cannot land in DuckDB; nothing was landed"
             ) from None
     raise LandingError(f"cannot land a {source_engine} source in a {target_engine} warehouse")
-
-
-def _quote(name: str) -> str:
-    """An identifier in double quotes (a `"` inside doubled): DuckDB, and SQL Server with
-    QUOTED_IDENTIFIER on (its default for ODBC connections)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _bracket(name: str) -> str:
-    """A T-SQL identifier in brackets (a `]` inside doubled): database names in three-part names."""
-    return "[" + name.replace("]", "]]") + "]"
 
 
 def _select(table: LandingTable, columns: Sequence[Column]) -> str:
@@ -642,7 +679,7 @@ _ARROW_TYPES = {
 
 
 class _SqlServerWriter(_Writer):
-    """The driver's bulk parameter path into SQL Server (pyodbc `fast_executemany`)."""
+    """Rows into SQL Server the way the driver in use takes many rows (`sqlserver.rows`)."""
 
     def ensure_schemas(self) -> None:
         for schema in (QUEUE_SCHEMA, DBO_SCHEMA):
@@ -668,9 +705,9 @@ class _SqlServerWriter(_Writer):
     quote = staticmethod(_quote)
 
     def append(self, table: LandingTable, columns: Sequence[Column], rows: list[tuple]) -> None:
-        marks = ", ".join("?" for _ in columns)
-        sql = f"INSERT INTO {self._name(table, INCOMING)} VALUES ({marks})"
-        self.con.executemany(sql, rows)  # type: ignore[attr-defined]
+        self.con.insert_rows(  # type: ignore[attr-defined]
+            self._name(table, INCOMING), [c.warehouse_type for c in columns], rows
+        )
 
     def swap_in(
         self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int],
@@ -682,7 +719,7 @@ class _SqlServerWriter(_Writer):
                 final = self._name(t)
                 self.con.execute(f"IF OBJECT_ID('{final}') IS NOT NULL DROP TABLE {final}")
                 self.con.execute(
-                    "EXEC sp_rename ?, ?",
+                    "EXEC sp_rename ?, ?, 'OBJECT'",
                     [f"{t.landing_schema}.{t.landing_name}{INCOMING}", t.landing_name],
                 )
             self._record(tables, batch_id, landed, utcnow())

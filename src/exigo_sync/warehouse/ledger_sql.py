@@ -1,13 +1,16 @@
 """Every SQL statement the Python side runs against the warehouse.
 
 Values are always bound parameters (`?`, understood by duckdb and pyodbc); only identifiers from
-the fixed entity catalogue (`exigo_sync.catalog`) are formatted in. DML is portable SQL; the DDL
-has one variant per engine because `CREATE ... IF NOT EXISTS` is not T-SQL.
+the fixed entity catalogue (`exigo_sync.catalog`) are formatted in as they are, and a name read
+from the warehouse's catalogue (the schema dbt put a model in) only quoted
+(`exigo_sync.quoting`). DML is portable SQL; the DDL has one variant per engine because
+`CREATE ... IF NOT EXISTS` is not T-SQL.
 """
 
 from __future__ import annotations
 
 from exigo_sync.catalog import REPLICATED_ENTITIES, Entity
+from exigo_sync.quoting import quote
 
 # Ledger column holding the row count of each queue table.
 ROW_COLUMNS: dict[str, str] = {e.table: f"rows_{e.name}" for e in REPLICATED_ENTITIES}
@@ -284,7 +287,7 @@ WHERE table_name = 'exigo_deletion_guard' ORDER BY table_schema"""
 
 def guard_stats(schema: str) -> str:
     return f"""SELECT entity, live_keys, source_keys, missing_keys
-FROM {schema}.exigo_deletion_guard WHERE batch_id = ?"""
+FROM {quote(schema)}.exigo_deletion_guard WHERE batch_id = ?"""
 
 
 def tie_stats(entity: Entity) -> str:
@@ -301,7 +304,7 @@ WHERE table_name = 'exigo_rejected_rows' ORDER BY table_schema"""
 
 def reject_stats(schema: str) -> str:
     """Rejected rows per entity of a batch (B1). Parameters: batch_id."""
-    return f"""SELECT entity, COUNT(*) FROM {schema}.exigo_rejected_rows
+    return f"""SELECT entity, COUNT(*) FROM {quote(schema)}.exigo_rejected_rows
 WHERE batch_id = ? GROUP BY entity"""
 
 

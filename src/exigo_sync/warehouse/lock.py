@@ -62,9 +62,15 @@ class LockOptions:
     heartbeat_seconds: float = 30.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LockOptions:
+    def from_settings(cls, settings: Settings, *, reconcile: bool = False) -> LockOptions:
+        """A reconciliation waits longer for a batch in flight than a batch does (settings
+        reconcile_lock_timeout_seconds): it must not lose its night to a 15-minute batch."""
         return cls(
-            timeout=settings.lock_timeout_seconds,
+            timeout=(
+                max(settings.reconcile_lock_timeout_seconds, settings.lock_timeout_seconds)
+                if reconcile
+                else settings.lock_timeout_seconds
+            ),
             stale_after=settings.stale_after,
             poll=settings.lock_poll_seconds,
             heartbeat_seconds=settings.lock_heartbeat_seconds,
