@@ -77,6 +77,8 @@ def test_a_reconciliation_runs_last_line_gives_its_deletion_counts() -> None:
         "reconciliation: customers 2 deleted, 1 reopened; orders 0 deleted, 0 reopened"
     )
     assert "reconciliation" not in merged_line(out | {"reconciled": False})
+    full = merged_line(out | {"window_kind": "full", "window_start": "1753-01-01T00:00:00"})
+    assert full.startswith("batch 7 merged: full load, 1,203 queue rows") and "1753" not in full
 
 
 def test_serve_prints_its_ui_and_a_deployment_run_hint_that_reaches_it() -> None:

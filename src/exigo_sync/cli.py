@@ -140,9 +140,14 @@ def merged_line(out: dict[str, Any]) -> str:
     """The last line of a run: the batch, its window and rows, and for a reconciliation what
     it deleted and reopened per entity."""
     rows = sum(out["row_counts"].values())
+    window = (
+        "full load"  # from 1753-01-01: everything the source has
+        if out["window_kind"] == "full"
+        else f"window from {out['window_start']} ({out['window_kind']})"
+    )
     line = (
-        f"batch {out['batch_id']} merged: window from {out['window_start']} "
-        f"({out['window_kind']}), {rows:,} queue rows; warehouse {out['completeness']}"
+        f"batch {out['batch_id']} merged: {window}, {rows:,} queue rows; "
+        f"warehouse {out['completeness']}"
     )
     if out.get("reconciled"):
         found = "; ".join(
