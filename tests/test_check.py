@@ -8,6 +8,7 @@ live tests in tests/sqlserver/ run the checks against a server when one is confi
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -24,6 +25,8 @@ from exigo_sync.warehouse import ledger_sql
 from tests.sqlserver.doubles import Outcome, RecordingDriver, odbc_error
 from tests.sqlserver.targets import PASSWORD, sqlserver_target
 from tests.sqlserver.tsql import parse_tsql
+
+REPO_PROFILE = Path(check.__file__).resolve().parents[2] / "profiles.example.yml"
 
 NAMES = [
     "driver",
@@ -80,7 +83,7 @@ class Server:
         if sql == check.CLOCK_SQL:
             utc = a["utc"] if not callable(a["utc"]) else a["utc"]()
             return [[(utc, utc + timedelta(hours=1))]]
-        if sql == ledger_sql.LEDGER_COLUMNS:  # no batch has run yet
+        if sql == ledger_sql.LEDGER_COLUMNS:  # the data clock's ledger: none yet
             return [[]]
         raise AssertionError(f"unexpected SQL: {sql}")
 
@@ -308,7 +311,8 @@ def test_duckdb_all_checks_pass(simulator_file: Path, tmp_path: Path) -> None:
     r = by_name(results)
     assert r["driver"].detail.startswith("duckdb ")
     assert "simulated clock 2026-01-05" in r["source login"].detail
-    assert "will be created" in r["warehouse login"].detail
+    assert "the first run creates it" in r["warehouse login"].detail
+    assert "the first run creates the file" in r["warehouse: DDL rights"].detail
     assert "does not apply" in r["clock skew"].detail
 
 
@@ -338,11 +342,118 @@ def test_duckdb_missing_source_and_locked_warehouse(simulator_file: Path, tmp_pa
         holder.kill()
         holder.wait()
     assert not r["source login"].ok and "not found" in r["source login"].detail
+    assert "exigo-sync simulate create" in r["source login"].hint
     assert r["source: SELECT on queue"].detail.startswith("skipped")
+    assert r["source: SELECT on queue"].skipped and not r["source: SELECT on queue"].hint
     assert (
         not r["warehouse login"].ok and "in use by another process" in r["warehouse login"].detail
     )
     assert r["driver"].ok
+
+
+def test_a_failing_check_has_the_hint_on_its_own_line_and_the_checks_it_blocks_are_skipped(
+    tmp_path: Path,
+) -> None:
+    """`exigo-sync check` as printed: the hint sits under the failing line (naming what sets
+    the missing file and how to make one), the checks that needed it say `skip` with no hint of
+    their own, and every path is absolute although the profile's is relative."""
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "profiles.yml").write_text(REPO_PROFILE.read_text())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXIGO_SYNC_")}
+    env["EXIGO_SYNC_PROFILES_DIR"] = str(profiles)
+    proc = subprocess.run(
+        [sys.executable, "-m", "exigo_sync.cli", "check"], cwd=elsewhere, env=env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    login = next(i for i, line in enumerate(lines) if "source login" in line)
+    missing = profiles / "data" / "exigo_source.duckdb"
+    assert lines[login].startswith("FAIL") and str(missing) in lines[login]
+    assert lines[login + 1].strip().startswith("hint: set EXIGO_SYNC_SOURCE_PATH")
+    assert f"exigo-sync simulate create {missing}" in lines[login + 1]
+    skipped = [line for line in lines if line.startswith("skip")]
+    assert skipped and all("hint" not in line for line in skipped)
+    assert sum("hint:" in line for line in lines) == 1
+    assert lines[0].startswith("topology:") and str(missing) in lines[0]
+    assert lines[1].startswith("ok   dbt project and flow: " + str(REPO_PROFILE.parent))
+
+
+def test_duckdb_warehouse_login_and_ddl_rights_prove_different_things(
+    simulator_file: Path, tmp_path: Path
+) -> None:
+    """On an existing file the login opens it (read-only, a moment); DDL rights really create
+    a schema, a table and a view, in a transaction rolled back: nothing is left behind."""
+    import duckdb
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    target = duckdb_target(simulator_file, warehouse)
+    r = by_name(check.run_checks(target, target))
+    assert r["warehouse login"].ok and r["warehouse login"].detail.endswith(")")
+    assert "opens (DuckDB" in r["warehouse login"].detail
+    ddl = r["warehouse: DDL rights"]
+    assert ddl.ok and "CREATE SCHEMA, TABLE and VIEW" in ddl.detail
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute("SELECT schema_name FROM duckdb_schemas()").fetchall()
+        schemas = {row[0] for row in rows}
+    finally:
+        con.close()
+    assert "exigo_sync_check" not in schemas
+
+
+def test_check_names_the_dbt_project_and_the_flow_or_what_is_missing(tmp_path: Path) -> None:
+    ok = check._project_and_flow(REPO_PROFILE.parent / "dbt_project")
+    assert ok.ok and "models" in ok.detail and "exigo_sync/flow.py" in ok.detail
+    missing = check._project_and_flow(tmp_path)
+    assert not missing.ok and f"no dbt_project.yml in {tmp_path}" in missing.detail
+    assert "reinstall exigo-sync" in missing.hint
+
+
+def test_check_during_a_batch_reads_its_live_status_and_leaves_the_warehouse_alone(
+    simulator_file: Path, tmp_path: Path
+) -> None:
+    """A batch of exigo-sync's holds the file (its live status names this live process):
+    the login says so without opening the file (another process holds it here, so an open
+    would fail), and DDL rights are skipped."""
+    import duckdb
+
+    from exigo_sync.warehouse import live_status
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    target = duckdb_target(simulator_file, warehouse)
+    status = live_status.LiveStatus.begin(lock_name="l", token="t", flow_run_id=None, step="dbt")
+    live_status.write(live_status.path_for(target), status.at_step("dbt", 7))
+    holder = _hold_open(warehouse)
+    try:
+        r = by_name(check.run_checks(target, target))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r["warehouse login"].ok and "in use by a batch: batch 7 running: step dbt" in (
+        r["warehouse login"].detail
+    )
+    assert r["warehouse: DDL rights"].skipped and r["data clock"].skipped
+
+
+def _hold_open(warehouse: Path) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import duckdb, time
+            con = duckdb.connect({str(warehouse)!r})
+            print("held", flush=True)
+            time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
 
 
 def test_duckdb_path_never_imports_the_sqlserver_drivers(

@@ -62,3 +62,51 @@ def test_a_large_duckdb_batch_runs_dbt_on_one_thread() -> None:
     assert settings.threads_for_batch("sqlserver", 10_000_000) is None
     assert build_args(batch_vars={}, select=None, threads=1)[-2:] == ["--threads", "1"]
     assert "--threads" not in build_args(batch_vars={}, select=None)
+
+
+def test_dbt_node_lines_go_to_the_run_log_as_detail_warnings_and_errors_as_themselves() -> None:
+    """A run's console shows one line per step: dbt's info lines (one per node) are detail
+    (Prefect's run log keeps them; `--verbose` shows them), its warnings and errors are not."""
+    import json
+    import logging
+
+    from exigo_sync.dbt_runner import _forward
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("test.dbt_forward")
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(Keep())
+    for level, msg in (("info", "1 of 9 OK created model"), ("warn", "deprecated"),
+                       ("error", "Database Error in model x"), ("debug", "sql...")):  # fmt: skip
+        _forward(json.dumps({"info": {"level": level, "msg": msg}}).encode(), logger)
+    _forward(b"not json", logger)
+    seen = [(r.levelname, r.getMessage(), getattr(r, "exigo_detail", False)) for r in records]
+    assert seen == [
+        ("INFO", "dbt: 1 of 9 OK created model", True),
+        ("WARNING", "dbt: deprecated", False),
+        ("ERROR", "dbt: Database Error in model x", False),
+        ("INFO", "dbt: not json", True),
+    ]
+
+
+def test_a_failed_build_shows_the_failing_nodes_and_names_dbts_log_file(tmp_path) -> None:
+    log = tmp_path / "logs" / "dbt.log"
+    with pytest.raises(DbtBuildFailed) as failed:
+        judge(
+            _results(("model.p.a", "error")), exit_code=1, log_file=log,
+        )  # fmt: skip
+    assert "model.p.a error" in str(failed.value) and f"dbt's log: {log}" in str(failed.value)
+
+
+def test_the_dbt_step_line_counts_models_and_tests_by_outcome() -> None:
+    outcome = judge(
+        _results(("model.p.a", "success"), ("model.p.b", "success"), ("test.p.t", "pass"),
+                 ("test.p.u", "warn"), ("exposure.p.e", "no-op")),
+        exit_code=0,
+    )  # fmt: skip
+    assert outcome.summary() == "2 models ok, 1 tests ok (1 warn) in 1.5 s"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from exigo_sync.processes import process_start_marker
+from exigo_sync.processes import host_identity, process_start_marker
 from exigo_sync.settings import REPO_ROOT, Settings
 from exigo_sync.status import render_status
 from exigo_sync.warehouse import ledger_sql as q
@@ -41,8 +41,9 @@ def _plant(pid: int, marker: str | None) -> None:
         con.execute(q.INSERT_BATCH, [4, "run-4", "duckdb", "watermark", now, now, 0])
         con.execute(
             q.INSERT_LOCK,
-            [topology.lock_name(), "t", "run-4", socket.gethostname(), None, pid, marker, now, now],
-        )
+            [topology.lock_name(), "t", "run-4", socket.gethostname(), host_identity(), pid,
+             marker, now, now],
+        )  # fmt: skip
 
 
 def _status() -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from exigo_sync.profiles import Target
+from exigo_sync.profiles import ProfileError, Target
 from exigo_sync.settings import REPO_ROOT
 from exigo_sync.topology import Topology, normalized_server, resolve_topology
 
@@ -70,3 +70,19 @@ def test_the_example_profile_demo_is_colocated_with_its_simulator(
     assert (topology.name, topology.source.name) == ("colocated", "simulator")
     assert topology.source_path() == tmp_path / "sim.duckdb"
     assert "attach" not in topology.warehouse.config
+
+
+def test_a_missing_source_file_names_the_file_the_variable_and_the_profile_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "profiles.yml").write_text((REPO_ROOT / "profiles.example.yml").read_text())
+    monkeypatch.setenv("EXIGO_SYNC_SOURCE_PATH", "nowhere.duckdb")
+    monkeypatch.setenv("EXIGO_SYNC_WAREHOUSE_PATH", str(tmp_path / "wh.duckdb"))
+    topology = resolve_topology(tmp_path, "exigo_sync", target="duckdb")
+    with pytest.raises(ProfileError) as missing:
+        topology.require_source_file()
+    message = str(missing.value)
+    assert f"the source file {tmp_path / 'nowhere.duckdb'} does not exist" in message
+    assert "set EXIGO_SYNC_SOURCE_PATH" in message
+    assert f"output 'simulator' of {tmp_path / 'profiles.yml'}" in message
+    assert f"exigo-sync simulate create {tmp_path / 'nowhere.duckdb'}" in message

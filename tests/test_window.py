@@ -78,3 +78,21 @@ def test_w3_future_and_after_watermark_refused_unless_gap_allowed() -> None:
     with pytest.raises(WindowRefused, match="after the source clock"):
         _window(since=NOW + timedelta(hours=1), watermark=WM)
     assert _window(since=WM + timedelta(minutes=1), watermark=WM, allow_gap=True).kind == "gap"
+
+
+def test_w3_refusals_name_the_flag_and_the_flow_parameter_that_override_them() -> None:
+    """The CLI flag is --allow-gap, the deployment parameter allow_gap: each refusal names
+    both, where each applies."""
+    refusals = []
+    for refuse in (
+        lambda: parse_since("2999-01-01"),
+        lambda: _window(since=WM + timedelta(minutes=1), watermark=WM),
+        lambda: _window(since=NOW + timedelta(hours=1), watermark=WM),
+    ):
+        with pytest.raises(WindowRefused) as refused:
+            refuse()
+        refusals.append(str(refused.value))
+    for message in refusals:
+        assert "pass --allow-gap to `exigo-sync run`, or the flow parameter allow_gap=true" in (
+            message
+        )

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exigo_sync.faults import FAULT_POINTS, fault
+from exigo_sync.source import SourceError
 from exigo_sync.topology import Topology
 from exigo_sync.warehouse.ledger import Ledger
+from exigo_sync.warehouse.live_status import LiveStatusWriter
 from exigo_sync.warehouse.lock import RunLock
 
 
@@ -59,7 +61,14 @@ class Batch:
     step_name: str = "lock"
     timings: dict[str, float] = field(default_factory=dict)
     lock: RunLock | None = None
+    flow_run_id: str | None = None
+    reconcile: bool = False
     _started: float = field(default_factory=time.monotonic)
+    live: LiveStatusWriter = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # DuckDB: what `exigo-sync status` reads while this batch holds the warehouse file.
+        self.live = LiveStatusWriter(self.topology.warehouse)
 
     @contextmanager
     def run(self) -> Iterator[None]:
@@ -67,10 +76,12 @@ class Batch:
         A stop (signal, timeout) goes on as itself, so Prefect records it as such."""
         done = threading.Event()
         _watch_supervisor(self.logger, done)
+        ended, message = "stopped", ""
         try:
             yield
+            ended = "merged"
         except Exception as exc:
-            message = self.topology.scrub(describe_stop(exc))
+            ended, message = "failed", self.describe_failure(exc)
             if self.id is not None:
                 raise SyncFailed(
                     f"batch {self.id} failed at step '{self.step_name}' (watermark unchanged): "
@@ -78,10 +89,37 @@ class Batch:
                 ) from None
             raise SyncFailed(f"exigo-sync failed at step '{self.step_name}': {message}") from None
         except BaseException as exc:
-            self.logger.error("%s at step '%s'", describe_stop(exc), self.step_name)
+            message = describe_stop(exc)
+            self.logger.error("%s at step '%s'", message, self.step_name)
             raise
         finally:
             done.set()
+            self.live.end(ended, self.id, message)
+
+    def describe_failure(self, exc: BaseException) -> str:
+        """The secret-free line a failure leaves in the ledger and on the console; a source
+        failure says which source and how to test it."""
+        message = self.topology.scrub(describe_stop(exc))
+        if isinstance(exc, SourceError):
+            message += f" ({self.topology.source_hint()})"
+        return message
+
+    def preflight(self) -> None:
+        """Before anything is written: the source is there. A DuckDB source file must exist
+        (else the error names what sets its path); a DuckDB warehouse that does not exist yet
+        is created only once the source has answered, so a run that fails on the source never
+        leaves an empty warehouse behind. An existing warehouse gets the failure in its
+        ledger instead (B5: `holding`)."""
+        self.step_name = "source"
+        self.topology.require_source_file()
+        warehouse = self.topology.warehouse
+        if warehouse.type == "duckdb" and not warehouse.warehouse_path().exists():
+            client = self.topology.source_client()
+            try:
+                client.clock()
+            finally:
+                client.close()
+        self.step_name = "lock"
 
     @contextmanager
     def holding(self, lock: RunLock) -> Iterator[None]:
@@ -89,6 +127,7 @@ class Batch:
         so no rival ever sees it in flight."""
         self.lock = lock
         self.timings["lock"] = time.monotonic() - self._started
+        self.live.begin(lock_name=lock.name, token=lock.token, flow_run_id=self.flow_run_id)
         if lock.abandoned_batches:
             self.logger.warning(
                 "marked %d abandoned in-flight batch(es) failed", lock.abandoned_batches
@@ -98,6 +137,10 @@ class Batch:
         except BaseException as exc:
             if self.id is not None:
                 self._record_failure(exc)
+            elif isinstance(exc, SourceError):
+                # B5: the source failed before the batch had a row (its window reads the
+                # source's clock): the ledger still records the attempt, the watermark stays.
+                self._record_failed_start(exc)
             raise
 
     def snapshot_replaced(self, attempt: int, attempts: int, replaced: list[str]) -> None:
@@ -124,15 +167,30 @@ class Batch:
                 self.lock.check()  # a heartbeat thread found the lock gone (R2)
             else:
                 self.lock.heartbeat()  # DuckDB: only between steps (see RunLock)
+        self.live.step(name, self.id)
         _fault(f"before_{name}")
         started = time.monotonic()
         yield
         self.timings[name] = time.monotonic() - started
         _fault(f"after_{name}")
 
+    def _record_failed_start(self, exc: BaseException) -> None:
+        try:
+            fence = self.lock.fence if self.lock is not None else None
+            with Ledger.open(self.topology.warehouse, fence=fence) as ledger:
+                self.id = ledger.record_failed_start(
+                    flow_run_id=self.flow_run_id, target_name=self.topology.warehouse.name,
+                    error=self.describe_failure(exc), reconciled=self.reconcile,
+                )  # fmt: skip
+        except Exception as ledger_exc:
+            self.logger.error(
+                "could not record the failure in the ledger: %s",
+                self.topology.scrub(str(ledger_exc)),
+            )
+
     def _record_failure(self, exc: BaseException) -> None:
         assert self.id is not None
-        message = self.topology.scrub(describe_stop(exc))
+        message = self.describe_failure(exc)
         try:
             fence = self.lock.fence if self.lock is not None else None
             with Ledger.open(self.topology.warehouse, fence=fence) as ledger:

@@ -3,6 +3,9 @@ warehouse the dbt profile names, with the rights a batch needs?
 
 `run_checks(warehouse, source, source_database)` returns one `CheckResult` per check, in order:
 
+- dbt project and flow (when `dbt_project` is given): the dbt project a batch builds is there
+  (dbt_project.yml, its models and macros), and so is the flow module (`exigo_sync.flow`, the
+  deployments' entrypoint): an installed package ships both.
 - driver: SQL Server: the backend (pyodbc and the ODBC driver unixODBC knows, or mssql-python and
   the system libraries its bundled driver needs), versions. DuckDB: duckdb's version.
 - source login: the sync database accepts the login (server version, login name; SYSDATETIME()
@@ -12,15 +15,20 @@ warehouse the dbt profile names, with the rights a batch needs?
   writable and no other process holds it (queue.Refresh writes it).
 - source: SELECT on queue / dbo: on the schema, else on each table dbt reads. DuckDB: the tables
   are there.
-- warehouse login: the warehouse database accepts the login. DuckDB: the file opens for writing
-  (not locked), or its folder is writable.
+- warehouse login: the warehouse database accepts the login. DuckDB: the file opens (read-only,
+  for a moment: no other process holds it), or does not exist yet; while a batch of exigo-sync's
+  holds it, its live status says so and the file is not opened.
 - warehouse: DDL rights: CREATE TABLE and VIEW, ALTER on each existing exigo_* schema, CREATE
-  SCHEMA for the missing ones. DuckDB: the file (or its folder) is writable.
+  SCHEMA for the missing ones. DuckDB: CREATE SCHEMA, TABLE and VIEW succeed in a transaction
+  that is rolled back; a file not created yet: its folder is writable.
 - clock skew: source vs warehouse SYSUTCDATETIME(), both measured against this host. DuckDB
   source: the simulator's clock is simulated, skew does not apply.
+- data clock: what the latest merged batch measured of the server's and the data's clocks (W1),
+  from the ledger; skipped while a batch of exigo-sync's holds a DuckDB file.
 
 Every check survives the others failing: a missing driver or a refused login turns its own
-check (and those that need that connection) red, never the whole list. Messages are one line,
+check red (with the hint under it) and marks those that need that connection skipped, never the
+whole list. Messages are one line,
 secret-free (the target's scrub, S1). pyodbc / mssql_python are imported only for a SQL Server
 target.
 """
@@ -82,6 +90,7 @@ class CheckResult:
     ok: bool
     detail: str  # one line
     hint: str = ""  # what to do when not ok
+    skipped: bool = False  # not run: a check it needs failed (that one carries the hint)
 
 
 class _Skip(Exception):
@@ -116,16 +125,20 @@ def run_checks(
     *,
     connect: Connector | None = None,
     source_file: Path | None = None,
+    source_setting: str = "",
+    dbt_project: Path | None = None,
 ) -> list[CheckResult]:
     """Every check, in order. `source` may be the warehouse target itself (co-located topology,
     with `source_database` the sync database's name). `source_file`: a DuckDB source's
-    simulator file, when it is not the warehouse's `exigo` attachment. `connect(target,
-    database)` opens a DB-API connection (default: dbt-sqlserver's way, without retries);
-    tests pass a double."""
+    simulator file, when it is not the warehouse's `exigo` attachment; `source_setting`: what
+    sets its path (exigo_sync.topology), for the hint. `dbt_project`: the dbt project a batch
+    builds (checked with the flow). `connect(target, database)` opens a DB-API connection
+    (default: dbt-sqlserver's way, without retries); tests pass a double."""
     opener = connect or _default_connect
     src = _Side("source", source, source_database or source.config.get("database"))
     if source_file is not None:
         src.extra["path"] = source_file
+    src.extra["setting"] = source_setting
     wh = _Side("warehouse", warehouse, None)
     results: list[CheckResult] = []
 
@@ -133,11 +146,13 @@ def run_checks(
         try:
             results.append(check())
         except _Skip as skip:
-            results.append(CheckResult(name, False, str(skip), "fix the login check first"))
+            results.append(CheckResult(name, False, str(skip), skipped=True))
         except Exception as exc:
             results.append(_failure(name, side, exc))
 
     try:
+        if dbt_project is not None:
+            run("dbt project and flow", None, lambda: _project_and_flow(dbt_project))
         for target in _distinct_backends(warehouse, source):
             run("driver", None, lambda t=target: _driver(t))
         run("source login", src, lambda: _login(src, opener))
@@ -158,21 +173,25 @@ def run_checks(
 
 def _data_clock(side: _Side) -> CheckResult:
     """W1: what the latest merged batch measured of the sync server's clock and the data's
-    (read from the ledger, read-only, on the warehouse login's connection; before the first
-    batch there is nothing to show)."""
+    (read from the ledger, read-only; before the first batch there is nothing to show). Not
+    while a batch of exigo-sync's holds a DuckDB file (`exigo-sync status` shows that batch)."""
     from exigo_sync.warehouse.ledger import Ledger
     from exigo_sync.window import describe_clocks
 
-    if not side.sqlserver:
-        if not side.target.warehouse_path().exists():
-            return CheckResult("data clock", True, describe_clocks(None))
-        with Ledger.open(side.target, read_only=True) as ledger:
-            detail = ledger.watermark_detail() if ledger.exists() else None
-        return CheckResult("data clock", True, describe_clocks(detail))
-    from exigo_sync.warehouse.sqlserver_engine import SqlServerWarehouse
+    if "batch" in side.extra:
+        raise _Skip("skipped: a batch is writing the warehouse now (exigo-sync status shows it)")
+    con = side.connection()
+    warehouse = side.target
+    if side.sqlserver:  # on the login check's connection (what `connect` opened)
+        from exigo_sync.warehouse.sqlserver_engine import SqlServerWarehouse
 
-    ledger = Ledger(SqlServerWarehouse(side.connection(), side.target), read_only=True)
-    detail = ledger.watermark_detail() if ledger.exists() else None
+        ledger = Ledger(SqlServerWarehouse(con, warehouse), read_only=True)
+        detail = ledger.watermark_detail() if ledger.exists() else None
+        return CheckResult("data clock", True, describe_clocks(detail))
+    if warehouse.type == "duckdb" and not warehouse.warehouse_path().exists():
+        return CheckResult("data clock", True, describe_clocks(None))
+    with Ledger.open(warehouse, read_only=True) as ledger:
+        detail = ledger.watermark_detail() if ledger.exists() else None
     return CheckResult("data clock", True, describe_clocks(detail))
 
 
@@ -207,6 +226,30 @@ def _failure(name: str, side: _Side | None, exc: BaseException) -> CheckResult:
         detail = target.scrub(text) if target is not None else text
         hint = ""
     return CheckResult(name, False, detail, hint)
+
+
+# --- what a batch runs ---------------------------------------------------------------------------
+
+
+def _project_and_flow(project: Path) -> CheckResult:
+    import importlib.util
+
+    name = "dbt project and flow"
+    hint = "reinstall exigo-sync (the package ships both), or set EXIGO_SYNC_DBT_PROJECT_DIR"
+    if not (project / "dbt_project.yml").is_file():
+        return CheckResult(name, False, f"no dbt_project.yml in {project}", hint)
+    models = len(list((project / "models").rglob("*.sql")))
+    macros = len(list((project / "macros").rglob("*.sql")))
+    if not models or not macros:
+        return CheckResult(
+            name, False, f"{project} has {models} models and {macros} macro files", hint
+        )
+    spec = importlib.util.find_spec("exigo_sync.flow")
+    if spec is None or spec.origin is None:
+        return CheckResult(name, False, f"{project} is there, the flow module is not", hint)
+    return CheckResult(
+        name, True, f"{project} ({models} models, {macros} macro files); flow {spec.origin}"
+    )
 
 
 # --- driver --------------------------------------------------------------------------------------
@@ -301,38 +344,57 @@ def _duckdb_source_file(side: _Side) -> CheckResult:
     from exigo_sync.source.duckdb_client import DuckDbSourceClient
 
     path = side.extra.get("path") or side.target.source_path()
-    clock = DuckDbSourceClient(path).source_clock()  # checks: exists, is a simulator
+    if not Path(path).is_file():
+        setting = side.extra.get("setting") or f"edit {side.target.where()}"
+        return CheckResult(
+            "source login",
+            False,
+            f"the simulator file {path} is not found",
+            f"{setting}; or create one there: exigo-sync simulate create {path}",
+        )
+    clock = DuckDbSourceClient(path).source_clock()  # checks: is a simulator
     side.extra.update(path=path, clock=clock)
     side.ready = True
     return CheckResult("source login", True, f"simulator file {path} (simulated clock {clock})")
 
 
 def _duckdb_warehouse(side: _Side) -> CheckResult:
+    """The DuckDB warehouse file opens: read-only and for a moment (a batch starting meanwhile
+    waits for it), never while a batch of exigo-sync's holds it (its live status says so)."""
     import duckdb
 
+    from exigo_sync.warehouse import live_status
+
+    name = "warehouse login"
     path = side.target.warehouse_path()
     side.extra["path"] = path
     if not path.exists():
         folder = _existing_parent(path)
         if not os.access(folder, os.W_OK):
             return CheckResult(
-                "warehouse login", False, f"{path} does not exist and {folder} is not writable"
-            )
+                name, False, f"{path} does not exist and {folder} is not writable",
+                f"make {folder} writable, or point the profile's `path` elsewhere",
+            )  # fmt: skip
         side.ready = True
-        return CheckResult("warehouse login", True, f"{path} will be created by the first run")
+        return CheckResult(name, True, f"{path} does not exist yet: the first run creates it")
+    status_file = live_status.path_for(side.target)
+    running = live_status.read(status_file) if status_file else None
+    if running is not None and running.gone(timedelta(minutes=10)) is None:
+        side.extra["batch"] = running
+        return CheckResult(name, True, f"{path} is in use by a batch: {running.describe()}")
     try:
-        duckdb.connect(str(path)).close()
+        duckdb.connect(str(path), read_only=True).close()
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             return CheckResult(
-                "warehouse login",
+                name,
                 False,
-                f"{path} is in use by another process",
-                "wait for the running batch, or close the other DuckDB client",
+                f"{path} is in use by another process (not an exigo-sync batch)",
+                "close the other DuckDB client (analysts: open the analytics copy instead)",
             )
         raise
     side.ready = True
-    return CheckResult("warehouse login", True, f"{path} opens for writing")
+    return CheckResult(name, True, f"{path} opens (DuckDB {duckdb.__version__})")
 
 
 def _existing_parent(path: Path) -> Path:
@@ -422,13 +484,9 @@ def _duckdb_tables(side: _Side, schema: str) -> set[str]:
 
 def _ddl_rights(side: _Side) -> CheckResult:
     name = "warehouse: DDL rights"
-    con = side.connection()
     if not side.sqlserver:
-        path: Path = side.extra["path"]
-        where = path if path.exists() else _existing_parent(path)
-        if os.access(where, os.W_OK):
-            return CheckResult(name, True, f"{where} is writable")
-        return CheckResult(name, False, f"{where} is not writable")
+        return _duckdb_ddl(side, name)
+    con = side.connection()
     create_table, create_view, create_schema = _row(con, DATABASE_RIGHTS_SQL)
     missing = [
         right
@@ -460,6 +518,45 @@ def _ddl_rights(side: _Side) -> CheckResult:
             "<schema> (or make the user the schemas' owner / db_ddladmin)",
         )
     return CheckResult(name, True, "; ".join(["CREATE TABLE, CREATE VIEW", *parts]))
+
+
+def _duckdb_ddl(side: _Side, name: str) -> CheckResult:
+    """What a batch does to the file: schemas, tables and views, created in a transaction that
+    is rolled back (nothing is left behind). A file not created yet: its folder is writable."""
+    import duckdb
+
+    if "batch" in side.extra:
+        raise _Skip("skipped: a batch is writing the warehouse now (it has the rights)")
+    side.connection()
+    path: Path = side.extra["path"]
+    if not path.exists():
+        folder = _existing_parent(path)
+        return CheckResult(
+            name, True, f"{folder} is writable: the first run creates the file and its schemas"
+        )
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error as exc:
+        return CheckResult(
+            name, False, f"{path} does not open for writing: {_first_line(exc)}",
+            "make the file writable by this user",
+        )  # fmt: skip
+    try:
+        con.begin()
+        con.execute("CREATE SCHEMA exigo_sync_check")
+        con.execute("CREATE TABLE exigo_sync_check.t (i INTEGER)")
+        con.execute("CREATE VIEW exigo_sync_check.v AS SELECT i FROM exigo_sync_check.t")
+        con.rollback()
+    finally:
+        con.close()
+    return CheckResult(
+        name, True, "CREATE SCHEMA, TABLE and VIEW succeed (in a transaction rolled back)"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # --- clocks --------------------------------------------------------------------------------------

@@ -26,6 +26,35 @@ app = typer.Typer(
 )
 app.add_typer(simulate_app, name="simulate")
 
+
+class _UntilPrefect(logging.StreamHandler):  # type: ignore[type-arg]
+    """Warnings and errors on stderr until Prefect's logging is set up, which replaces it (it
+    replaces root handlers whose class name starts with "_"). Being there first also keeps the
+    tracker library dbt imports from installing a root handler of its own
+    (`logging.basicConfig()`), which Prefect would take for the user's and keep, leaving its
+    own console handler (and our filters on it) out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setLevel(logging.WARNING)
+
+
+@app.callback()
+def _environment() -> None:
+    """Keep an analytics warehouse in step with an Exigo Database Sync."""
+    from exigo_sync.paths import default_prefect_environment
+
+    # Before any command imports Prefect: one PREFECT_HOME for shell runs, `make demo` and
+    # `serve` (the private API's database and the runs its UI shows), unless one is set.
+    added = default_prefect_environment(os.environ)
+    if "PREFECT_HOME" in added:
+        Path(added["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    os.environ.update(added)
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(_UntilPrefect())
+
+
 console = Console()
 err = Console(stderr=True)
 # Piped or logged output has no width to fit; rich's 80-column default would cut the demo's and
@@ -75,20 +104,28 @@ def run(
             help="Entity whose mass deletion (H9 guard) is real; this run only. Repeatable.",
         ),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Show every line (dbt's nodes, each table pinned), not one line per step.",
+        ),
+    ] = False,
 ) -> None:
     """Run one batch now: queue.Refresh + dbt merge."""
     from exigo_sync.runner import run_flow
-    from exigo_sync.settings import Settings
-    from exigo_sync.window import FULL_LOAD_START, parse_since
+    from exigo_sync.window import FULL_LOAD_START
 
     if full:
         since = since or FULL_LOAD_START.isoformat()
+    if verbose:
+        os.environ["EXIGO_SYNC_VERBOSE"] = "true"
     try:
-        # W3: refuse before anything starts, as the flow does with its parameters.
-        parse_since(since, allow_gap=allow_gap)
-        Settings.load().overlap_for(overlap_minutes)
+        # Every setting, flag and the profile are checked before Prefect starts (it takes
+        # seconds), as the flow checks its parameters.
+        _preflight(target, since=since, allow_gap=allow_gap, overlap_minutes=overlap_minutes)
         out = run_flow(
-            since=since, target=target, allow_gap=allow_gap,
+            announce=_announce, since=since, target=target, allow_gap=allow_gap,
             overlap_minutes=overlap_minutes, dbt_select=select, reconcile=reconcile,
             confirm_deletions=confirm_deletions or None,
         )  # fmt: skip
@@ -96,11 +133,54 @@ def run(
         _fail(exc)
     except BaseException as exc:  # SIGTERM (Prefect's TerminationSignal) or Ctrl-C
         _stopped(exc)
+    console.print(escape(merged_line(out)), highlight=False, soft_wrap=True)
+
+
+def merged_line(out: dict[str, Any]) -> str:
+    """The last line of a run: the batch, its window and rows, and for a reconciliation what
+    it deleted and reopened per entity."""
     rows = sum(out["row_counts"].values())
-    console.print(
-        f"batch {out['batch_id']} merged: window from {out['window_start']} "
-        f"({out['window_kind']}), {rows} queue rows; warehouse {out['completeness']}"
+    window = (
+        "full load"  # from 1753-01-01: everything the source has
+        if out["window_kind"] == "full"
+        else f"window from {out['window_start']} ({out['window_kind']})"
     )
+    line = (
+        f"batch {out['batch_id']} merged: {window}, {rows:,} queue rows; "
+        f"warehouse {out['completeness']}"
+    )
+    if out.get("reconciled"):
+        found = "; ".join(
+            f"{s['entity']} {s['closed']:,} deleted, {s['reopened']:,} reopened"
+            for s in out["stats"]
+            if s.get("live_keys") is not None
+        )
+        line += f"; reconciliation: {found or 'no entity swept'}"
+    return line
+
+
+def _announce(message: str) -> None:
+    err.print(escape(message), highlight=False)
+
+
+def _preflight(
+    target: str | None,
+    *,
+    since: str | None = None,
+    allow_gap: bool = False,
+    overlap_minutes: float | None = None,
+) -> Any:
+    """What a run refuses before anything starts: a bad EXIGO_SYNC_* value (named), a `since`
+    or overlap the window rules refuse (W3), a profile or target that does not resolve, a
+    simulator file that is not there. Returns the settings."""
+    from exigo_sync.settings import Settings
+    from exigo_sync.window import parse_since
+
+    settings = Settings.load()
+    parse_since(since, allow_gap=allow_gap)
+    settings.overlap_for(overlap_minutes)
+    settings.topology_for(target).require_source_file()
+    return settings
 
 
 def serve_deployments() -> list[Any]:
@@ -136,20 +216,33 @@ def serve(
     """Run the schedule here: a batch every EXIGO_SYNC_SCHEDULE_CRON and the nightly
     reconciliation. Without PREFECT_API_URL it starts a local Prefect server (with the UI and
     the scheduler) that stops with it."""
-    from prefect import serve as prefect_serve
-
     from exigo_sync.prefect_api import prefect_api
 
     try:
-        with prefect_api(services=True, port=port) as url:
+        _preflight(None)
+        with prefect_api(services=True, port=port, announce=_announce) as url:
+            from prefect import serve as prefect_serve
+
             deployments = serve_deployments()
-            names = ", ".join(d.name for d in deployments)
-            console.print(f"serving {names} on {url.removesuffix('/api')} (Ctrl-C to stop)")
-            prefect_serve(*deployments, limit=1)
+            for line in serve_banner(url, [d.name for d in deployments]):
+                console.print(escape(line), highlight=False, soft_wrap=True)
+            prefect_serve(*deployments, limit=1, print_starting_message=False)
     except KeyboardInterrupt:
         console.print("stopped")
     except Exception as exc:
         _fail(exc)
+
+
+def serve_banner(api_url: str, names: list[str]) -> list[str]:
+    """What `serve` prints: where the UI is, and how to start a run now from another shell
+    (the Prefect CLI finds this server only through PREFECT_API_URL)."""
+    ui = api_url.removesuffix("/api")
+    first = f"exigo-sync/{names[0]}" if names else "exigo-sync/<deployment>"
+    return [
+        f"serving {', '.join(names)} (Ctrl-C to stop)",
+        f"Prefect UI: {ui}",
+        f"run one now: PREFECT_API_URL={api_url} prefect deployment run '{first}'",
+    ]
 
 
 @app.command()
@@ -176,20 +269,33 @@ def check(
     from exigo_sync.settings import Settings
 
     try:
-        topology = Settings.load().topology_for(target)
+        settings = Settings.load()
+        topology = settings.topology_for(target)
+        duckdb_source = topology.source.type == "duckdb"
         results = run_checks(
             topology.warehouse, topology.source, topology.source_database,
-            source_file=topology.source_path() if topology.source.type == "duckdb" else None,
+            source_file=topology.source_path() if duckdb_source else None,
+            source_setting=topology.source_setting() if duckdb_source else "",
+            dbt_project=settings.dbt_project_dir,
         )  # fmt: skip
     except Exception as exc:
         _fail(exc)
-    console.print(f"topology: {escape(topology.describe())}")
+    console.print(f"topology: {escape(topology.describe())}", highlight=False, soft_wrap=True)
     for r in results:
-        mark = "[green]ok[/green]  " if r.ok else "[red]FAIL[/red]"
-        console.print(f"{mark} {escape(r.name)}: {escape(r.detail)}", highlight=False)
-        if not r.ok and r.hint:
-            console.print(f"       hint: {escape(r.hint)}", highlight=False)
-    if not all(r.ok for r in results):
+        mark = (
+            "[yellow]skip[/yellow]"
+            if r.skipped
+            else "[green]ok[/green]  "
+            if r.ok
+            else "[red]FAIL[/red]"
+        )
+        console.print(
+            f"{mark} {escape(r.name)}: {escape(r.detail)}", highlight=False, soft_wrap=True
+        )
+        if not r.ok and not r.skipped and r.hint:
+            console.print(f"       hint: {escape(r.hint)}", highlight=False, soft_wrap=True)
+    # A skipped check failed nothing itself: the check it needed did (or a batch is running).
+    if any(not r.ok and not r.skipped for r in results):
         raise typer.Exit(1)
 
 
@@ -232,8 +338,10 @@ def demo(
 ) -> None:
     """Simulated sync DB, several cycles of activity + sync, a summary and an analyst query."""
     from exigo_sync.demo import run_demo
+    from exigo_sync.settings import Settings
 
     try:
+        Settings.load()  # a bad EXIGO_SYNC_* value is named before anything starts
         run_demo(console, customers=customers, cycles=cycles, hours=hours, data_dir=data_dir)
     except Exception as exc:
         _fail(exc)

@@ -3,7 +3,9 @@
 dbt runs as `python -m exigo_sync.child.dbt`, never in the flow's process: stopping the run
 (SIGTERM, Ctrl-C, a flow timeout, the parent's death) ends that process, which ends its queries
 (R4). Success is judged from `run_results.json` (every node's status), never from log text.
-dbt's JSON log lines are forwarded to the run's logger, one line per node.
+dbt's JSON log lines are forwarded to the run's logger: its info lines (one per node) as detail
+(in Prefect's run log, off the console unless verbose: exigo_sync.console), its warnings and
+errors as themselves. dbt's own log file (`dbt.log` in the log path) keeps every line.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exigo_sync.console import DETAIL
 from exigo_sync.processes import spawn_child, stop_child
 
 # Staging and everything downstream of it: history, current, rejected rows, marts (+ tests).
@@ -59,6 +62,22 @@ class DbtOutcome:
     def statuses(self) -> dict[str, str]:
         return {n.unique_id: n.status for n in self.nodes}
 
+    def summary(self) -> str:
+        """One line: "46 models and 69 tests ok in 40.2 s" (and what did not pass)."""
+        kinds: dict[str, dict[str, int]] = {}
+        for n in self.nodes:
+            if n.resource_type == "exposure":  # documentation only: never runs anything
+                continue
+            kind = {"unit_test": "unit tests"}.get(n.resource_type, f"{n.resource_type}s")
+            kinds.setdefault(kind, {}).setdefault(n.status, 0)
+            kinds[kind][n.status] += 1
+        parts = []
+        for kind, statuses in kinds.items():
+            ok = statuses.pop("success", 0) + statuses.pop("pass", 0)
+            others = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+            parts.append(f"{ok} {kind} ok" + (f" ({others})" if others else ""))
+        return f"{', '.join(parts) or 'no nodes'} in {self.elapsed_seconds:.1f} s"
+
 
 @dataclass(frozen=True)
 class DbtInvocation:
@@ -70,14 +89,20 @@ class DbtInvocation:
     target_path: Path
     log_path: Path
 
+    @property
+    def log_file(self) -> Path:
+        """dbt's own log: every line of every invocation, at debug level."""
+        return Path(self.log_path).resolve() / "dbt.log"
+
     def args(self, command: Sequence[str]) -> list[str]:
         return [
             *command,
-            "--project-dir", str(self.project_dir),
-            "--profiles-dir", str(self.profiles_dir),
+            "--project-dir", str(Path(self.project_dir).resolve()),
+            "--profiles-dir", str(Path(self.profiles_dir).resolve()),
             "--target", self.target,
-            "--target-path", str(self.target_path),
-            "--log-path", str(self.log_path),
+            # Absolute: dbt runs in the profile's folder (run_dbt).
+            "--target-path", str(Path(self.target_path).resolve()),
+            "--log-path", str(Path(self.log_path).resolve()),
         ]  # fmt: skip
 
 
@@ -139,6 +164,9 @@ def run_dbt(
         "exigo_sync.child.dbt",
         [*invocation.args(command), "--log-format", "json", "--no-use-colors"],
         env=env,
+        # The profile's folder: dbt-duckdb opens a relative `path` against the working
+        # directory, and exigo_sync.profiles resolves it against this folder (one file).
+        cwd=Path(invocation.profiles_dir).resolve(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -183,7 +211,7 @@ def _forward(
     try:
         info = json.loads(line)["info"]
     except (ValueError, KeyError, TypeError):
-        logger.info("dbt: %s", line[:2000])
+        logger.info("dbt: %s", line[:2000], extra=DETAIL)
         return
     if info.get("name") in skip:
         return
@@ -191,7 +219,8 @@ def _forward(
         str(info.get("level")), logging.INFO
     )
     if level > logging.DEBUG and info.get("msg"):
-        logger.log(level, "dbt: %s", str(info["msg"]).strip())
+        extra = DETAIL if level == logging.INFO else None
+        logger.log(level, "dbt: %s", str(info["msg"]).strip(), extra=extra)
 
 
 def run_build(
@@ -201,7 +230,9 @@ def run_build(
     env = {**os.environ, **build.env} if build.env else None
     code = run_dbt(build.invocation, build.args(), logger=logger, env=env)
     results = read_results(build.invocation.target_path / "run_results.json")
-    return judge(results, exit_code=code, required=merge_models())
+    return judge(
+        results, exit_code=code, required=merge_models(), log_file=build.invocation.log_file
+    )
 
 
 def read_results(path: Path) -> dict[str, Any] | None:
@@ -224,14 +255,16 @@ def judge(
     *,
     exit_code: int,
     required: Sequence[str] = (),
+    log_file: Path | None = None,
 ) -> DbtOutcome:
     """Turn run_results.json into an outcome, or raise naming every failed node, and every
     `required` model (by name) that did not run and succeed: a selection that leaves one out
     merges only part of the batch, so the batch is not merged and the watermark stays (L2)."""
+    log = f"dbt's log: {log_file}" if log_file else "dbt's log"
     if results is None:
         raise DbtBuildFailed(
             f"dbt build could not run (exit code {exit_code}, no run_results.json): see the "
-            "dbt lines above in the run's log",
+            f"dbt errors above, and {log}",
             None,
         )
     invocation_id = (results.get("metadata") or {}).get("invocation_id")
@@ -255,7 +288,7 @@ def judge(
         failed.append(f"{len(not_run)} model(s) not run: {', '.join(not_run[:5])}")
     if failed or exit_code != 0:
         detail = "; ".join(failed) or f"dbt exited with code {exit_code}"
-        raise DbtBuildFailed(f"dbt build failed: {detail}", invocation_id)
+        raise DbtBuildFailed(f"dbt build failed: {detail} ({log})", invocation_id)
     ran = {n.unique_id.split(".")[-1] for n in nodes if n.resource_type == "model"}
     left_out = [name for name in required if name not in ran]
     if left_out:

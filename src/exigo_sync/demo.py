@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from rich.table import Table
 
 from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 from exigo_sync.naming import entity_name
+from exigo_sync.paths import example_profile
 from exigo_sync.profiles import Target
-from exigo_sync.settings import REPO_ROOT
 from exigo_sync.warehouse.analytics_copy import default_path
 from exigo_sync.warehouse.ledger import Ledger
 
@@ -39,18 +38,34 @@ order by o.order_status_id
 """
 
 
+# The example profile's defaults for the two DuckDB files (relative: under the profile's folder).
+EXAMPLE_DEFAULTS = {
+    "EXIGO_SYNC_SOURCE_PATH": "data/exigo_source.duckdb",
+    "EXIGO_SYNC_WAREHOUSE_PATH": "data/warehouse.duckdb",
+}
+
+
 def configure(data_dir: Path) -> dict[str, str]:
-    """Point the dbt profile (the example one, copied) at the demo files via env vars."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """The demo's dbt profile: the example one, copied to <data_dir>/profiles/profiles.yml with
+    the demo's files (absolute) as the defaults of its two DuckDB paths, so that the profile
+    alone (EXIGO_SYNC_PROFILES_DIR) names them from any directory; the variables still override
+    them, as in the example."""
+    data_dir = data_dir.expanduser().resolve()
     profiles = data_dir / "profiles"
-    profiles.mkdir(exist_ok=True)
-    shutil.copyfile(REPO_ROOT / "profiles.example.yml", profiles / "profiles.yml")
+    profiles.mkdir(parents=True, exist_ok=True)
     env = {
-        "EXIGO_SYNC_PROFILES_DIR": str(profiles.resolve()),
+        "EXIGO_SYNC_PROFILES_DIR": str(profiles),
         "EXIGO_SYNC_TARGET": "duckdb",
-        "EXIGO_SYNC_SOURCE_PATH": str((data_dir / "exigo_source.duckdb").resolve()),
-        "EXIGO_SYNC_WAREHOUSE_PATH": str((data_dir / "warehouse.duckdb").resolve()),
+        "EXIGO_SYNC_SOURCE_PATH": str(data_dir / "exigo_source.duckdb"),
+        "EXIGO_SYNC_WAREHOUSE_PATH": str(data_dir / "warehouse.duckdb"),
     }
+    text = example_profile().read_text()
+    for variable, default in EXAMPLE_DEFAULTS.items():
+        written = f"env_var('{variable}', '{default}')"
+        if written not in text:
+            raise RuntimeError(f"{example_profile()} no longer reads {written}")
+        text = text.replace(written, f"env_var('{variable}', '{env[variable]}')")
+    (profiles / "profiles.yml").write_text(text)
     os.environ.update(env)
     return env
 
@@ -61,7 +76,7 @@ def run_demo(
     from exigo_sync.prefect_api import prefect_api
 
     # One Prefect API for every batch of the demo: starting one costs seconds.
-    with prefect_api():
+    with prefect_api(announce=lambda line: console.print(line, highlight=False)):
         _run_demo(console, customers=customers, cycles=cycles, hours=hours, data_dir=data_dir)
 
 
@@ -73,7 +88,13 @@ def _run_demo(
 
     env = configure(data_dir)
     source, warehouse = Path(env["EXIGO_SYNC_SOURCE_PATH"]), Path(env["EXIGO_SYNC_WAREHOUSE_PATH"])
-    for f in (source, warehouse, default_path(warehouse)):  # a demo starts from nothing
+    replaced = [f for f in (source, warehouse, default_path(warehouse)) if f.exists()]
+    if replaced:  # a demo starts from nothing: say what it replaces
+        console.print(
+            "replacing the previous demo's files: " + ", ".join(str(f) for f in replaced),
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    for f in (source, warehouse, default_path(warehouse)):
         f.unlink(missing_ok=True)
         Path(str(f) + ".wal").unlink(missing_ok=True)
     # The flow's own logs (every step, dbt's node lines) would drown the story: warnings only.
@@ -91,7 +112,7 @@ def _run_demo(
         "queue rows",
         "inserted",
         "changed",
-        "closed",
+        "deleted",
         "rejected",
     ):
         summary.add_column(col, justify="right")
@@ -107,7 +128,7 @@ def _run_demo(
         summary.add_row(
             str(out["batch_id"]),
             f"{sim.now():%m-%d %H:%M}",
-            out["window_start"][5:16].replace("T", " "),
+            window_from(out),
             f"{sum(out['row_counts'].values()):,}",
             *(f"{sum(s[k] for s in st):,}" for k in ("inserted", "changed", "closed", "rejected")),
         )
@@ -139,13 +160,51 @@ def _run_demo(
     console.print("query:" + AS_OF_QUERY.replace("?", f"'{as_of:%Y-%m-%d %H:%M}'"))
     console.print(
         "in a dbt model: select ... from {{ exigo_as_of('orders', "
-        f"'{as_of:%Y-%m-%d %H:%M}') }}}} o  (docs: make docs)"
+        f"'{as_of:%Y-%m-%d %H:%M}') }}}} o  (docs: {command('exigo-sync')} docs)"
     )
     console.print(
-        f"warehouse kept at {warehouse}; read the analytics copy {readable} with: duckdb "
-        f"-readonly {readable}  (or EXIGO_SYNC_PROFILES_DIR={env['EXIGO_SYNC_PROFILES_DIR']} "
-        "exigo-sync status)"
+        f"warehouse kept at {warehouse}; analysts read the copy {readable}: "
+        f"{read_copy_command(readable)}; the batches: "
+        f"EXIGO_SYNC_PROFILES_DIR={env['EXIGO_SYNC_PROFILES_DIR']} {command('exigo-sync')} status",
+        highlight=False,
+        soft_wrap=True,
     )
+
+
+def window_from(out: dict) -> str:
+    """The batches table's "window from": "full load" for a full load (it starts in 1753)."""
+    if out["window_kind"] == "full":
+        return "full load"
+    return str(out["window_start"])[5:16].replace("T", " ")
+
+
+def command(name: str) -> str:
+    """How to run one of this environment's commands from any shell: its name when it is on
+    PATH, else its full path (a venv not activated: `make demo` runs .venv/bin/exigo-sync)."""
+    import shutil
+    import sys
+
+    if shutil.which(name):
+        return name
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
+
+
+def read_copy_command(copy: Path) -> str:
+    """A command that opens the analytics copy read-only: DuckDB's own shell when installed,
+    else this environment's Python with the duckdb package exigo-sync runs on."""
+    import shlex
+    import shutil
+    import sys
+
+    if shutil.which("duckdb"):
+        return f"duckdb -readonly {shlex.quote(str(copy))}"
+    code = (
+        f"import duckdb; con = duckdb.connect({str(copy)!r}, read_only=True); "
+        "print(con.sql('select batch_id, status, window_kind, started_at, finished_at "
+        "from exigo_sync.batches order by batch_id'))"
+    )
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
 
 
 def _entity_table(
@@ -153,10 +212,10 @@ def _entity_table(
 ) -> Table:
     table = Table(
         title=f"per entity, batches {span[0]}-{span[1]} (exigo_sync.batch_entity_stats)",
-        caption="new: a key's first version; deleted: deletion versions; reopened keys (back "
+        caption="inserted: a key's first version; deleted: deletion versions; reopened keys (back "
         "after a deletion) count in changed too",
     )
-    for col in ("entity", "queue rows", "new", "changed", "deleted", "reopened", "rejected"):
+    for col in ("entity", "queue rows", "inserted", "changed", "deleted", "reopened", "rejected"):
         table.add_column(col, justify="left" if col == "entity" else "right", no_wrap=True)
     rows_by_entity = {entity_name(t): n for t, n in queue_rows.items()}
     for entity in REPLICATED_ENTITY_NAMES:

@@ -65,7 +65,11 @@ def build_docs_site(
     static_index.unlink(missing_ok=True)  # never publish a previous run's page
     code = run_dbt(invocation, ["docs", "generate", "--static"], logger=log)
     if code != 0:
-        raise DbtBuildFailed(f"dbt docs generate failed (exit code {code}): see the log", None)
+        raise DbtBuildFailed(
+            f"dbt docs generate failed (exit code {code}): see the dbt errors above, and "
+            f"dbt's log {invocation.log_file}",
+            None,
+        )
     if not static_index.is_file():
         raise DbtBuildFailed(
             f"dbt docs generate --static succeeded but wrote no {static_index}", None

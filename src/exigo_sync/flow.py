@@ -11,6 +11,7 @@ Whatever stops a batch part-way (an error, SIGTERM or Ctrl-C, the flow timeout) 
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from prefect.runtime import flow_run
 from exigo_sync import dbt_runner, docs_site, hash_key
 from exigo_sync.batch import Batch
 from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
+from exigo_sync.console import hide_detail
 from exigo_sync.report import BatchSummary
 from exigo_sync.settings import Settings, SettingsError
 from exigo_sync.snapshot import differences
@@ -96,10 +98,32 @@ def start_batch(topology: Topology, fence: Fence, window: Window, reconcile: boo
             flow_run_id=_flow_run_id(), target_name=topology.warehouse.name,
             window_kind=window.kind, requested_start=window.start, reconciled=reconcile,
         )  # fmt: skip
-    get_run_logger().info(
-        "batch %d: queue.Refresh from %s (%s)", batch_id, window.start, window.kind
-    )
+    get_run_logger().info("batch %d: window %s", batch_id, describe_window(window))
     return batch_id
+
+
+_WINDOW_KINDS = {
+    "full": "full load: everything since {start}",
+    "initial": "initial load from {start} (EXIGO_SYNC_INITIAL_*: the warehouse stays partial)",
+    "watermark": "from {start} (the last merged batch, minus the overlap)",
+    "since": "from {start} (--since / since)",
+    "gap": "from {start} (--since past the watermark, --allow-gap / allow_gap)",
+}
+
+
+def describe_window(window: Window) -> str:
+    """A window in an operator's words: "full load: everything since 1753-01-01 00:00:00"."""
+    start = f"{window.start:%Y-%m-%d %H:%M:%S}"
+    text = _WINDOW_KINDS.get(window.kind, "from {start} ({kind})").format(
+        start=start, kind=window.kind
+    )
+    if window.clock_step:
+        text += f", {window.clock_step} earlier for a clock that went back"
+    return text
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n:,}" for name, n in counts.items())
 
 
 @task(name="refresh queue", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient_only)
@@ -114,6 +138,11 @@ def refresh_queue(
         client.close()
     with Ledger.open(topology.warehouse, fence=fence) as ledger:
         ledger.mark_refreshed(batch_id, result)
+    rows = sum(result.row_counts.values())
+    get_run_logger().info(
+        "batch %d: queue.Refresh gave %s queue rows (%s)",
+        batch_id, f"{rows:,}", _counts(result.row_counts),
+    )  # fmt: skip
     return result
 
 
@@ -129,9 +158,15 @@ def pin_snapshot(
     it is ours, records where it leaves the data's clock (W1)."""
     with Ledger.open(topology.warehouse) as ledger:
         complete = ledger.completeness().complete
+    started = time.monotonic()
     pinned = landing.pin(
         topology, batch_id, landing.tables_for_batch(swept), logger=get_run_logger(),
         policy=settings.sensitive_policy(), find_missing=complete, fence=fence,
+    )  # fmt: skip
+    get_run_logger().info(
+        "batch %d: pinned %d tables, %s rows in %.1f s (%s)", batch_id, len(pinned.rows),
+        f"{sum(pinned.rows.values()):,}", time.monotonic() - started,
+        "streamed from the source" if topology.landed else "copied by the warehouse",
     )  # fmt: skip
     replaced = differences(refreshed.fingerprint, pinned.fingerprint)
     if not replaced:
@@ -145,12 +180,17 @@ def pin_snapshot(
 
 
 @task(name="merge with dbt", cache_policy=NO_CACHE)
-def merge(build: dbt_runner.BatchBuild, queue_rows: int) -> dbt_runner.DbtOutcome:
+def merge(
+    build: dbt_runner.BatchBuild, queue_rows: int, batch_id: int | None = None
+) -> dbt_runner.DbtOutcome:
     """`dbt build` of staging and everything downstream. dbt takes the batch id from the
     ledger; a reconciliation run also runs every data test on whole tables."""
+    logger = get_run_logger()
     if build.threads is not None:
-        get_run_logger().info("%d queue rows: dbt runs on %d thread(s)", queue_rows, build.threads)
-    return dbt_runner.run_build(build, logger=get_run_logger())
+        logger.info("%d queue rows: dbt runs on %d thread(s)", queue_rows, build.threads)
+    outcome = dbt_runner.run_build(build, logger=logger)
+    logger.info("batch %s: dbt build: %s", batch_id, outcome.summary())
+    return outcome
 
 
 @task(name="record merged batch", cache_policy=NO_CACHE)
@@ -161,7 +201,27 @@ def record_merged(
     with Ledger.open(topology.warehouse, fence=fence) as ledger:
         stats = ledger.compute_stats(batch_id)
         ledger.mark_merged(batch_id, invocation_id, stats)
+    get_run_logger().info("batch %d merged: %s", batch_id, describe_stats(stats))
     return stats
+
+
+def describe_stats(stats: list[EntityStats]) -> str:
+    """What a merged batch wrote, in one line (the words of the batch report): keys first
+    seen, other new versions, deletions, rejected rows; and each swept entity's deletions."""
+    totals = {
+        word: sum(getattr(s, column) for s in stats)
+        for word, column in (
+            ("inserted", "inserted"), ("changed", "changed"), ("deleted", "closed"),
+            ("rejected", "rejected"),
+        )
+    }  # fmt: skip
+    text = ", ".join(f"{n:,} {word}" for word, n in totals.items())
+    swept = [s for s in stats if s.live_keys is not None]
+    if swept:
+        text += "; key sweep: " + ", ".join(
+            f"{s.entity} {s.closed:,} deleted, {s.reopened:,} reopened" for s in swept
+        )
+    return text
 
 
 @task(name="publish analytics copy", cache_policy=NO_CACHE)
@@ -216,6 +276,7 @@ def exigo_sync(
         confirm_deletions: entities whose mass deletion the operator confirms for this run (H9).
     """
     settings = Settings.load()
+    hide_detail(settings.verbose)  # this process's console: one line per step
     # W3: before any connection is opened, as the CLI checks its flags.
     since_at = parse_since(since, allow_gap=allow_gap)
     settings.overlap_for(overlap_minutes)
@@ -224,44 +285,46 @@ def exigo_sync(
     hash_key.provide(hashed, settings.hash_key_block)
     topology = settings.topology_for(target)
     swept = list(REPLICATED_ENTITY_NAMES) if reconcile else settings.sweep_entities
-    batch = Batch(topology, get_run_logger())
+    batch = Batch(topology, get_run_logger(), flow_run_id=_flow_run_id(), reconcile=reconcile)
     lock_name = topology.lock_name(settings.source_name)
 
-    with batch.run(), run_lock(
-        topology.warehouse, lock_name, flow_run_id=_flow_run_id(),
-        options=LockOptions.from_settings(settings, reconcile=reconcile),
-    ) as lock, batch.holding(lock):  # fmt: skip
-        with batch.step("window"):
-            window = compute_window_task.with_options(**settings.source_retries())(
-                topology, settings, since_at, allow_gap, overlap_minutes
-            )
-        with batch.step("start batch"):
-            batch.id = start_batch(topology, lock.fence, window, reconcile)
-        for attempt in range(1, settings.snapshot_attempts + 1):
-            with batch.step("refresh"):
-                result = refresh_queue.with_options(**settings.source_retries())(
-                    topology, lock.fence, batch.id, window.start
+    with batch.run():
+        batch.preflight()
+        with run_lock(
+            topology.warehouse, lock_name, flow_run_id=_flow_run_id(),
+            options=LockOptions.from_settings(settings, reconcile=reconcile),
+        ) as lock, batch.holding(lock):  # fmt: skip
+            with batch.step("window"):
+                window = compute_window_task.with_options(**settings.source_retries())(
+                    topology, settings, since_at, allow_gap, overlap_minutes
                 )
-            with batch.step("land"):
-                replaced = pin_snapshot.with_options(**settings.source_retries())(
-                    topology, lock.fence, settings, batch.id, swept, result, window
-                )
-            if not replaced:
-                break
-            batch.snapshot_replaced(attempt, settings.snapshot_attempts, replaced)
-        with batch.step("dbt"):
-            queue_rows = sum(result.row_counts.values())
-            build = settings.batch_build(
-                topology, swept=swept, confirm_deletions=confirm_deletions or [],
-                reconcile=reconcile, select=dbt_select, queue_rows=queue_rows,
-                env=lock.fence.dbt_env(),
-            )  # fmt: skip
-            with hash_keys.provided(topology.warehouse, bool(hashed)):
-                outcome = merge(build, queue_rows)
-        with batch.step("ledger"):
-            stats = record_merged(topology, lock.fence, batch.id, outcome.invocation_id)
-        with batch.step("analytics copy"):
-            analytics = publish_analytics_copy(topology, settings)
+            with batch.step("start batch"):
+                batch.id = start_batch(topology, lock.fence, window, reconcile)
+            for attempt in range(1, settings.snapshot_attempts + 1):
+                with batch.step("refresh"):
+                    result = refresh_queue.with_options(**settings.source_retries())(
+                        topology, lock.fence, batch.id, window.start
+                    )
+                with batch.step("land"):
+                    replaced = pin_snapshot.with_options(**settings.source_retries())(
+                        topology, lock.fence, settings, batch.id, swept, result, window
+                    )
+                if not replaced:
+                    break
+                batch.snapshot_replaced(attempt, settings.snapshot_attempts, replaced)
+            with batch.step("dbt"):
+                queue_rows = sum(result.row_counts.values())
+                build = settings.batch_build(
+                    topology, swept=swept, confirm_deletions=confirm_deletions or [],
+                    reconcile=reconcile, select=dbt_select, queue_rows=queue_rows,
+                    env=lock.fence.dbt_env(),
+                )  # fmt: skip
+                with hash_keys.provided(topology.warehouse, bool(hashed)):
+                    outcome = merge(build, queue_rows, batch.id)
+            with batch.step("ledger"):
+                stats = record_merged(topology, lock.fence, batch.id, outcome.invocation_id)
+            with batch.step("analytics copy"):
+                analytics = publish_analytics_copy(topology, settings)
 
     summary = BatchSummary(
         batch.id, window, result, stats, reconcile, _completeness(topology), outcome,

@@ -14,7 +14,8 @@ import os
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from exigo_sync.processes import spawn_child, stop_child
 
@@ -43,21 +44,44 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextlib.contextmanager
-def prefect_api(*, services: bool = False, port: int | None = None) -> Iterator[str]:
-    """Yield the API URL this process uses; start a private server when none is configured.
+STARTING = "starting a private Prefect API (set PREFECT_API_URL to use a running server)..."
 
-    services: run the server's services too (the scheduler, lease expiry, automations), which
-    `exigo-sync serve` needs; without them it is what Prefect calls an ephemeral server.
+
+@contextlib.contextmanager
+def prefect_api(
+    *,
+    services: bool = False,
+    port: int | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> Iterator[str]:
+    """Yield the API URL this process uses; start a private server when none is configured
+    (`announce` is told first: it takes seconds).
+
+    services: run the server's services and UI too (the scheduler, lease expiry, automations),
+    which `exigo-sync serve` needs; without them it is what Prefect calls an ephemeral server,
+    and no "View at" link to it is printed (it ends with this process, and has no UI).
     """
     import httpx
-    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_UI_URL,
+        get_current_settings,
+        temporary_settings,
+    )
 
     configured = PREFECT_API_URL.value()
     if configured:
         yield configured
         return
+    if announce is not None:
+        announce(STARTING)
+    port = port or _free_port()
+    url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True)}
+    # The UI asks its server for the API's address (GET /ui-settings), which Prefect takes from
+    # PREFECT_UI_API_URL, else PREFECT_API_URL, else http://<server host>:4200/api: tell it
+    # this server's own port.
+    env["PREFECT_UI_API_URL"] = url
     if not services:
         # What Prefect sets for its ephemeral server (prefect/server/api/server.py).
         env.update(
@@ -68,12 +92,10 @@ def prefect_api(*, services: bool = False, port: int | None = None) -> Iterator[
             }
         )
     with tempfile.TemporaryFile() as errors:
-        port = port or _free_port()
         proc = spawn_child(
             "exigo_sync.child.prefect_api", ["--port", str(port)], env=env,
             stdout=errors, stderr=errors, own_process_group=True,
         )  # fmt: skip
-        url = f"http://127.0.0.1:{port}/api"
         try:
             deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
             with httpx.Client() as client:
@@ -98,7 +120,10 @@ def prefect_api(*, services: bool = False, port: int | None = None) -> Iterator[
             previous = os.environ.get(PRIVATE_API_ENV)
             os.environ[PRIVATE_API_ENV] = f"{url} {home}"
             try:
-                with temporary_settings(updates={PREFECT_API_URL: url}):
+                updates: dict[Any, Any] = {PREFECT_API_URL: url}
+                if not services:
+                    updates[PREFECT_UI_URL] = ""  # no "View at <a server about to end>"
+                with temporary_settings(updates=updates):
                     yield url
             finally:
                 if previous is None:

@@ -3,6 +3,12 @@
 The target is rendered with dbt's own renderer (`env_var()` and friends) so Python and dbt agree,
 and Prefect block placeholders (`{{ prefect.blocks.secret.x }}`) are resolved the way
 prefect-dbt resolves them. Rendered values may hold secrets: `Target` never prints them (S1).
+
+A relative DuckDB file in a profile (`path: data/warehouse.duckdb`, an `attach` entry's `path`)
+names a file under the profile's folder (the folder holding profiles.yml), whatever directory a
+command starts in: `load_target` makes it absolute, and dbt runs with that folder as its working
+directory (exigo_sync.dbt_runner), where dbt-duckdb resolves the same relative path to the same
+file.
 """
 
 from __future__ import annotations
@@ -16,7 +22,12 @@ from typing import Any
 
 import yaml
 
+from exigo_sync import paths
+
 SOURCE_ALIAS = "exigo"
+PROFILES_FILE = "profiles.yml"
+# DuckDB `path` values that name no file in the profile's folder.
+_NOT_A_FILE = (":memory:", "md:", "motherduck:", "s3://", "gs://", "http://", "https://")
 
 
 class ProfileError(RuntimeError):
@@ -29,6 +40,11 @@ class Target:
     type: str
     # repr=False: the rendered config may hold passwords and must never reach a log (S1).
     config: Mapping[str, Any] = field(repr=False)
+    # Where the output was read: the profiles.yml, and its `path` as written there (a template
+    # such as "{{ env_var('EXIGO_SYNC_WAREHOUSE_PATH', 'data/warehouse.duckdb') }}"), so an
+    # error about the file can name what sets it. None for targets built in code.
+    profile_file: Path | None = None
+    path_setting: str | None = None
 
     def warehouse_path(self) -> Path:
         """The DuckDB file of this output (its `path`): the warehouse, or a simulator file when
@@ -55,6 +71,17 @@ class Target:
             text = text.replace(value, "***")
         return text
 
+    def where(self) -> str:
+        """This output, as an operator finds it: "output 'duckdb' of /x/profiles.yml"."""
+        return f"output '{self.name}'" + (f" of {self.profile_file}" if self.profile_file else "")
+
+    def path_hint(self) -> str:
+        """What sets this output's DuckDB file: the variable(s) its `path` reads, else the key."""
+        names = _ENV_VAR_NAME.findall(self.path_setting or "")
+        if names:
+            return f"set {' or '.join(names)} (read by `path` in {self.where()})"
+        return f"edit `path` in {self.where()}"
+
     def _require_duckdb(self, what: str) -> None:
         if self.type != "duckdb":
             raise ProfileError(
@@ -80,12 +107,16 @@ def _secret_values(config: Any, secret: bool = False) -> set[str]:
     return {str(config)} if secret and config is not None and len(str(config)) >= 4 else set()
 
 
+def profile_file(profiles_dir: Path) -> Path:
+    return (Path(profiles_dir).expanduser() / PROFILES_FILE).resolve()
+
+
 def _read_profile(profiles_dir: Path, profile: str) -> Mapping[str, Any]:
-    path = Path(profiles_dir) / "profiles.yml"
+    path = profile_file(profiles_dir)
     if not path.exists():
         raise ProfileError(
-            f"no profiles.yml in {profiles_dir} (copy profiles.example.yml there, or set "
-            "EXIGO_SYNC_PROFILES_DIR / DBT_PROFILES_DIR)"
+            f"no profiles.yml in {path.parent} (set EXIGO_SYNC_PROFILES_DIR to the folder "
+            f"holding yours, or copy the example profile {paths.example_profile()} there)"
         )
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -103,16 +134,59 @@ def profile_outputs(profiles_dir: Path, profile: str) -> list[str]:
 
 
 def load_target(profiles_dir: Path, profile: str, target: str | None = None) -> Target:
+    """The output `target` (else the profile's `target:`) of `profile`, rendered, its DuckDB
+    files absolute (relative ones are under the profile's folder)."""
     prof = _read_profile(profiles_dir, profile)
+    path = profile_file(profiles_dir)
     outputs = prof.get("outputs") or {}
     name = target or _render({"t": prof.get("target", "")})["t"]
     if name not in outputs:
-        raise ProfileError(
-            f"target '{name}' not found in profile '{profile}' (have: {', '.join(outputs)})"
+        reads = _ENV_VAR_NAME.findall(str(prof.get("target", "")))
+        origin = (
+            "--target / EXIGO_SYNC_TARGET"
+            if target
+            else f"the `target:` of profile '{profile}'"
+            + (f", which reads {' and '.join(reads)}" if reads else "")
         )
-    config = _render(dict(outputs[name]))
+        raise ProfileError(
+            f"target '{name}' (from {origin}) not found in profile '{profile}' of {path} (its "
+            f"outputs: {', '.join(map(str, outputs))}): name one of them, or add the output to "
+            "that file"
+        )
+    raw = dict(outputs[name])
+    config = _render(raw)
     _refuse_unrendered(str(name), config)
-    return Target(name=str(name), type=str(config.get("type", "")), config=config)
+    kind = str(config.get("type", ""))
+    if kind == "duckdb":
+        config = _absolute_duckdb_files(config, path.parent)
+    raw_path = raw.get("path")
+    return Target(
+        name=str(name), type=kind, config=config, profile_file=path,
+        path_setting=str(raw_path) if raw_path is not None else None,
+    )  # fmt: skip
+
+
+def _absolute_duckdb_files(config: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """`path` and each `attach` entry's `path`, absolute: a relative one is under `folder`."""
+
+    def absolute(value: Any) -> Any:
+        text = str(value)
+        if not text or text.startswith(_NOT_A_FILE):
+            return value
+        path = Path(text).expanduser()
+        return str(path if path.is_absolute() else (folder / path).resolve())
+
+    out = dict(config)
+    if out.get("path") is not None:
+        out["path"] = absolute(out["path"])
+    if isinstance(out.get("attach"), list):
+        out["attach"] = [
+            {**entry, "path": absolute(entry["path"])}
+            if isinstance(entry, Mapping) and entry.get("path") is not None
+            else entry
+            for entry in out["attach"]
+        ]
+    return out
 
 
 _ENV_VAR_NAME = re.compile(r"env_var\(\s*['\"]([^'\"]+)['\"]")

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from exigo_sync.policy import SensitivePolicy
     from exigo_sync.topology import Topology
 
-# The repository root when running from a checkout (src/exigo_sync/settings.py -> ../../).
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from exigo_sync import paths
+
+# The repository root when running from a checkout (tests and tools read its files).
+REPO_ROOT = paths.REPO_ROOT
 
 
 def _default_profiles_dir() -> Path:
@@ -58,7 +60,8 @@ class Settings(BaseSettings):
                 problems.append(f"{name}={value!r}: {error['msg']}")
             raise SettingsError("; ".join(problems) + " (README: Configuration)") from None
 
-    dbt_project_dir: Path = Field(default=REPO_ROOT / "dbt_project")
+    # The checkout's dbt_project/, or the copy an installed wheel ships (exigo_sync.paths).
+    dbt_project_dir: Path = Field(default_factory=paths.dbt_project_dir)
     profiles_dir: Path = Field(default_factory=_default_profiles_dir)
     profile: str = "exigo_sync"
     target: str | None = Field(default=None, description="dbt target; None = profile default")
@@ -79,6 +82,8 @@ class Settings(BaseSettings):
     # enables them only with the var exigo_run_unit_tests (development/CI), never in a batch.
     dbt_exclude: str | None = None
     # Where dbt writes its artifacts and logs; partial parsing stays warm between batches here.
+    # None: dbt_project/target and dbt_project/logs in a checkout, else under
+    # $XDG_STATE_HOME/exigo-sync (exigo_sync.paths): never inside an installed package.
     dbt_target_path: Path | None = None
     dbt_log_path: Path | None = None
     # Where `exigo-sync docs` puts the static docs site (index.html); None = <dbt target path>/docs.
@@ -143,10 +148,23 @@ class Settings(BaseSettings):
     refresh_retries: int = Field(default=3, ge=0)
     refresh_retry_delay_seconds: float = Field(default=5.0, ge=0)
 
+    # The console of a run shows every line (dbt's nodes, each table pinned), not one line per
+    # step: `exigo-sync run --verbose` sets it (exigo_sync.console).
+    verbose: bool = False
+
     schedule_cron: str = "*/15 * * * *"
     schedule_timezone: str = "UTC"
     # `serve`'s nightly reconciliation (prefect.yaml has the same for deployments).
     reconcile_cron: str = "30 2 * * *"
+
+    @field_validator(
+        "dbt_project_dir", "profiles_dir", "dbt_target_path", "dbt_log_path", "docs_dir"
+    )
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        """A folder given relative (EXIGO_SYNC_PROFILES_DIR=data/profiles) means the one under
+        the directory the command was started in; every message names it absolute."""
+        return value.expanduser().resolve() if value is not None else None
 
     @property
     def overlap(self) -> timedelta:
@@ -187,8 +205,8 @@ class Settings(BaseSettings):
             project_dir=self.dbt_project_dir,
             profiles_dir=self.profiles_dir,
             target=target,
-            target_path=self.dbt_target_path or self.dbt_project_dir / "target",
-            log_path=self.dbt_log_path or self.dbt_project_dir / "logs",
+            target_path=self.dbt_target_path or paths.dbt_target_dir(),
+            log_path=self.dbt_log_path or paths.dbt_log_dir(),
         )
 
     def sensitive_policy(self) -> SensitivePolicy:

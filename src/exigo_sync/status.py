@@ -1,14 +1,24 @@
-"""`exigo-sync status`: the ledger and the lock as an operator wants to see them."""
+"""`exigo-sync status`: the ledger and the lock as an operator wants to see them.
+
+On a DuckDB warehouse a running batch holds the file, and opening it (even read-only) at the
+wrong moment would make the batch's dbt fail. So status first reads the batch's live status file
+(exigo_sync.warehouse.live_status): while it names a live run, status shows that run (batch,
+step, lock holder) and the ledger as the analytics copy has it (the last merged state), and does
+not touch the warehouse; otherwise it opens the warehouse read-only, for milliseconds.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from exigo_sync.profiles import Target
 from exigo_sync.settings import Settings
 from exigo_sync.topology import Topology
+from exigo_sync.warehouse import analytics_copy, live_status
 from exigo_sync.warehouse.errors import WarehouseBusy
 from exigo_sync.warehouse.ledger import Ledger
 from exigo_sync.warehouse.ledger_sql import ROW_COLUMNS
@@ -33,26 +43,85 @@ def render_status(console: Console, *, target: str | None, last: int) -> None:
     s = Settings.load()
     topology = s.topology_for(target)
     wh = topology.warehouse
-    if wh.type == "duckdb" and not wh.warehouse_path().exists():
-        console.print(f"no warehouse yet at {wh.warehouse_path()}: run `exigo-sync run` first")
+    if wh.type != "duckdb":
+        with Ledger.open(wh, read_only=True) as ledger:
+            _render(console, s, topology, ledger, last)
+        return
+    path = wh.warehouse_path()
+    running = _running_batch(wh, s)
+    if running is not None:
+        console.print(escape(running.describe()), highlight=False)
+        _render_from_copy(console, s, topology, last, why="a batch holds the warehouse file")
+        return
+    if not path.exists():
+        console.print(f"no warehouse yet at {path}: run `exigo-sync run` first", highlight=False)
         return
     try:
         with Ledger.open(wh, read_only=True) as ledger:
-            if not ledger.exists():
-                console.print("no ledger yet: run `exigo-sync run` first")
-                return
-            batches = ledger.recent_batches(last)
-            watermark = ledger.watermark()
-            clocks = describe_clocks(ledger.watermark_detail())
-            holder = read_holder(ledger, topology.lock_name(s.source_name))
-            warehouse_now = ledger.now()
-            completeness = ledger.completeness()
-            reconciled = ledger.last_reconciliation()
-            rejects = ledger.recent_rejects(last)
+            _render(console, s, topology, ledger, last)
     except WarehouseBusy as exc:
-        console.print(f"{exc}: a batch is probably running; try again when it has finished")
+        # Not one of our batches (it would have said so): another DuckDB client has the file.
+        console.print(f"{exc} (not an exigo-sync batch: another DuckDB client)", highlight=False)
+        _render_from_copy(console, s, topology, last, why="the warehouse file is in use")
+
+
+def _running_batch(warehouse: Target, s: Settings) -> live_status.LiveStatus | None:
+    """The batch in flight on this DuckDB warehouse, from its live status file; None when no
+    live run holds it (no file, a run that ended, a run that died)."""
+    path = live_status.path_for(warehouse)
+    status = live_status.read(path) if path is not None else None
+    if status is None or status.gone(s.stale_after) is not None:
+        return None
+    return status
+
+
+def _render_from_copy(
+    console: Console, s: Settings, topology: Topology, last: int, *, why: str
+) -> None:
+    """The ledger as the analytics copy has it (the last merged batch's state); never the
+    warehouse itself."""
+    copy = analytics_copy.destination(topology.warehouse, s.analytics_copy_path)
+    if copy is None or not copy.is_file():
+        console.print(
+            f"{why}; there is no analytics copy to read the ledger from "
+            f"({copy or 'EXIGO_SYNC_ANALYTICS_COPY_PATH=off'}): try again when the batch ends",
+            highlight=False,
+        )
         return
-    now = _source_clock(topology)
+    console.print(
+        f"{why}: the ledger below is the analytics copy's ({copy}, the last merged batch)",
+        highlight=False,
+    )
+    reader = Target("analytics copy", "duckdb", {"path": str(copy)})
+    with Ledger.open(reader, read_only=True) as ledger:
+        # The copy's lock row is the one the last batch held while it published the copy.
+        _render(console, s, topology, ledger, last, lock_line=False)
+
+
+def _render(
+    console: Console,
+    s: Settings,
+    topology: Topology,
+    ledger: Ledger,
+    last: int,
+    *,
+    lock_line: bool = True,
+) -> None:
+    if not ledger.exists():
+        console.print("no ledger yet: run `exigo-sync run` first")
+        return
+    batches = ledger.recent_batches(last)
+    watermark = ledger.watermark()
+    clocks = describe_clocks(ledger.watermark_detail())
+    holder = read_holder(ledger, topology.lock_name(s.source_name)) if lock_line else None
+    warehouse_now = ledger.now()
+    completeness = ledger.completeness()
+    reconciled = ledger.last_reconciliation()
+    rejects = ledger.recent_rejects(last)
+    if lock_line or topology.source.type != "duckdb":
+        now = _source_clock(topology)
+    else:  # a batch is running: the simulator file is its, not to be opened now
+        now = "not read while a batch runs (the simulator file is in use)"
     death = holder.death(s.stale_after, warehouse_now) if holder else None
 
     table = Table(title=f"exigo-sync batches ({topology.describe()})")
@@ -63,7 +132,7 @@ def render_status(console: Console, *, target: str | None, last: int) -> None:
         rows = sum(b[c] or 0 for c in ROW_COLUMNS.values())
         secs = (b["finished_at"] - b["started_at"]).total_seconds() if b["finished_at"] else None
         status = b["status"]
-        if status in IN_FLIGHT and (holder is None or death is not None):
+        if status in IN_FLIGHT and lock_line and (holder is None or death is not None):
             # Its run is gone: the next run marks it failed ("abandoned") and redoes the window.
             status = f"[red]{status}: run gone, abandoned[/red]"
         else:
@@ -81,7 +150,8 @@ def render_status(console: Console, *, target: str | None, last: int) -> None:
             (b["error"] or "")[:120],
         )
     console.print(table)
-    console.print(f"lock: {_describe_lock(holder, death)}")
+    if lock_line:
+        console.print(f"lock: {_describe_lock(holder, death)}")
     console.print(f"warehouse: {completeness.detail}")
     if reconciled:
         first = reconciled[0]

@@ -89,6 +89,35 @@ class Topology:
     def scrub(self, text: str) -> str:
         return self.source.scrub(self.warehouse.scrub(text))
 
+    def source_setting(self) -> str:
+        """What names the simulator file: the source output's `path`, or the warehouse
+        output's `attach` entry (older profiles)."""
+        if self.source is self.warehouse:
+            where = self.warehouse.where()
+            return f"edit the `attach` entry with alias '{SOURCE_ALIAS}' in {where}"
+        return self.source.path_hint()
+
+    def require_source_file(self) -> None:
+        """A DuckDB source (the simulator) is a file that must exist: DuckDB would create an
+        empty one at a wrong path. The error names the file, what sets it, and how to make
+        one."""
+        if self.source.type != "duckdb":
+            return
+        path = self.source_path()
+        if not path.is_file():
+            raise ProfileError(
+                f"the source file {path} does not exist: {self.source_setting()}, or create "
+                f"a simulated sync database there (`exigo-sync simulate create {path}`)"
+            )
+
+    def source_hint(self) -> str:
+        """Where the source is configured and how to test it, for a source error."""
+        if self.source.type == "duckdb":
+            return f"source: simulator file {self.source_path()}; {self.source_setting()}"
+        return (
+            f"source: {self.source.where()}; `exigo-sync check` tests its driver, login and rights"
+        )
+
     def describe(self) -> str:
         where = (
             str(self.source_path())

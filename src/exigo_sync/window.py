@@ -38,6 +38,9 @@ MAX_DATA_CLOCK_STEP = timedelta(hours=1)
 # Clock noise below this is not a step (readings a moment apart, rounding).
 CLOCK_STEP_NOISE = timedelta(minutes=1)
 
+# How an operator overrides a W3 refusal, named for each way a run is started.
+ALLOW_GAP = "pass --allow-gap to `exigo-sync run`, or the flow parameter allow_gap=true"
+
 # The source clock is naive local time of the source server, whose zone we do not know; no zone
 # is more than 14 hours ahead of UTC, so a `since` past that is in the future wherever it is.
 _MAX_ZONE_AHEAD = timedelta(hours=14)
@@ -142,7 +145,7 @@ def parse_since(
     if value > limit and not allow_gap:
         raise WindowRefused(
             f"since={value.isoformat()} lies in the future; nothing was run "
-            "(pass allow_gap to force it)"
+            f"({ALLOW_GAP} to force it)"
         )
     return value
 
@@ -172,7 +175,7 @@ def refuse_since_after_watermark(
     raise WindowRefused(
         f"since={since.isoformat()} lies after the watermark ({watermark.isoformat()}): "
         "changes in between would be skipped; nothing was refreshed "
-        "(pass allow_gap to accept the gap)"
+        f"({ALLOW_GAP} to accept the gap)"
     )
 
 
@@ -200,7 +203,7 @@ def compute_window(
         if since > source_now and not allow_gap:
             raise WindowRefused(
                 f"since={since.isoformat()} lies after the source clock "
-                f"({source_now.isoformat()}); nothing was refreshed (pass allow_gap to force it)"
+                f"({source_now.isoformat()}); nothing was refreshed ({ALLOW_GAP} to force it)"
             )
         refuse_since_after_watermark(since, watermark, allow_gap=allow_gap)
         skips = since > source_now or (watermark is not None and since > watermark)

@@ -26,14 +26,8 @@ from exigo_sync.docs_site import DocsSite, build_docs_site, serving, site_dir
 from exigo_sync.settings import Settings
 from tests.dbt.helpers import PROJECT_DIR, DbtEnv, failures
 from tests.dbt.scenario import T0
+from tests.docs.browser import CHROMIUM_FLAGS, chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-# The network here is closed: without the background-networking flags Chromium stalls on refused
-# connections. No sandbox: the tests run as root.
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 VIEWPORT = {"width": 1400, "height": 1000}
 WAIT_MS = 30_000  # for any one step of the page (a loaded 2-core machine renders slowly)
 PROJECT = "exigo_sync"
@@ -42,15 +36,6 @@ LAYER_MODELS = {"history": "customers_history", "current": "customers_current",
                 "marts": "dim_customers"}  # fmt: skip
 # Model pages opened in the browser: a generated YAML (history) and a hand-written one (marts).
 PAGES = ("customers_history", "dim_customers")
-
-
-def chromium() -> Path:
-    """Debian's chromium. As root the Makefile installs it, so there a missing one is a failure."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    if os.geteuid() == 0:
-        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (as root it installs chromium)")
-    pytest.skip(f"{CHROMIUM} is missing and only root can install it (make system-deps)")
 
 
 def site_environ(env: DbtEnv, docs_dir: Path) -> dict[str, str]:
@@ -64,7 +49,7 @@ def site_environ(env: DbtEnv, docs_dir: Path) -> dict[str, str]:
     }
 
 
-UNSET = ("EXIGO_SYNC_TARGET", "EXIGO_SYNC_DBT_TARGET", "EXIGO_SYNC_SOURCE_TARGET",
+UNSET = ("EXIGO_SYNC_TARGET", "EXIGO_SYNC_SOURCE_TARGET",
          "EXIGO_SYNC_TOPOLOGY", "DBT_PROFILES_DIR")  # fmt: skip
 
 

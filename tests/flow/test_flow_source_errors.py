@@ -57,3 +57,62 @@ def test_b5_permanent_source_error_not_retried(
     assert state.is_failed() and "queue.Refresh does not exist" in str(state.message)
     assert len(attempts) == 1
     assert [b["status"] for b in sync_env.batches()] == ["failed"]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def unreachable_sqlserver_source(sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch) -> SyncEnv:
+    """The example profile's `source` output (a SQL Server sync database) on a closed local
+    port, through the real pyodbc + FreeTDS; the warehouse a DuckDB file (landed topology)."""
+    import pyodbc
+
+    if "FreeTDS" not in pyodbc.drivers():
+        pytest.skip("FreeTDS ODBC driver (tdsodbc) not installed")
+    for key, value in {
+        "EXIGO_SYNC_TARGET": "duckdb_local", "EXIGO_SYNC_SOURCE_TARGET": "source",
+        "EXIGO_SYNC_SOURCE_DRIVER": "FreeTDS", "EXIGO_SYNC_SOURCE_SERVER": "127.0.0.1",
+        "EXIGO_SYNC_SOURCE_PORT": str(_closed_port()), "EXIGO_SYNC_SOURCE_USER": "reader",
+        "EXIGO_SYNC_SOURCE_PASSWORD": "Not-A-Real-Secret-42", "EXIGO_SYNC_REFRESH_RETRIES": "0",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    return sync_env
+
+
+def test_b5_an_unreachable_sqlserver_source_fails_with_a_hint_and_a_ledger_row(
+    unreachable_sqlserver_source: SyncEnv,
+) -> None:
+    """The window reads the source's clock before the batch has a row: the failure is still
+    recorded (a failed batch with the error and where the source is configured), the
+    watermark does not move, and the message says how to test the connection."""
+    env = unreachable_sqlserver_source
+    with Ledger.open(Settings().topology_for().warehouse) as led:  # an existing warehouse
+        assert led.watermark() is None
+    state = env.run()
+    assert state.is_failed()
+    message = str(state.message)
+    profile = env.profiles / "profiles.yml"
+    assert "batch 1 failed at step 'window'" in message and "127.0.0.1" in message
+    assert f"source: output 'source' of {profile}; `exigo-sync check` tests" in message
+    assert "Not-A-Real-Secret-42" not in message
+    (b,) = env.batches()
+    assert b["status"] == "failed" and "`exigo-sync check`" in b["error"]
+    assert b["window_kind"] is None and b["refresh_started_at"] is None
+    with Ledger.open(Settings().topology_for().warehouse, read_only=True) as led:
+        assert led.watermark() is None
+
+
+def test_a_first_run_failing_on_its_source_creates_no_warehouse(
+    unreachable_sqlserver_source: SyncEnv,
+) -> None:
+    env = unreachable_sqlserver_source
+    assert not env.warehouse.exists()
+    state = env.run()
+    assert state.is_failed() and "failed at step 'source'" in str(state.message)
+    assert not env.warehouse.exists() and not env.warehouse.parent.joinpath("data").exists()

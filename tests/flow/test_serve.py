@@ -6,6 +6,7 @@ killed outright in the middle of that batch, nothing is left running and the nex
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,3 +56,61 @@ def test_r1_serve_schedules_a_batch_and_a_sigkilled_serve_leaves_nothing_behind(
     batches = finish_and_compare(env, tmp_path, home, r1_start["expected"])
     assert [b["status"] for b in batches] == ["merged", "failed", "merged"]
     assert batches[1]["error"].startswith("abandoned")
+
+
+def test_serves_ui_talks_to_its_own_api_and_lists_the_flow_runs_in_chromium(
+    sync_env: SyncEnv, tmp_path: Path
+) -> None:
+    """`exigo-sync serve` (no PREFECT_API_URL: its own server, on a random port) prints its UI
+    address; the UI's settings name that server's API (not Prefect's default :4200), and in
+    headless Chromium its runs page lists the flow run of a batch that reported there."""
+    import httpx
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.docs.browser import CHROMIUM_FLAGS, chromium
+
+    executable = chromium()
+    home = tmp_path / "prefect-home"
+    never = "0 0 1 1 *"  # no scheduled run during the test
+    serve_env = {**os.environ, "PREFECT_HOME": str(home), "EXIGO_SYNC_SCHEDULE_CRON": never,
+                 "EXIGO_SYNC_RECONCILE_CRON": never}  # fmt: skip
+    serve_env.pop("PREFECT_API_URL", None)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exigo_sync.cli", "serve"],
+            env=serve_env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    serve = CliRun(proc, log)
+    try:
+        serve.wait_for_output("run one now: PREFECT_API_URL=", timeout=240)
+        ui = re.search(r"Prefect UI: (http://127\.0\.0\.1:\d+)", serve.output()).group(1)
+        assert f"PREFECT_API_URL={ui}/api prefect deployment run" in serve.output()
+        assert httpx.get(f"{ui}/ui-settings", timeout=10).json()["api_url"] == f"{ui}/api"
+
+        # A batch reporting to serve's server (as `exigo-sync run` does with PREFECT_API_URL).
+        run = subprocess.run(
+            [sys.executable, "-m", "exigo_sync.cli", "run"], cwd=tmp_path,
+            env={**serve_env, "PREFECT_API_URL": f"{ui}/api"}, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        runs = httpx.post(f"{ui}/api/flow_runs/filter", json={}, timeout=10).json()
+        names = [r["name"] for r in runs if r["state_type"] == "COMPLETED"]
+        assert names, runs
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=str(executable), headless=True, args=CHROMIUM_FLAGS
+            )
+            try:
+                page = browser.new_page()
+                page.goto(f"{ui}/runs")
+                expect(page.get_by_text(names[0]).first).to_be_visible(timeout=60_000)
+                assert "Can't connect to Server API" not in page.content()
+            finally:
+                browser.close()
+    finally:
+        os.killpg(serve.pid, signal.SIGINT)
+        serve.wait(timeout=60)

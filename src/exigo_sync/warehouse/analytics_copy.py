@@ -63,7 +63,7 @@ def destination(warehouse: Target, configured: str | None) -> Path | None:
     if configured is not None and configured.strip().lower() in (DISABLED, ""):
         return None
     if configured:
-        return Path(configured).expanduser()
+        return Path(configured).expanduser().resolve()
     return default_path(warehouse.warehouse_path())
 
 

@@ -40,6 +40,7 @@ from datetime import datetime
 from typing import Any
 
 from exigo_sync.catalog import LOOKUP_TABLES, QUEUE_TABLES, REPLICATED_TABLES, duckdb_type
+from exigo_sync.console import DETAIL
 from exigo_sync.faults import fault
 from exigo_sync.naming import column_name, entity_name
 from exigo_sync.policy import SensitivePolicy
@@ -160,7 +161,7 @@ def land_batch(
             fault("during_land")  # a copy that dies part-way (R1 tests)
             logger.info(
                 "landed %s: %s rows in %.1fs", table.label, f"{rows:,}",
-                time.monotonic() - started,
+                time.monotonic() - started, extra=DETAIL,
             )  # fmt: skip
         writer.swap_in(tables, batch_id, landed, fence)
         return Landing(landed, _fingerprint(con, writer))
@@ -250,7 +251,7 @@ def land_in_warehouse(
                 fault("during_land")
                 logger.info(
                     "pinned %s: %s rows in %.1fs", table.label, f"{landed[table.label]:,}",
-                    time.monotonic() - started,
+                    time.monotonic() - started, extra=DETAIL,
                 )  # fmt: skip
         writer.swap_in(tables, batch_id, landed, fence)
         return Landing(landed, _fingerprint(con, writer))

@@ -245,6 +245,24 @@ class Ledger:
         )  # fmt: skip
         return int(batch_id)
 
+    def record_failed_start(
+        self, *, flow_run_id: str | None, target_name: str, error: str, reconciled: bool = False
+    ) -> int:
+        """A batch that failed before it had a window (its source did not answer): recorded
+        `failed` with the error, so the ledger shows every attempt (B5). Call under the lock."""
+        (batch_id,) = self.con.execute(q.NEXT_BATCH_ID).fetchone()
+        with self.con.transaction():
+            self._write(
+                q.INSERT_BATCH,
+                [batch_id, flow_run_id, target_name, None, None, utcnow(), int(reconciled)],
+                what="record a failed batch",
+            )
+            self._write(
+                q.MARK_FAILED, [error[:MAX_ERROR_CHARS], utcnow(), None, batch_id],
+                what="record a failed batch",
+            )  # fmt: skip
+        return int(batch_id)
+
     def mark_refreshed(self, batch_id: int, result: RefreshResult) -> None:
         counts = [int(result.row_counts.get(t, 0)) for t in q.ROW_COLUMNS]
         offset = result.utc_offset
