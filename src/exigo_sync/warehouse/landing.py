@@ -137,6 +137,7 @@ def land_batch(
     landed: dict[str, int] = {}  # rows per LandingTable.label
     read = {t.label: _source_columns(source, source_engine, target_engine, t) for t in tables}
     for table in tables:
+        _require_columns(table, [c.name for c in read[table.label]])
         policy.check(table.name, [(c.name, c.source_type) for c in read[table.label]], table.label)
     with connected(warehouse) as con:
         writer = _WRITERS[target_engine](con)
@@ -237,6 +238,7 @@ def land_in_warehouse(
             for table in tables:
                 _require_source_table(con, source, table)
                 read[table.label] = _in_warehouse_columns(con, source, table)
+                _require_columns(table, [name for name, _ in read[table.label]])
                 policy.check(table.name, read[table.label], table.label)
             writer.ensure_schemas()
             landed: dict[str, int] = {}
@@ -300,6 +302,22 @@ def _require_source_table(
             f"source table {table.source_schema}.{table.name} is missing (B4); nothing was "
             "landed and nothing merged"
         )
+
+
+def _require_columns(table: LandingTable, present: Sequence[str]) -> None:
+    """B4: a queue table without a key or version-time column cannot be merged (nor
+    fingerprinted); the batch stops here, naming the column, before anything is copied."""
+    documented = REPLICATED_TABLES.get(table.name)
+    if table.source_schema != "queue" or documented is None:
+        return
+    required = [*documented.key, *filter(None, [documented.version_time_column])]
+    have = {name.lower() for name in present}
+    for column in required:
+        if column.lower() not in have:
+            raise LandingError(
+                f"required column {column} is missing from queue table queue.{table.name} (B4); "
+                "nothing was landed and nothing merged"
+            )
 
 
 @dataclass(frozen=True)
