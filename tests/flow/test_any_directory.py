@@ -14,6 +14,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from exigo_sync.prefect_api import STARTING
 from exigo_sync.settings import REPO_ROOT
 
@@ -28,6 +30,7 @@ def _cli(env: dict[str, str], cwd: Path, *args: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow  # in `make test-slow` (four CLI runs from other folders: minutes)
 def test_the_readme_commands_answer_the_same_from_any_directory_and_runs_are_quiet(
     sim_template: Path, tmp_path: Path
 ) -> None:

@@ -120,9 +120,7 @@ def test_r2_nightly_reconciliation_waits_for_a_batch_in_flight(
         assert batch.is_alive() and time.monotonic() < deadline
         time.sleep(0.05)
     monkeypatch.delenv("EXIGO_SYNC_FAULT")
-    nightly = threading.Thread(
-        target=lambda: states.setdefault("nightly", env.run(reconcile=True))
-    )
+    nightly = threading.Thread(target=lambda: states.setdefault("nightly", env.run(reconcile=True)))
     nightly.start()
     time.sleep(6)  # three times the batch's lock timeout: a batch would have given up
     assert nightly.is_alive(), "the reconciliation gave up while the batch was in flight"

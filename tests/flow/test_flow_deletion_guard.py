@@ -24,7 +24,9 @@ def _payments(env: SyncEnv) -> tuple[int, int]:
     return rows[0]
 
 
-@pytest.mark.parametrize("landed", [False, True], ids=["colocated", "landed"])
+@pytest.mark.parametrize(
+    "landed", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["colocated", "landed"]
+)
 def test_h9_empty_source_table_deletes_nothing_until_confirmed(
     landed: bool,
     sim_template: Path,

@@ -45,9 +45,9 @@ def _crash_then_recover(env: SyncEnv, point: str, mp: pytest.MonkeyPatch) -> Non
     ("point", "landed"),
     [
         ("before_refresh", False),
-        ("after_refresh", False),
+        pytest.param("after_refresh", False, marks=pytest.mark.slow),
         ("before_current", False),
-        ("after_dbt", False),
+        pytest.param("after_dbt", False, marks=pytest.mark.slow),
         # Landed topology: the copy dies after its first table (nothing is swapped in), and a
         # crash between history and current state with dbt reading the landed copy.
         ("during_land", True),

@@ -25,7 +25,7 @@ def _edit_customer(env: SyncEnv, changes: dict) -> None:
     sim.edit_row("Customers", 1, changes, sim.now() - timedelta(minutes=1))
 
 
-@pytest.mark.parametrize("topology", ["colocated", "landed"])
+@pytest.mark.parametrize("topology", ["colocated", pytest.param("landed", marks=pytest.mark.slow)])
 def test_s2_new_sensitive_looking_source_column_stops_the_batch(
     sync_env: SyncEnv, landed_env_factory: Any, topology: str
 ) -> None:
@@ -50,7 +50,7 @@ def test_s2_new_sensitive_looking_source_column_stops_the_batch(
     assert "987-65-4321" not in repr(env.query(env.warehouse, "SELECT * FROM exigo_sync.batches"))
 
 
-@pytest.mark.parametrize("topology", ["colocated", "landed"])
+@pytest.mark.parametrize("topology", ["colocated", pytest.param("landed", marks=pytest.mark.slow)])
 def test_s2_hostile_source_column_names_are_carried_as_names(
     sync_env: SyncEnv, landed_env_factory: Any, topology: str
 ) -> None:

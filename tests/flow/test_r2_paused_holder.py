@@ -30,6 +30,7 @@ def _own_pid_namespace() -> str | None:
     return None if probe.returncode == 0 else "unshare --pid is not allowed here"
 
 
+@pytest.mark.slow  # in `make test-slow` (fencing itself: tests/warehouse/test_lock.py)
 def test_r2_paused_holder_taken_over_cannot_write_when_it_resumes(
     sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -70,10 +70,10 @@ def _run_held(env: SyncEnv, monkeypatch: pytest.MonkeyPatch, point: str, tmp: Pa
         # Between our refresh and our copy: the copy is the rival's, so we refresh again.
         ("colocated", "after_refresh", True),
         # Our copy pinned, dbt about to read: dbt reads only the copy; nothing to redo.
-        ("colocated", "before_dbt", False),
+        pytest.param("colocated", "before_dbt", False, marks=pytest.mark.slow),
         # The snapshot streamed across table by table (a SQL Server source's path), the rival
         # in between two tables: half the copy is the rival's, so we refresh again.
-        ("landed", "after_refresh", True),
+        pytest.param("landed", "after_refresh", True, marks=pytest.mark.slow),
         ("landed", "during_land", True),
     ],
 )
@@ -128,6 +128,7 @@ def test_r3_rival_that_keeps_refreshing_fails_the_batch_loudly(
     monkeypatch.undo()
 
 
+@pytest.mark.slow  # in `make test-slow` (the T1 oracle with a rival: minutes)
 def test_r3_rival_at_random_moments_t1_holds(
     sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from exigo_sync.settings import REPO_ROOT
 from tests.flow.cli_processes import (
     CliRun,
@@ -58,6 +60,7 @@ def test_r1_serve_schedules_a_batch_and_a_sigkilled_serve_leaves_nothing_behind(
     assert batches[1]["error"].startswith("abandoned")
 
 
+@pytest.mark.slow  # in `make test-slow` (a served batch seen in Chromium)
 def test_serves_ui_talks_to_its_own_api_and_lists_the_flow_runs_in_chromium(
     sync_env: SyncEnv, tmp_path: Path
 ) -> None:

@@ -39,7 +39,7 @@ def _cycles(env: SyncEnv, steps: int, every: timedelta) -> None:
         env.run_ok()
 
 
-@pytest.mark.parametrize("offset_minutes", [120, -120])
+@pytest.mark.parametrize("offset_minutes", [120, pytest.param(-120, marks=pytest.mark.slow)])
 def test_w1_server_clock_apart_from_the_data_loses_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offset_minutes: int
 ) -> None:
@@ -83,6 +83,7 @@ def test_w1_server_clock_apart_from_the_data_loses_nothing(
     assert f"{relation} its refresh" in data_clock.detail
 
 
+@pytest.mark.slow  # in `make test-slow` (a day of batches across the fall-back)
 def test_w1_local_time_source_across_a_daylight_saving_fall_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
