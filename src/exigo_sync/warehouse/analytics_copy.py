@@ -237,6 +237,7 @@ def _apply_changes(
         raise _Rebuild(f"batch {since} of the slot is not this warehouse's batch {since}")
     if Path(f"{path}.wal").exists():
         raise _Rebuild("the slot has a write-ahead log (a refresh that did not finish)")
+    wh = _catalog(con)
     with _timed(seconds, "attach"):
         try:
             con.execute(f"ATTACH '{_sql_text(str(path))}' AS {_STANDBY}")
@@ -247,7 +248,6 @@ def _apply_changes(
         except duckdb.Error as exc:
             raise _Rebuild(f"the slot does not open: {exc}") from None
     try:
-        wh = _catalog(con)
         with _timed(seconds, "compare"):
             ours, theirs = _schema(con, wh, _STANDBY)
             if ours != theirs:
