@@ -82,7 +82,9 @@ class Bench:
             api_url=None if cold else self.api_url,
             prefect_home=self.ws.prefect_home("cli" if cold else "server"),
         )
-        env["PYTHONPATH"] = str(REPO_ROOT)
+        # This checkout's code, also where the venv's editable install points at another
+        # checkout (a git worktree measured with the main checkout's venv).
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])
         return env
 
     def python(self) -> str:
