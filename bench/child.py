@@ -50,13 +50,15 @@ def run_flows(
     params: dict[str, Any],
     *,
     reset: tuple[Path, Path] | None = None,
+    reset_copy: Path | None = None,
     long_run_seconds: float = float("inf"),
     long_runs: int = 1,
 ) -> dict[str, Any]:
     """Run the flow `runs` times in this process; after the first (the process's warm-up),
     stop at `long_runs` runs once a run takes `long_run_seconds`. With `reset` = (warehouse,
     source) files, every run starts from copies of them (copied, untimed, to the paths the
-    environment names)."""
+    environment names); with `reset_copy`, also from the analytics copy published after that
+    warehouse's last batch (its slots, as bench.run saved them), as the next batch finds it."""
     if not os.environ.get("PREFECT_API_URL"):
         raise SystemExit("bench.child flow needs PREFECT_API_URL (the bench's Prefect server)")
     from exigo_sync.flow import exigo_sync
@@ -73,6 +75,8 @@ def run_flows(
         if reset is not None:
             copy_db(reset[0], Path(os.environ["EXIGO_SYNC_WAREHOUSE_PATH"]))
             copy_db(reset[1], Path(os.environ["EXIGO_SYNC_SOURCE_PATH"]))
+        if reset_copy is not None:
+            restore_analytics_copy(reset_copy, Path(os.environ["EXIGO_SYNC_WAREHOUSE_PATH"]))
         STEPS.clear()
         log_at = dbt_log.stat().st_size if dbt_log.exists() else 0
         load_start = loadavg()
@@ -108,6 +112,39 @@ def run_flows(
     }
 
 
+def restore_analytics_copy(saved: Path, warehouse: Path) -> None:
+    """The analytics copy of `warehouse` as `save_analytics_copy` kept it: its slots (each file
+    copied and fsynced, as copy_db does) and the link, at the default place."""
+    from exigo_sync.warehouse import analytics_copy
+
+    dest = analytics_copy.default_path(warehouse)
+    slots = analytics_copy.slots_dir(dest)
+    dest.unlink(missing_ok=True)
+    shutil.rmtree(slots, ignore_errors=True)
+    for slot in analytics_copy.SLOTS:
+        if (saved / slot / dest.name).exists():
+            copy_db(saved / slot / dest.name, slots / slot / dest.name)
+        if (saved / f"{slot}.json").exists():
+            shutil.copyfile(saved / f"{slot}.json", slots / f"{slot}.json")
+    os.symlink((saved / "link").read_text(), dest)
+
+
+def save_analytics_copy(warehouse: Path, saved: Path) -> None:
+    """Keep the analytics copy next to `warehouse` (link and slots) under `saved`."""
+    from exigo_sync.warehouse import analytics_copy
+
+    dest = analytics_copy.default_path(warehouse)
+    slots = analytics_copy.slots_dir(dest)
+    tmp = saved.with_name(saved.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for slot in analytics_copy.SLOTS:
+        copy_db(slots / slot / dest.name, tmp / slot / dest.name)
+        shutil.copyfile(slots / f"{slot}.json", tmp / f"{slot}.json")
+    (tmp / "link").write_text(os.readlink(dest))
+    tmp.replace(saved)
+
+
 def _keep(results_path: Path, run: int) -> str | None:
     """A copy of the run's run_results.json beside the child's output (BENCH_KEEP_RESULTS)."""
     keep = os.environ.get("BENCH_KEEP_RESULTS")
@@ -139,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--since", default=None)
     f.add_argument("--overlap-minutes", type=float, default=None)
     f.add_argument("--reset-from", type=Path, nargs=2, default=None)
+    f.add_argument("--reset-copy", type=Path, default=None)
     f.add_argument("--long-run-seconds", type=float, default=float("inf"))
     f.add_argument("--long-runs", type=int, default=1)
     f.add_argument("--out", type=Path, required=True)
@@ -153,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.overlap_minutes is not None:
             params["overlap_minutes"] = args.overlap_minutes
         data = run_flows(
-            args.runs, params, reset=args.reset_from, long_run_seconds=args.long_run_seconds,
-            long_runs=args.long_runs,
+            args.runs, params, reset=args.reset_from, reset_copy=args.reset_copy,
+            long_run_seconds=args.long_run_seconds, long_runs=args.long_runs,
         )  # fmt: skip
     else:
         data = floor.run_floor(args.warehouse, args.source)

@@ -289,8 +289,8 @@ def render(ws: Workspace, sizes: Sizes) -> str:
     w(
         "Where a batch's wall time goes (medians): `flow` = the flow run outside dbt and the "
         "analytics copy (lock, window, refresh, ledger, Prefect task and artifact calls); "
-        "`copy` = publishing the DuckDB analytics copy (a byte copy of the whole warehouse file "
-        "after the batch: it grows with the warehouse, not the batch; "
+        "`copy` = publishing the DuckDB analytics copy (the batch's changes applied to the "
+        "standby copy file, which the run finds as the previous batch left it, one batch behind; "
         "`EXIGO_SYNC_ANALYTICS_COPY_PATH=off` where nobody reads the file during a sync); "
         "`dbt start` = the dbt "
         "child's life outside its run phase (interpreter and dbt imports, profile, partial "

@@ -82,7 +82,9 @@ class Bench:
             api_url=None if cold else self.api_url,
             prefect_home=self.ws.prefect_home("cli" if cold else "server"),
         )
-        env["PYTHONPATH"] = str(REPO_ROOT)
+        # This checkout's code, also where the venv's editable install points at another
+        # checkout (a git worktree measured with the main checkout's venv).
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])
         return env
 
     def python(self) -> str:
@@ -127,6 +129,7 @@ class Bench:
         runs: int = 1,
         overlap: float | None = None,
         reset: tuple[Path, Path] | None = None,
+        reset_copy: Path | None = None,
     ) -> tuple[procs.Measured, dict[str, Any]]:
         out = self.ws.logs / f"{name.replace('/', '__')}.json"
         out.unlink(missing_ok=True)
@@ -139,6 +142,8 @@ class Bench:
             cmd += ["--overlap-minutes", str(overlap)]
         if reset is not None:
             cmd += ["--reset-from", str(reset[0]), str(reset[1])]
+        if reset_copy is not None:
+            cmd += ["--reset-copy", str(reset_copy)]
         m = procs.run(cmd, env=self.env(), log=self.log_path(name), cwd=REPO_ROOT)
         m.check()
         return m, json.loads(out.read_text())
@@ -302,6 +307,28 @@ class Bench:
         meta.write_text(json.dumps({"per_hour": per_hour, "tries": tries, **tries[-1]}, indent=1))
         return d
 
+    def analytics_loaded(self, rows: int) -> Path:
+        """The analytics copy as the flow left it after the loaded warehouse's last batch and
+        the one before (both slots published: the state every later batch finds), kept under
+        the slot's path (each slot's record names the warehouse it copies)."""
+        saved = self.loaded(rows) / "analytics_loaded"
+        if saved.exists():
+            return saved
+        from bench.child import save_analytics_copy
+        from exigo_sync.profiles import Target
+        from exigo_sync.warehouse import analytics_copy
+
+        slot = self.ws.slot
+        copy_db(self.loaded(rows) / "wh_loaded.duckdb", slot.warehouse)
+        dest = analytics_copy.default_path(slot.warehouse)
+        dest.unlink(missing_ok=True)
+        shutil.rmtree(analytics_copy.slots_dir(dest), ignore_errors=True)
+        target = Target("duckdb", "duckdb", {"path": str(slot.warehouse)})
+        for _ in analytics_copy.SLOTS:
+            analytics_copy.publish(target, dest)
+        save_analytics_copy(slot.warehouse, saved)
+        return saved
+
     def staged(self, rows: int, changes: int) -> Path:
         """The warehouse with the batch's staging built: the floor's input. (The floor and the
         EXPLAIN ANALYZE replay read only `dbo` of the source, the same in `sim_advanced`.)"""
@@ -365,6 +392,7 @@ class Bench:
         m, data = self.flow_child(
             key, runs=1 + self.sizes.runs, overlap=BATCH_OVERLAP_MINUTES,
             reset=(h / "wh_loaded.duckdb", d / "sim_advanced.duckdb"),
+            reset_copy=self.analytics_loaded(rows),
         )  # fmt: skip
         # Every run wrote the same: keep the last one's warehouse and SQL for the floor's
         # verification and the EXPLAIN ANALYZE replay.

@@ -1,7 +1,8 @@
 """The analytics copy of a DuckDB warehouse (exigo_sync.warehouse.analytics_copy) on its own, no
 flow run: where the copy goes, a checkpoint first (changes still in the WAL reach the copy), the
 kernel copy byte for byte (and the buffered copy where the kernel refuses), and a failed replace
-that keeps the previous copy. What the flow does with it: tests/flow/test_analytics_copy.py."""
+that keeps the previous copy. What the flow does with it: tests/flow/test_analytics_copy.py;
+the copy kept batch by batch: tests/flow/test_analytics_copy_batches.py."""
 
 from __future__ import annotations
 
@@ -64,7 +65,12 @@ def test_a_failed_replace_keeps_the_previous_copy_and_no_temporary_file(
     with pytest.raises(OSError, match="disk full"):
         analytics_copy.publish(target, dest)
     assert dest.read_bytes() == before
-    assert sorted(p.name for p in dest.parent.iterdir()) == ["analytics.duckdb"]
+    # The link readers open, and the slots behind it (two copies, A/B): no temporary file.
+    assert sorted(p.name for p in dest.parent.iterdir()) == [
+        ".analytics.duckdb.slots",
+        "analytics.duckdb",
+    ]
+    assert not [p for p in dest.parent.rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_where_the_copy_goes() -> None:
