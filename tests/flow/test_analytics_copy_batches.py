@@ -136,6 +136,7 @@ def copy_of(env: SyncEnv) -> Path:
     return env.warehouse.with_name("warehouse.analytics.duckdb")
 
 
+@pytest.mark.slow  # in `make test-slow` (five publications)
 def test_a_copy_kept_batch_by_batch_equals_a_whole_copy(sync_env: SyncEnv) -> None:
     env = sync_env
     copy = copy_of(env)
@@ -183,6 +184,7 @@ def assert_same_relations(a: Path, b: Path) -> None:
     assert [n for n in left if left[n] != right[n]] == []
 
 
+@pytest.mark.slow  # in `make test-slow` (a reader process across publications)
 def test_a_reader_keeps_one_batch_while_publications_run(sync_env: SyncEnv) -> None:
     env = sync_env
     copy = copy_of(env)
