@@ -41,7 +41,7 @@ test: $(STAMP)
 	$(BIN)/ruff check src flows tests
 	PYTHONPATH=src $(BIN)/lint-imports
 	$(BIN)/deptry src
-	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow" --durations=25
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist loadfile -m slow
