@@ -27,6 +27,7 @@ from tests.flow.cli_processes import (
 from tests.flow.helpers import SyncEnv
 
 
+@pytest.mark.slow  # in `make test-slow` (245 s; R1 stays in make test via test_flow_recovery)
 def test_r1_sigkill_of_the_process_group_at_every_point_then_next_run_recovers(
     chain: SyncEnv, r1_start: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.flow.cli_processes import (
     POINTS,
     assert_all_gone,
@@ -35,6 +37,7 @@ def _assert_stopped_cleanly(env: SyncEnv, home: Path, signal_name: str) -> None:
     assert set(prefect_slots(home).values()) == {0}
 
 
+@pytest.mark.slow  # in `make test-slow` (177 s; R4 stays via the two dbt-stop tests below)
 def test_r4_sigterm_at_every_point_stops_within_seconds(
     chain: SyncEnv, r1_start: dict[str, Any], tmp_path: Path
 ) -> None:

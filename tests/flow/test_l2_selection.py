@@ -12,7 +12,10 @@ from tests.flow.helpers import SyncEnv, advance, assert_current_equals_source
 
 @pytest.mark.parametrize(
     ("how", "value"),
-    [("select", "orders_history+"), ("exclude", "customers_history customers_current")],
+    [
+        ("select", "orders_history+"),
+        pytest.param("exclude", "customers_history customers_current", marks=pytest.mark.slow),
+    ],
 )
 def test_l2_narrowed_selection_moves_no_watermark(
     sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch, how: str, value: str
