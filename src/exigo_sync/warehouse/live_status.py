@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from exigo_sync.processes import host_identity, pid_alive, process_start_marker
+from exigo_sync.processes import host_identity, local_process_gone, process_start_marker
 from exigo_sync.profiles import Target
 from exigo_sync.warehouse.ledger import utcnow
 
@@ -87,12 +87,7 @@ class LiveStatus:
         if self.state != RUNNING:
             return f"it ended ({self.state})"
         if self.host_id == host_identity():
-            if not pid_alive(self.pid):
-                return f"pid {self.pid} is gone"
-            marker = process_start_marker(self.pid)
-            if marker and self.process_marker and marker != self.process_marker:
-                return f"pid {self.pid} now belongs to another process"
-            return None
+            return local_process_gone(self.pid, self.process_marker)
         # Another host (a warehouse file on a shared disk): its file is all we see of it.
         silent = (now or utcnow()) - self.updated_at
         if silent > stale_after:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from exigo_sync.processes import host_identity, pid_alive, process_start_marker
+from exigo_sync.processes import host_identity, local_process_gone, process_start_marker
 from exigo_sync.profiles import Target
 from exigo_sync.settings import Settings
 from exigo_sync.warehouse.connection import engine
@@ -110,13 +110,8 @@ class Holder:
         if self.on_this_host:
             if self.pid == os.getpid() and self.token not in _HELD_TOKENS:
                 return "left behind by an earlier batch of this process"
-            if not pid_alive(self.pid):
-                return f"pid {self.pid} is gone"
-            marker = process_start_marker(self.pid)
-            if marker and self.process_marker and marker != self.process_marker:
-                return f"pid {self.pid} now belongs to another process"
             # Alive on this host: a slow batch, not a dead one (the flow timeout ends hung runs).
-            return None
+            return local_process_gone(self.pid, self.process_marker)
         silent = (now or utcnow()) - self.heartbeat_at
         if silent > stale_after:
             return f"no heartbeat for {silent} (host {self.host} unreachable or the run hung)"
