@@ -5,17 +5,10 @@ with lines as (
     where is_deleted = {{ exigo_false() }}
 ),
 
+-- fct_orders: live orders with their status and type names, so a line's order attributes
+-- come from the one place that defines them.
 orders as (
-    select * from {{ ref('orders_current') }}
-    where is_deleted = {{ exigo_false() }}
-),
-
-order_statuses as (
-    select * from {{ ref('order_statuses_current') }}
-),
-
-order_types as (
-    select * from {{ ref('order_types_current') }}
+    select * from {{ ref('fct_orders') }}
 )
 
 select
@@ -24,9 +17,9 @@ select
     o.customer_id,
     o.order_date,
     o.order_status_id,
-    order_status.order_status_description as order_status,
+    o.order_status,
     o.order_type_id,
-    order_type.order_type_description as order_type,
+    o.order_type,
     o.currency_code,
     d.item_id,
     d.item_code,
@@ -42,7 +35,3 @@ select
 from lines d
 inner join orders o
     on o.order_id = d.order_id
-left join order_statuses order_status
-    on order_status.order_status_id = o.order_status_id
-left join order_types order_type
-    on order_type.order_type_id = o.order_type_id
