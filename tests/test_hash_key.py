@@ -42,7 +42,11 @@ def test_s2_key_from_a_prefect_secret_block(
 ) -> None:
     from prefect.blocks.system import Secret
 
-    monkeypatch.delenv(hash_key.VARIABLE, raising=False)
+    # setenv first, so that monkeypatch restores "unset" at teardown: provide() writes the key
+    # into os.environ, and a bare delenv of a missing variable records nothing to undo, leaking
+    # the key into every later test of this worker.
+    monkeypatch.setenv(hash_key.VARIABLE, "unset-at-teardown")
+    monkeypatch.delenv(hash_key.VARIABLE)
     Secret(value=KEY).save("exigo-hash-key-test", overwrite=True)
     hash_key.provide(["Customers.Email"], "exigo-hash-key-test")
     assert hash_key.from_environment() == KEY.encode()

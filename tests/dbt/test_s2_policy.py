@@ -131,7 +131,9 @@ def test_s2_hash_treatment_is_keyed_and_configurable(dbt_env):
     assert versions == [{"email": expected[1]["email"]}]
 
     # Without the key the batch stops, naming the variable, before anything merges.
-    res = dbt_env.fast_build(3, T0 + timedelta(hours=3), extra_vars=hashing)
+    res = dbt_env.fast_build(
+        3, T0 + timedelta(hours=3), extra_vars=hashing, env={"EXIGO_SYNC_HASH_KEY": ""}
+    )
     assert not res.success
     assert "EXIGO_SYNC_HASH_KEY is not set" in " ".join(failures(res))
     assert dbt_env.query("select count(*) as n from exigo_history.customers_history") == [{"n": 2}]
