@@ -94,13 +94,7 @@ class Server:
         config = {**live_target().config, "database": database, "threads": 1}
         if password is not None:
             config["password"] = password
-        if self.babelfish and "freetds" in str(config["driver"]).lower():
-            # dbt-sqlserver writes SERVER=host,port; FreeTDS sends that text as the login's
-            # server name, which Babelfish refuses ("invalid UTF16 byte sequence"). With port
-            # 0 dbt-sqlserver writes the host alone and FreeTDS takes TDSPORT's port.
-            assert os.environ.get("TDSPORT") == str(config["port"]), "set TDSPORT"
-            config["port"] = 0
-        return config
+        return config  # FreeTDS + TDSPORT: port 0 already (tests/sqlserver/targets.live_port)
 
     def sessions(self, pid: int) -> list[tuple[int, str]]:
         """Sessions opened by process `pid` that are not idle (a request runs or waits)."""

@@ -121,7 +121,8 @@ def test_ledger_ddl_and_dml_through_the_engine(ledger: Target) -> None:
         refreshed = datetime(2026, 1, 5, 9, 59, 30, 123000)
         counts = [3] * len(q.ROW_COLUMNS)
         assert (
-            con.execute(q.MARK_REFRESHED, [refreshed, refreshed, *counts, batch_id]).rowcount == 1
+            con.execute(q.MARK_REFRESHED, [refreshed, refreshed, 0, *counts, batch_id]).rowcount
+            == 1
         )
         orders = ("orders", 1, 2, 3, 4, 5, 0, 10, 9, 1)  # q.STATS_COLUMNS, in order
         with con.transaction():

@@ -31,7 +31,9 @@ import pytest
 from deploy.sqlserver import load_simulator as loader
 from exigo_sync import sqlserver as mssql
 from exigo_sync.catalog import QUEUE_TABLES
+from exigo_sync.policy import SensitivePolicy
 from exigo_sync.profiles import Target
+from exigo_sync.settings import REPO_ROOT
 from exigo_sync.simulator import SyncSimulator
 from exigo_sync.source.sqlserver_client import SqlServerSourceClient
 from exigo_sync.warehouse import landing
@@ -49,6 +51,7 @@ pytestmark = pytest.mark.sqlserver
 
 LONG_NOTE = "Zoë 李 🦄🚀 " * 3000  # 30,000 characters of nvarchar(max), emoji included
 LOG = logging.getLogger("test_live_landing")
+POLICY = SensitivePolicy.load(REPO_ROOT / "dbt_project")  # the project's S2 policy, as the flow
 
 
 @pytest.fixture(scope="module")
@@ -187,12 +190,23 @@ def _rows(target: Target, sql: str) -> list[tuple]:
 
 
 def _same_rows(source: Target, warehouse: Target, table: str) -> None:
-    """Every row of queue.`table` equals the landing's copy (ordered by key)."""
+    """Every row of queue.`table` equals the landing's copy (ordered by key), in every column
+    but those the project's policy drops (S2), which the landing does not hold."""
     from exigo_sync.catalog import REPLICATED_TABLES
 
+    columns_sql = (
+        "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = '{}' "
+        f"AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION"
+    )
+    queued_columns = [r[0] for r in _rows(source, columns_sql.format("queue"))]
+    landed_columns = {r[0].lower() for r in _rows(warehouse, columns_sql.format("exigo_landing"))}
+    copied = POLICY.copied(table, queued_columns)
+    dropped = {c.lower() for c in queued_columns} - {c.lower() for c in copied}
+    assert not dropped & landed_columns, f"{table}: the landing holds dropped {dropped}"
+    select = ", ".join(f"[{c}]" for c in copied)
     order = ", ".join(f"[{k}]" for k in REPLICATED_TABLES[table].key)
-    queued = _rows(source, f"SELECT * FROM queue.[{table}] ORDER BY {order}")
-    landed = _rows(warehouse, f"SELECT * FROM exigo_landing.[{table}] ORDER BY {order}")
+    queued = _rows(source, f"SELECT {select} FROM queue.[{table}] ORDER BY {order}")
+    landed = _rows(warehouse, f"SELECT {select} FROM exigo_landing.[{table}] ORDER BY {order}")
     assert landed == queued, table
 
 
@@ -218,11 +232,13 @@ def test_landing_holds_exactly_the_refreshed_snapshot(
     if way.startswith("colocated"):
         result = landing.land_in_warehouse(
             landing.SourceInWarehouse("sqlserver", sync_db["sync"]), warehouse, batch_id, tables,
-            logger=LOG,
+            logger=LOG, policy=POLICY,
         )  # fmt: skip
     else:
         client = SqlServerSourceClient(source)
-        result = landing.land_batch(client, "sqlserver", warehouse, batch_id, tables, logger=LOG)
+        result = landing.land_batch(
+            client, "sqlserver", warehouse, batch_id, tables, logger=LOG, policy=POLICY
+        )
     assert result.fingerprint == refreshed.fingerprint
     assert {t: result.rows[f"queue.{t}"] for t in QUEUE_TABLES} == refreshed.row_counts
     assert landing.landed_batch(warehouse) == batch_id

@@ -78,7 +78,7 @@ def test_sqlserver_ledger_ddl_and_dml_in_a_temporary_schema(mssql, monkeypatch):
             in_schema(ledger_sql.INSERT_BATCH), 1, "run-1", "sqlserver", "initial", start, now, 0
         )
         counts = [3] * len(ledger_sql.ROW_COLUMNS)
-        cur.execute(in_schema(ledger_sql.MARK_REFRESHED), refreshed, now, *counts, 1)
+        cur.execute(in_schema(ledger_sql.MARK_REFRESHED), refreshed, now, 0, *counts, 1)  # 0: UTC
         cur.execute(in_schema(ledger_sql.MARK_MERGED), "inv-1", now, 1)
         assert cur.execute(in_schema(ledger_sql.WATERMARK)).fetchone()[0] == refreshed
         assert cur.execute(in_schema(ledger_sql.COUNT_IN_FLIGHT)).fetchone()[0] == 0

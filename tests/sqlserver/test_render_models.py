@@ -426,7 +426,7 @@ def test_b3_probe_reads_the_pinned_queue_copy_and_checks_length(passes):
     customers = [s for s in probes if '"Customers"' in s]
     assert customers, "no B3 probe for queue.Customers (Email is wider than documented)"
     assert f'"{WAREHOUSE_DB}"."exigo_landing"."Customers"' in customers[0]
-    assert re.search(r'datalength\(.*\[Email\]', customers[0], re.I | re.S), customers[0]
+    assert re.search(r"datalength\(.*\[Email\]", customers[0], re.I | re.S), customers[0]
 
 
 def test_fixture_deviations_are_what_the_docstring_says():
