@@ -42,14 +42,14 @@ test: $(STAMP)
 	$(BIN)/ruff check src flows tests
 	PYTHONPATH=src $(BIN)/lint-imports
 	$(BIN)/deptry src
-	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow" --durations=25
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not slow" --durations=25
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile -m slow
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -m slow
 
 test-all: $(STAMP)
 	$(BIN)/ruff check src flows tests
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 # ruff; the import layers (a new circle or an upward import fails: pyproject [tool.importlinter]);
 # declared dependencies against imports (deptry).

@@ -33,3 +33,34 @@ def two_batch_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.dbt.scenario import two_batch_warehouse
 
     return two_batch_warehouse(tmp_path_factory.mktemp("two_batches"))
+
+
+# The longest files (measured with `--durations`; each runs many dbt builds or flow batches),
+# scheduled first: with `--dist loadfile --no-loadscope-reorder` (the Makefile) a worker takes
+# whole files in collection order. xdist's default order, most tests first, left the long
+# one-test flow files for last, and one worker busy for minutes while the other had nothing.
+LONGEST_FILES_FIRST = (
+    "tests/dbt/test_merge_lifecycle.py",
+    "tests/flow/test_flow_recovery.py",
+    "tests/dbt/test_bad_input.py",
+    "tests/dbt/test_marts.py",
+    "tests/sqlserver/test_render_models.py",
+    "tests/flow/test_analytics_copy_batches.py",
+    "tests/flow/test_flow_deletion_guard.py",
+    "tests/dbt/test_t1_oracle.py",
+    "tests/flow/test_r3_rival_consumer.py",
+    "tests/flow/test_flow_concurrency.py",
+    "tests/dbt/test_s2_policy.py",
+    "tests/flow/test_w1_data_clock.py",
+    "tests/flow/test_status_during_batch.py",
+    "tests/flow/test_flow_end_to_end.py",
+    "tests/flow/test_serve.py",
+    "tests/flow/test_flow_stop.py",
+    "tests/test_demo.py",
+    "tests/flow/test_flow_watermark_overlap.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))

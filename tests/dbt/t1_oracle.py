@@ -102,6 +102,8 @@ def run_t1_oracle(tmp_path, *, landed: bool, cycles: int) -> None:
     """The oracle: `cycles` batches of random activity; keys deleted earlier come back (a
     restore) two thirds of the way through and must reopen (H7)."""
     restore_at = cycles * 2 // 3
+    # Every seventh cycle replays an earlier window; a short run replays in its last cycle.
+    replays = {c for c in range(1, cycles) if c % 7 == 0} or {cycles - 1}
     rng = random.Random(20260105)
     sim = SyncSimulator.create(
         tmp_path / "exigo_source.duckdb",
@@ -221,7 +223,7 @@ def run_t1_oracle(tmp_path, *, landed: bool, cycles: int) -> None:
                 restored[table] = [
                     k if isinstance(k, tuple) else (k,) for k in keys if k in recorded[table]
                 ]
-        if cycle % 7 == 0:
+        if cycle in replays:
             # Replay an earlier window twice (W2 + H4): the second adds and changes nothing.
             start = starts[max(0, len(starts) - 4)]
             run_batch(start)

@@ -16,7 +16,7 @@ from tests.dbt.t1_oracle import run_t1_oracle
 # deletion); `make test-slow` the long ones (EXIGO_T1_CYCLES to choose). The landed topology's
 # run (test_t1_oracle_landed.py) is slow-only: its landing path is the same every batch, and the
 # flow tests prove it in `make test`.
-SHORT_CYCLES = 8
+SHORT_CYCLES = 6
 CYCLES = int(os.environ.get("EXIGO_T1_CYCLES", "16"))
 
 

@@ -18,6 +18,9 @@ from tests.dbt.helpers import apply_policy
 CLOCK_START = datetime(2026, 1, 5)
 CUSTOMERS = 300
 OVERLAP = timedelta(minutes=10)  # the default overlap (settings.overlap_minutes)
+# What the flow tests' batches leave out: dbt's tests, and the marts with the intermediate
+# models only they read (not merge models, so L2 still holds the batch to every merge model).
+MERGE_MODELS_ONLY = "resource_type:test tag:exigo_marts tag:exigo_intermediate"
 
 # Columns that legitimately differ between two equivalent runs: which batch (and when, on the
 # wall clock) first saw a version; `history_version_id` is "<key>@<batch_id>". Batch ids are
@@ -133,9 +136,10 @@ def make_env(
         # dbt's artifacts per test: run_results.json judges the batch, and tests run in parallel.
         "EXIGO_SYNC_DBT_TARGET_PATH": str(root / "dbt-target"),
         "EXIGO_SYNC_DBT_LOG_PATH": str(root / "dbt-logs"),
-        # Models only: the dbt project's own tests prove the models (tests/dbt); here they
-        # would triple every batch's time. The end-to-end test runs the full build once.
-        "EXIGO_SYNC_DBT_EXCLUDE": "resource_type:test",
+        # Merge models only: the dbt project's own tests prove the models and the marts
+        # (tests/dbt); here they would triple every batch's time. The end-to-end test runs the
+        # full build once; the analytics-copy tests put the marts back (with_marts).
+        "EXIGO_SYNC_DBT_EXCLUDE": MERGE_MODELS_ONLY,
     }.items():
         monkeypatch.setenv(key, value)
     if landed:
@@ -151,8 +155,13 @@ def make_env(
 
 
 def merge_models_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Faster batches: no dbt tests (as make_env) and no analyst marts (not under test)."""
-    monkeypatch.setenv("EXIGO_SYNC_DBT_EXCLUDE", "resource_type:test tag:exigo_marts")
+    """Faster batches: no dbt tests and no analyst marts (make_env's default)."""
+    monkeypatch.setenv("EXIGO_SYNC_DBT_EXCLUDE", MERGE_MODELS_ONLY)
+
+
+def with_marts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches that build the analyst marts too (still no dbt tests)."""
+    monkeypatch.setenv("EXIGO_SYNC_DBT_EXCLUDE", "resource_type:test")
 
 
 def copy_files(src: SyncEnv, dst: SyncEnv) -> None:

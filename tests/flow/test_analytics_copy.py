@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.flow.helpers import SyncEnv, advance, prefect_logs_and_artifacts
+from tests.flow.helpers import SyncEnv, advance, prefect_logs_and_artifacts, with_marts
 
 # The lock row is released after the copy is taken: the copy shows it held by the batch's run.
 NOT_COPIED_AS_IS = {("exigo_sync", "run_lock")}
@@ -57,6 +57,12 @@ def assert_copy_equals_warehouse(env: SyncEnv, copy: Path) -> None:
     assert len(views) >= 9, views  # the marts survived as views, and they answer
     different = [n for n in warehouse if warehouse[n] != copied[n]]
     assert not different, different
+
+
+@pytest.fixture(autouse=True)
+def _marts_in_every_batch(sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copy holds the analyst marts too: these batches build them."""
+    with_marts(monkeypatch)
 
 
 def test_copy_is_published_equals_the_warehouse_and_readers_never_block_a_batch(

@@ -28,7 +28,7 @@ import pytest
 
 from exigo_sync.profiles import Target
 from exigo_sync.warehouse import analytics_copy
-from tests.flow.helpers import SyncEnv, advance, prefect_logs_and_artifacts
+from tests.flow.helpers import SyncEnv, advance, prefect_logs_and_artifacts, with_marts
 from tests.flow.test_analytics_copy import assert_copy_equals_warehouse
 
 # One answer per command; the connection stays open in between. `loop` queries without pause in
@@ -136,6 +136,12 @@ def copy_of(env: SyncEnv) -> Path:
     return env.warehouse.with_name("warehouse.analytics.duckdb")
 
 
+@pytest.fixture(autouse=True)
+def _marts_in_every_batch(sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copy holds the analyst marts too: these batches build them."""
+    with_marts(monkeypatch)
+
+
 @pytest.mark.slow  # in `make test-slow` (five publications)
 def test_a_copy_kept_batch_by_batch_equals_a_whole_copy(sync_env: SyncEnv) -> None:
     env = sync_env
@@ -224,7 +230,11 @@ def test_a_reader_keeps_one_batch_while_publications_run(sync_env: SyncEnv) -> N
     assert_copy_equals_warehouse(env, copy)
 
 
-@pytest.mark.parametrize("change", ["new history column", "new mart view"])
+@pytest.mark.parametrize(
+    "change",
+    # A new mart view takes the same whole-copy path: in `make test-slow`.
+    ["new history column", pytest.param("new mart view", marks=pytest.mark.slow)],
+)
 def test_a_schema_change_rebuilds_the_copy_whole(sync_env: SyncEnv, change: str) -> None:
     env = sync_env
     copy = copy_of(env)

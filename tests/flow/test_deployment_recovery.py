@@ -32,6 +32,11 @@ from exigo_sync.settings import REPO_ROOT
 from tests.flow.cli_processes import assert_all_gone, descendants
 from tests.flow.helpers import SyncEnv, copy_files, make_env, table_diff
 
+# In `make test-slow`: a real Prefect server, `prefect deploy` and a process worker (about four
+# minutes). `make test` proves R1 and R2 through the flow itself (test_flow_recovery.py,
+# test_flow_concurrency.py) and a served flow (test_serve.py).
+pytestmark = pytest.mark.slow
+
 PREFECT = str(Path(sys.executable).parent / "prefect")
 DEPLOYMENT = "exigo-sync/exigo-sync-scheduled"
 

@@ -65,6 +65,8 @@ def test_r2_two_runs_at_once_exactly_one_refreshes(
     assert [b["status"] for b in sync_env.batches()] == ["merged"]
 
 
+# In `make test-slow`: test_r3_rival_consumer.py proves the harder case, inside a batch.
+@pytest.mark.slow
 def test_r3_rival_consumer_between_runs_loses_nothing(sync_env: SyncEnv) -> None:
     env = sync_env
     env.run_ok()

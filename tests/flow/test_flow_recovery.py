@@ -44,14 +44,14 @@ def _crash_then_recover(env: SyncEnv, point: str, mp: pytest.MonkeyPatch) -> Non
 @pytest.mark.parametrize(
     ("point", "landed"),
     [
-        ("before_refresh", False),
+        pytest.param("before_refresh", False, marks=pytest.mark.slow),
         pytest.param("after_refresh", False, marks=pytest.mark.slow),
         ("before_current", False),
         pytest.param("after_dbt", False, marks=pytest.mark.slow),
         # Landed topology: the copy dies after its first table (nothing is swapped in), and a
         # crash between history and current state with dbt reading the landed copy.
         ("during_land", True),
-        ("before_current", True),
+        pytest.param("before_current", True, marks=pytest.mark.slow),
     ],
     ids=lambda v: v if isinstance(v, str) else ("landed" if v else "colocated"),
 )

@@ -74,7 +74,7 @@ def _run_held(env: SyncEnv, monkeypatch: pytest.MonkeyPatch, point: str, tmp: Pa
         # The snapshot streamed across table by table (a SQL Server source's path), the rival
         # in between two tables: half the copy is the rival's, so we refresh again.
         pytest.param("landed", "after_refresh", True, marks=pytest.mark.slow),
-        ("landed", "during_land", True),
+        pytest.param("landed", "during_land", True, marks=pytest.mark.slow),
     ],
 )
 def test_r3_rival_refresh_inside_our_batch_loses_nothing(
