@@ -324,18 +324,8 @@ def test_duckdb_missing_source_and_locked_warehouse(simulator_file: Path, tmp_pa
 
     warehouse = tmp_path / "warehouse.duckdb"
     duckdb.connect(str(warehouse)).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import duckdb, sys, time
-            con = duckdb.connect({str(warehouse)!r})
-            print("held", flush=True)
-            time.sleep(60)
-        """)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    holder = _hold_open(warehouse)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         target = duckdb_target(tmp_path / "no-such-source.duckdb", warehouse)
         r = by_name(check.run_checks(target, target))
     finally:
@@ -442,6 +432,7 @@ def test_check_during_a_batch_reads_its_live_status_and_leaves_the_warehouse_alo
 
 
 def _hold_open(warehouse: Path) -> subprocess.Popen[str]:
+    """A real second process holding the DuckDB warehouse file open (its single writer)."""
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import duckdb, time

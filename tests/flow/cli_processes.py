@@ -71,10 +71,12 @@ def start_cli(
     prefect_home: Path,
     fault: str | None = None,
     extra_env: dict[str, str] | None = None,
+    command: str = "run",
+    cwd: Path = REPO_ROOT,
 ) -> tuple[CliRun, Path]:
-    """`exigo-sync run` in its own process group (as a shell job would be), on the private
-    Prefect API of `prefect_home`; with `fault`, it pauses there. Returns the run and the
-    marker file it touches when it reaches the fault point."""
+    """`exigo-sync <command>` (`run`, `serve`) in its own process group (as a shell job would
+    be), on the private Prefect API of `prefect_home`; with `fault`, its batch pauses there.
+    Returns the process and the marker file it touches when it reaches the fault point."""
     marker = tmp / f"{label}.reached"
     env = {**os.environ, "PREFECT_HOME": str(prefect_home), **(extra_env or {})}
     env.pop("PREFECT_API_URL", None)
@@ -87,8 +89,8 @@ def start_cli(
     log = tmp / f"{label}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "exigo_sync.cli", "run"],
-            env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "exigo_sync.cli", command],
+            env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
     return CliRun(proc, log), marker

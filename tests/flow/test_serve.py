@@ -15,13 +15,12 @@ from typing import Any
 
 import pytest
 
-from exigo_sync.settings import REPO_ROOT
 from tests.flow.cli_processes import (
-    CliRun,
     assert_all_gone,
     descendants,
     finish_and_compare,
     signal_run,
+    start_cli,
 )
 from tests.flow.helpers import SyncEnv
 
@@ -30,25 +29,14 @@ def test_r1_serve_schedules_a_batch_and_a_sigkilled_serve_leaves_nothing_behind(
     chain: SyncEnv, r1_start: dict[str, Any], tmp_path: Path
 ) -> None:
     env, home = chain, tmp_path / "prefect-home"
-    marker = tmp_path / "serve.reached"
-    serve_env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
+    schedules = {
         "EXIGO_SYNC_SCHEDULE_CRON": "* * * * *",  # every minute: the next one starts a batch
         "EXIGO_SYNC_RECONCILE_CRON": "0 0 1 1 *",
-        "EXIGO_SYNC_FAULT": "after_refresh",
-        "EXIGO_SYNC_FAULT_MODE": "pause",
-        "EXIGO_SYNC_FAULT_MARKER": str(marker),
     }
-    serve_env.pop("PREFECT_API_URL", None)
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "exigo_sync.cli", "serve"],
-            env=serve_env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    serve = CliRun(proc, log)
+    serve, marker = start_cli(
+        tmp_path, "serve", prefect_home=home, fault="after_refresh", extra_env=schedules,
+        command="serve",
+    )  # fmt: skip
     serve.wait_for(marker, timeout=240)  # the schedule started a batch; it paused mid-batch
     assert env.batches()[-1]["status"] == "refreshed"
 
@@ -75,17 +63,10 @@ def test_serves_ui_talks_to_its_own_api_and_lists_the_flow_runs_in_chromium(
     executable = chromium()
     home = tmp_path / "prefect-home"
     never = "0 0 1 1 *"  # no scheduled run during the test
-    serve_env = {**os.environ, "PREFECT_HOME": str(home), "EXIGO_SYNC_SCHEDULE_CRON": never,
-                 "EXIGO_SYNC_RECONCILE_CRON": never}  # fmt: skip
-    serve_env.pop("PREFECT_API_URL", None)
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "exigo_sync.cli", "serve"],
-            env=serve_env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    serve = CliRun(proc, log)
+    schedules = {"EXIGO_SYNC_SCHEDULE_CRON": never, "EXIGO_SYNC_RECONCILE_CRON": never}
+    serve, _ = start_cli(
+        tmp_path, "serve", prefect_home=home, extra_env=schedules, command="serve", cwd=tmp_path
+    )
     try:
         serve.wait_for_output("run one now: PREFECT_API_URL=", timeout=240)
         ui = re.search(r"Prefect UI: (http://127\.0\.0\.1:\d+)", serve.output()).group(1)
@@ -95,7 +76,8 @@ def test_serves_ui_talks_to_its_own_api_and_lists_the_flow_runs_in_chromium(
         # A batch reporting to serve's server (as `exigo-sync run` does with PREFECT_API_URL).
         run = subprocess.run(
             [sys.executable, "-m", "exigo_sync.cli", "run"], cwd=tmp_path,
-            env={**serve_env, "PREFECT_API_URL": f"{ui}/api"}, capture_output=True, text=True,
+            env={**os.environ, "PREFECT_HOME": str(home), **schedules,
+                 "PREFECT_API_URL": f"{ui}/api"}, capture_output=True, text=True,
             timeout=600,
         )  # fmt: skip
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
