@@ -127,19 +127,23 @@ def run_checks(
     source_file: Path | None = None,
     source_setting: str = "",
     dbt_project: Path | None = None,
+    stale_after: timedelta = timedelta(minutes=10),
 ) -> list[CheckResult]:
     """Every check, in order. `source` may be the warehouse target itself (co-located topology,
     with `source_database` the sync database's name). `source_file`: a DuckDB source's
     simulator file, when it is not the warehouse's `exigo` attachment; `source_setting`: what
     sets its path (exigo_sync.topology), for the hint. `dbt_project`: the dbt project a batch
-    builds (checked with the flow). `connect(target, database)` opens a DB-API connection
-    (default: dbt-sqlserver's way, without retries); tests pass a double."""
+    builds (checked with the flow). `stale_after`: the lock's stale time (Settings), after which
+    a silent batch on another host no longer counts as running. `connect(target, database)`
+    opens a DB-API connection (default: dbt-sqlserver's way, without retries); tests pass a
+    double."""
     opener = connect or _default_connect
     src = _Side("source", source, source_database or source.config.get("database"))
     if source_file is not None:
         src.extra["path"] = source_file
     src.extra["setting"] = source_setting
     wh = _Side("warehouse", warehouse, None)
+    wh.extra["stale_after"] = stale_after
     results: list[CheckResult] = []
 
     def run(name: str, side: _Side | None, check: Callable[[], CheckResult]) -> None:
@@ -377,9 +381,8 @@ def _duckdb_warehouse(side: _Side) -> CheckResult:
             )  # fmt: skip
         side.ready = True
         return CheckResult(name, True, f"{path} does not exist yet: the first run creates it")
-    status_file = live_status.path_for(side.target)
-    running = live_status.read(status_file) if status_file else None
-    if running is not None and running.gone(timedelta(minutes=10)) is None:
+    running = live_status.running_batch(side.target, side.extra["stale_after"])
+    if running is not None:
         side.extra["batch"] = running
         return CheckResult(name, True, f"{path} is in use by a batch: {running.describe()}")
     try:

@@ -276,7 +276,7 @@ def check(
             topology.warehouse, topology.source, topology.source_database,
             source_file=topology.source_path() if duckdb_source else None,
             source_setting=topology.source_setting() if duckdb_source else "",
-            dbt_project=settings.dbt_project_dir,
+            dbt_project=settings.dbt_project_dir, stale_after=settings.stale_after,
         )  # fmt: skip
     except Exception as exc:
         _fail(exc)

@@ -48,7 +48,7 @@ def render_status(console: Console, *, target: str | None, last: int) -> None:
             _render(console, s, topology, ledger, last)
         return
     path = wh.warehouse_path()
-    running = _running_batch(wh, s)
+    running = live_status.running_batch(wh, s.stale_after)
     if running is not None:
         console.print(escape(running.describe()), highlight=False)
         _render_from_copy(console, s, topology, last, why="a batch holds the warehouse file")
@@ -63,16 +63,6 @@ def render_status(console: Console, *, target: str | None, last: int) -> None:
         # Not one of our batches (it would have said so): another DuckDB client has the file.
         console.print(f"{exc} (not an exigo-sync batch: another DuckDB client)", highlight=False)
         _render_from_copy(console, s, topology, last, why="the warehouse file is in use")
-
-
-def _running_batch(warehouse: Target, s: Settings) -> live_status.LiveStatus | None:
-    """The batch in flight on this DuckDB warehouse, from its live status file; None when no
-    live run holds it (no file, a run that ended, a run that died)."""
-    path = live_status.path_for(warehouse)
-    status = live_status.read(path) if path is not None else None
-    if status is None or status.gone(s.stale_after) is not None:
-        return None
-    return status
 
 
 def _render_from_copy(

@@ -107,6 +107,17 @@ class LiveStatus:
         )
 
 
+def running_batch(warehouse: Target, stale_after: timedelta) -> LiveStatus | None:
+    """The batch in flight on this DuckDB warehouse, from its live status file; None when no
+    live run holds it (no file, a run that ended, a run that died; a SQL Server warehouse).
+    `stale_after`: how long a run on another host may stay silent (the lock's stale time)."""
+    path = path_for(warehouse)
+    status = read(path) if path is not None else None
+    if status is None or status.gone(stale_after) is not None:
+        return None
+    return status
+
+
 def write(path: Path, status: LiveStatus) -> None:
     """Replace the file with `status` in one step (a reader sees the old or the new one)."""
     record = {
