@@ -137,8 +137,7 @@ def land_batch(
     landed: dict[str, int] = {}  # rows per LandingTable.label
     read = {t.label: _source_columns(source, source_engine, target_engine, t) for t in tables}
     for table in tables:
-        _require_columns(table, [c.name for c in read[table.label]])
-        policy.check(table.name, [(c.name, c.source_type) for c in read[table.label]], table.label)
+        _check_columns(table, [(c.name, c.source_type) for c in read[table.label]], policy)
     with connected(warehouse) as con:
         writer = _WRITERS[target_engine](con)
         writer.ensure_schemas()
@@ -238,8 +237,7 @@ def land_in_warehouse(
             for table in tables:
                 _require_source_table(con, source, table)
                 read[table.label] = _in_warehouse_columns(con, source, table)
-                _require_columns(table, [name for name, _ in read[table.label]])
-                policy.check(table.name, read[table.label], table.label)
+                _check_columns(table, read[table.label], policy)
             writer.ensure_schemas()
             landed: dict[str, int] = {}
             for table in tables:
@@ -304,20 +302,22 @@ def _require_source_table(
         )
 
 
-def _require_columns(table: LandingTable, present: Sequence[str]) -> None:
-    """B4: a queue table without a key or version-time column cannot be merged (nor
-    fingerprinted); the batch stops here, naming the column, before anything is copied."""
+def _check_columns(
+    table: LandingTable, columns: Sequence[tuple[str, str]], policy: SensitivePolicy
+) -> None:
+    """Before anything is copied, the source table's (name, type) columns: B4, a queue table
+    without a key or version-time column cannot be merged (nor fingerprinted), named here;
+    S2, a column the policy must name first stops the batch (SensitivePolicy.check)."""
     documented = REPLICATED_TABLES.get(table.name)
-    if table.source_schema != "queue" or documented is None:
-        return
-    required = [*documented.key, *filter(None, [documented.version_time_column])]
-    have = {name.lower() for name in present}
-    for column in required:
-        if column.lower() not in have:
-            raise LandingError(
-                f"required column {column} is missing from queue table queue.{table.name} (B4); "
-                "nothing was landed and nothing merged"
-            )
+    if table.source_schema == "queue" and documented is not None:
+        have = {name.lower() for name, _ in columns}
+        for column in [*documented.key, *filter(None, [documented.version_time_column])]:
+            if column.lower() not in have:
+                raise LandingError(
+                    f"required column {column} is missing from queue table queue.{table.name} "
+                    "(B4); nothing was landed and nothing merged"
+                )
+    policy.check(table.name, columns, table.label)
 
 
 @dataclass(frozen=True)
