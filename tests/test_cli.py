@@ -16,6 +16,7 @@ from exigo_sync.cli import merged_line, serve_banner
 from exigo_sync.console import DETAIL, _HideDetail
 from exigo_sync.prefect_api import STARTING
 from exigo_sync.settings import REPO_ROOT
+from exigo_sync.warehouse.ledger import EntityStats
 
 
 def _cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -65,10 +66,12 @@ def test_a_reconciliation_runs_last_line_gives_its_deletion_counts() -> None:
         "batch_id": 7, "window_start": "2026-01-05T10:00:00", "window_kind": "watermark",
         "row_counts": {"Customers": 3, "Orders": 1200}, "completeness": "complete",
         "reconciled": True,
+        # As the flow returns them (BatchSummary: each EntityStats' fields).
         "stats": [
-            {"entity": "customers", "closed": 2, "reopened": 1, "live_keys": 300},
-            {"entity": "orders", "closed": 0, "reopened": 0, "live_keys": 900},
-            {"entity": "order_statuses", "closed": 0, "reopened": 0, "live_keys": None},
+            EntityStats("customers", 0, 0, closed=2, rejected=0, ties=0, reopened=1,
+                        live_keys=300).__dict__,
+            EntityStats("orders", 0, 0, closed=0, rejected=0, ties=0, live_keys=900).__dict__,
+            EntityStats("order_statuses", 0, 0, closed=0, rejected=0, ties=0).__dict__,
         ],
     }  # fmt: skip
     line = merged_line(out)

@@ -150,11 +150,10 @@ def merged_line(out: dict[str, Any]) -> str:
         f"warehouse {out['completeness']}"
     )
     if out.get("reconciled"):
-        found = "; ".join(
-            f"{s['entity']} {s['closed']:,} deleted, {s['reopened']:,} reopened"
-            for s in out["stats"]
-            if s.get("live_keys") is not None
-        )
+        from exigo_sync.report import describe_sweep
+        from exigo_sync.warehouse.ledger import EntityStats
+
+        found = describe_sweep([EntityStats(**s) for s in out["stats"]])
         line += f"; reconciliation: {found or 'no entity swept'}"
     return line
 

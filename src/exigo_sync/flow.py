@@ -24,7 +24,7 @@ from exigo_sync import dbt_runner, docs_site, hash_key
 from exigo_sync.batch import Batch
 from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 from exigo_sync.console import hide_detail
-from exigo_sync.report import BatchSummary
+from exigo_sync.report import BatchSummary, describe_sweep
 from exigo_sync.settings import Settings, SettingsError
 from exigo_sync.snapshot import differences
 from exigo_sync.source import RefreshResult, TransientSourceError
@@ -216,12 +216,8 @@ def describe_stats(stats: list[EntityStats]) -> str:
         )
     }  # fmt: skip
     text = ", ".join(f"{n:,} {word}" for word, n in totals.items())
-    swept = [s for s in stats if s.live_keys is not None]
-    if swept:
-        text += "; key sweep: " + ", ".join(
-            f"{s.entity} {s.closed:,} deleted, {s.reopened:,} reopened" for s in swept
-        )
-    return text
+    swept = describe_sweep(stats)
+    return f"{text}; key sweep: {swept}" if swept else text
 
 
 @task(name="publish analytics copy", cache_policy=NO_CACHE)
@@ -291,7 +287,7 @@ def exigo_sync(
     with batch.run():
         batch.preflight()
         with run_lock(
-            topology.warehouse, lock_name, flow_run_id=_flow_run_id(),
+            topology.warehouse, lock_name, flow_run_id=batch.flow_run_id,
             options=LockOptions.from_settings(settings, reconcile=reconcile),
         ) as lock, batch.holding(lock):  # fmt: skip
             with batch.step("window"):

@@ -199,6 +199,8 @@ def process_start_marker(pid: int) -> str | None:
     # The command name (field 2) may contain spaces and parentheses: split after its last ')'.
     fields = stat.rsplit(")", 1)[1].split()
     return f"{boot_id}:{fields[19]}"  # field 22 of the full line: starttime
+
+
 def local_process_gone(pid: int, start_marker: str | None) -> str | None:
     """Why process `pid` of this host, started as `start_marker` recorded, is no longer that
     process (gone, or its pid reused), or None while it runs."""
@@ -208,5 +210,3 @@ def local_process_gone(pid: int, start_marker: str | None) -> str | None:
     if marker and start_marker and marker != start_marker:
         return f"pid {pid} now belongs to another process"
     return None
-
-

@@ -117,3 +117,13 @@ def batch_markdown(
             *(f"| {n.unique_id} | {n.status} | {n.seconds:.2f} |" for n in slowest),
         ]
     return "\n".join(lines) + "\n"
+
+
+def describe_sweep(stats: Sequence[EntityStats]) -> str:
+    """What the key sweep found, per swept entity: "payments 1 deleted, 0 reopened" ('' when
+    no entity was swept). The flow's merged line and the CLI's last line both say it."""
+    return "; ".join(
+        f"{s.entity} {s.closed:,} deleted, {s.reopened:,} reopened"
+        for s in stats
+        if s.live_keys is not None
+    )
