@@ -33,6 +33,7 @@ from typing import Any
 from exigo_sync.processes import host_identity, local_process_gone, process_start_marker
 from exigo_sync.profiles import Target
 from exigo_sync.settings import Settings
+from exigo_sync.warehouse import live_status
 from exigo_sync.warehouse.connection import engine
 from exigo_sync.warehouse.errors import WarehouseBusy
 from exigo_sync.warehouse.ledger import Fence, Ledger, LockLost, utcnow
@@ -263,9 +264,15 @@ def acquire_row(
     # in between must see a live holder, not a row "left behind by an earlier batch".
     _HELD_TOKENS.add(token)
     while True:
+        # DuckDB: while a live batch holds the warehouse file, do not open it to read the lock
+        # row: a waiting run's open at the moment the batch's dbt connects fails that dbt.
+        running = live_status.running_batch(target, stale_after)
         try:
-            acquired, holder = _try_acquire(target, name, token, flow_run_id, stale_after)
-            busy = None
+            if running is not None:
+                acquired, holder, busy = False, None, running.describe()
+            else:
+                acquired, holder = _try_acquire(target, name, token, flow_run_id, stale_after)
+                busy = None
         except WarehouseBusy as exc:  # another process has the DuckDB file open
             acquired, holder, busy = False, None, str(exc)
         except BaseException:
