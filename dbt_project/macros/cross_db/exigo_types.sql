@@ -35,7 +35,24 @@
 {#- Type names as the warehouse reports them, for "is this column already the documented type?"
     Only a mismatch costs anything (a try-cast check query), so rough normalisation is enough. -#}
 {% macro exigo_normalize_type(type_name) -%}
-    {{ return(type_name | lower | replace(' ', '') | replace('character varying', 'varchar')) }}
+    {{ return(type_name | lower | replace('character varying', 'varchar') | replace(' ', '')) }}
+{%- endmacro %}
+
+{#- The type a warehouse column is stored as (an adapter Column from get_columns_in_relation),
+    in the words exigo_type uses. DuckDB: the type DuckDB reports (`Column.data_type` would add
+    dbt's default string size, `character varying(256)`, to every VARCHAR, and every text column
+    would look changed and be probed, every batch). SQL Server: dbt's type with its size, which
+    is what exigo_type keeps there, so a narrower documented size is still probed. -#}
+{% macro exigo_stored_type(column) -%}
+    {{ return(adapter.dispatch('exigo_stored_type', 'exigo_sync')(column)) }}
+{%- endmacro %}
+
+{% macro default__exigo_stored_type(column) -%}
+    {{ return(column.dtype) }}
+{%- endmacro %}
+
+{% macro sqlserver__exigo_stored_type(column) -%}
+    {{ return(column.data_type) }}
 {%- endmacro %}
 
 {#- Type of history_version_id ('<key>[|<key>]@<batch id>'). On SQL Server it is the clustered

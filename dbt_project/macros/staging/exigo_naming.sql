@@ -12,10 +12,11 @@
 {%- endmacro %}
 
 {#- Warehouse name of a source column: snake_case, and prefixed with `source_` when it would
-    clash with a column this project adds (Orders.BatchID would otherwise collide with batch_id). -#}
-{% macro exigo_column_name(name) -%}
+    clash with a column this project adds (Orders.BatchID would otherwise collide with batch_id).
+    reserved: exigo_reserved_column_names(), passed in by callers that name many columns. -#}
+{% macro exigo_column_name(name, reserved=none) -%}
     {%- set snake = exigo_snake_case(name) -%}
-    {%- if snake in exigo_reserved_column_names() -%}
+    {%- if snake in (reserved if reserved is not none else exigo_reserved_column_names()) -%}
         {{ return('source_' ~ snake) }}
     {%- endif -%}
     {{ return(snake) }}

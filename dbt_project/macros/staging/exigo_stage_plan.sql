@@ -18,14 +18,27 @@
 {% macro exigo_documented_columns(entity) -%}
     {%- set table = exigo_entities()[entity]['table'] -%}
     {%- set node = exigo_source_node(exigo_entity_source(entity), table) -%}
+    {%- set policy = exigo_table_policy(table) -%}
+    {%- set reserved = exigo_reserved_column_names() -%}
+    {%- set warehouse_types = exigo_warehouse_types(node.columns) -%}
     {%- set out = [] -%}
     {%- for col in node.columns -%}
-        {%- if exigo_sensitive_policy(table, col.name) != 'drop' -%}
-            {%- set treatment = exigo_sensitive_policy(table, col.name) -%}
-            {%- do out.append({'source': col.name, 'name': exigo_column_name(col.name), 'type': exigo_policy_type(treatment, exigo_type(col.data_type))}) -%}
+        {%- set treatment = policy.get(col.name | lower, 'keep') -%}
+        {%- if treatment != 'drop' -%}
+            {%- do out.append({'source': col.name, 'name': exigo_column_name(col.name, reserved), 'type': exigo_policy_type(treatment, warehouse_types[col.data_type])}) -%}
         {%- endif -%}
     {%- endfor -%}
     {{ return(out) }}
+{%- endmacro %}
+
+{#- {declared type: warehouse type} for a table's columns: one exigo_type call per distinct type
+    (a table has a handful), not one per column. -#}
+{% macro exigo_warehouse_types(columns) -%}
+    {%- set types = {} -%}
+    {%- for col in columns -%}
+        {%- if col.data_type not in types -%}{%- do types.update({col.data_type: exigo_type(col.data_type)}) -%}{%- endif -%}
+    {%- endfor -%}
+    {{ return(types) }}
 {%- endmacro %}
 
 {#- Plan for one entity's source table (execution time only): the queue table of a replicated
@@ -60,10 +73,15 @@
     {%- set columns = [] -%}
     {%- set to_check = [] -%}
     {%- set hashed = [] -%}
+    {%- set policy = exigo_table_policy(table) -%}
+    {%- set reserved = exigo_reserved_column_names() -%}
+    {%- set warehouse_types = exigo_warehouse_types(node.columns) -%}
+    {%- set normalized = {} -%}
+    {%- for wtype in warehouse_types.values() -%}{%- do normalized.update({wtype: exigo_normalize_type(wtype)}) -%}{%- endfor -%}
     {%- for col in node.columns -%}
         {%- do documented_lower.append(col.name | lower) -%}
-        {%- set wtype = exigo_type(col.data_type) -%}
-        {%- set treatment = exigo_sensitive_policy(table, col.name) -%}
+        {%- set wtype = warehouse_types[col.data_type] -%}
+        {%- set treatment = policy.get(col.name | lower, 'keep') -%}
         {%- set present = actual.get(col.name | lower) -%}
         {%- if present is none and col.name in required -%}
             {{ exceptions.raise_compiler_error("exigo_sync: required column " ~ col.name ~ " is missing from " ~ label ~ " " ~ real_name ~ " (B4); nothing was merged") }}
@@ -74,7 +92,7 @@
                 {%- set expr = "cast(null as " ~ staged_type ~ ")" -%}
             {%- else -%}
                 {%- set quoted = "q." ~ exigo_quote(present.name) -%}
-                {%- if exigo_normalize_type(present.data_type) != exigo_normalize_type(wtype) -%}
+                {%- if exigo_normalize_type(exigo_stored_type(present)) != normalized[wtype] -%}
                     {%- do to_check.append({'source': present.name, 'quoted': quoted, 'type': wtype, 'declared': col.data_type, 'treatment': treatment}) -%}
                 {%- endif -%}
                 {%- set expr = "cast(" ~ quoted ~ " as " ~ wtype ~ ")" -%}
@@ -85,7 +103,7 @@
                     {%- do hashed.append(table ~ '.' ~ col.name) -%}
                 {%- endif -%}
             {%- endif -%}
-            {%- do columns.append({'source': col.name, 'name': exigo_column_name(col.name), 'expr': expr, 'type': staged_type, 'documented': true}) -%}
+            {%- do columns.append({'source': col.name, 'name': exigo_column_name(col.name, reserved), 'expr': expr, 'type': staged_type, 'documented': true}) -%}
         {%- endif -%}
     {%- endfor -%}
     {# Undocumented columns: carried through with their own type (policy still applies). Their
@@ -95,9 +113,9 @@
     {%- for lname in actual_order -%}
         {%- if lname not in documented_lower -%}
             {%- set present = actual[lname] -%}
-            {%- set treatment = exigo_sensitive_policy(table, present.name) -%}
+            {%- set treatment = policy.get(present.name | lower, 'keep') -%}
             {%- set quoted = "q." ~ exigo_quote(present.name) -%}
-            {%- set name = exigo_column_name(present.name) -%}
+            {%- set name = exigo_column_name(present.name, reserved) -%}
             {%- if treatment != 'drop' and (not modules.re.match('^[a-z_][a-z0-9_]*$', name) or name in used_names) -%}
                 {{ exceptions.raise_compiler_error("exigo_sync: " ~ label ~ " " ~ real_name ~ " has a new column '" ~ present.name ~ "' whose warehouse name " ~ ("'" ~ name ~ "'" if name else "(empty)") ~ " " ~ ("is taken by another column" if name in used_names else "is not a plain name") ~ " (B3): rename it at the source, or name it `drop` in exigo_sensitive_columns; nothing was merged") }}
             {%- endif -%}
