@@ -62,6 +62,8 @@ def test_l1_l2_w1_w2_w3_batches_ledger_and_watermark(
     assert sum(s["changed"] + s["inserted"] for s in out2["stats"]) > 0
     assert sum(out2["row_counts"].values()) < source_rows // 2
     assert _dbt_threads(env) == 2
+    # The child wrote dbt's results; dbt wrote no manifest for the batch (--no-write-json).
+    assert not (env.root / "dbt-target" / "manifest.json").exists()
 
     # Batch 3: an operator replays from the start (W2); re-delivered versions add nothing (H4).
     before = env.snapshot()

@@ -12,6 +12,7 @@ the warehouse rolls back the statement in flight (H8).
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from exigo_sync.processes import cancel_on_term, watch_parent
 
@@ -30,10 +31,25 @@ def main(argv: list[str]) -> int:
         # signal (no interpreter shutdown waiting on dbt's threads).
         _exit(stop.exit_code)
     assert result is not None
+    if "--no-write-json" in argv:
+        _write_run_results(result, argv)
     if result.success:
         return 0
     # dbt's own convention: 1 = a node failed, 2 = dbt could not run at all.
     return 2 if result.exception is not None else 1
+
+
+def _write_run_results(result: Any, argv: list[str]) -> None:
+    """run_results.json, as dbt writes it, for a command run with --no-write-json (which also
+    skips the manifest: the batch needs only the results). Nothing when dbt could not run."""
+    from pathlib import Path
+
+    executed = getattr(result, "result", None)
+    if executed is None or not hasattr(executed, "write") or "--target-path" not in argv:
+        return
+    target = Path(argv[argv.index("--target-path") + 1])
+    target.mkdir(parents=True, exist_ok=True)
+    executed.write(str(target / "run_results.json"))
 
 
 def _exit(code: int) -> None:
