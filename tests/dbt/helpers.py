@@ -163,7 +163,10 @@ class DbtEnv:
             batch_id, [swept] if isinstance(swept, str) else list(swept), find_missing,
             policy_vars=extra_vars,
         )  # fmt: skip
-        return self.invoke("build", "--exclude-resource-type", "unit_test", *extra, **kw)
+        # As the flow's build: no manifest written per batch (the result comes back in-process).
+        return self.invoke(
+            "build", "--exclude-resource-type", "unit_test", "--no-write-json", *extra, **kw
+        )
 
     def pin(
         self, batch_id: int, swept: list[str], find_missing: bool = False,

@@ -11,7 +11,9 @@ the warehouse rolls back the statement in flight (H8).
 
 from __future__ import annotations
 
+import json
 import sys
+import threading
 from typing import Any
 
 from exigo_sync.processes import cancel_on_term, watch_parent
@@ -23,7 +25,12 @@ def main(argv: list[str]) -> int:
     try:
         from dbt.cli.main import dbtRunner
 
-        result = dbtRunner().invoke(argv)
+        # dbt's stdout logger formats every event, debug ones included, before its level
+        # drops them (~2,000 per batch); the run's log gets info and above from this callback
+        # instead, as the same JSON lines. dbt.log keeps every line.
+        result = dbtRunner(callbacks=[_print_event]).invoke(
+            [*argv, "--log-level", "none", "--log-level-file", "debug"]
+        )
     except KeyboardInterrupt:  # stopped before dbt ran (dbt catches its own)
         result = None
     if stop.signal is not None:
@@ -37,6 +44,22 @@ def main(argv: list[str]) -> int:
         return 0
     # dbt's own convention: 1 = a node failed, 2 = dbt could not run at all.
     return 2 if result.exception is not None else 1
+
+
+_PRINTED_LEVELS = frozenset({"info", "warn", "error"})
+_print_lock = threading.Lock()
+
+
+def _print_event(event: Any) -> None:
+    """One JSON line per dbt event of level info and above, in the shape dbt's JSON log has
+    ({"info": {"name", "level", "msg"}}: what exigo_sync.dbt_runner forwards)."""
+    info = event.info
+    if info.level not in _PRINTED_LEVELS:
+        return
+    line = json.dumps({"info": {"name": info.name, "level": info.level, "msg": info.msg}})
+    with _print_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def _write_run_results(result: Any, argv: list[str]) -> None:
