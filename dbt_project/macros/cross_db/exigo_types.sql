@@ -38,21 +38,26 @@
     {{ return(type_name | lower | replace('character varying', 'varchar') | replace(' ', '')) }}
 {%- endmacro %}
 
-{#- The type a warehouse column is stored as (an adapter Column from get_columns_in_relation),
-    in the words exigo_type uses. DuckDB: the type DuckDB reports (`Column.data_type` would add
-    dbt's default string size, `character varying(256)`, to every VARCHAR, and every text column
-    would look changed and be probed, every batch). SQL Server: dbt's type with its size, which
-    is what exigo_type keeps there, so a narrower documented size is still probed. -#}
-{% macro exigo_stored_type(column) -%}
-    {{ return(adapter.dispatch('exigo_stored_type', 'exigo_sync')(column)) }}
+{#- The types a table's warehouse columns (adapter Columns from get_columns_in_relation) are
+    stored as, normalised: {lower column name: type}. DuckDB: the type DuckDB reports
+    (`Column.data_type` would add dbt's default string size, `character varying(256)`, to every
+    VARCHAR, and every text column would look changed and be probed, every batch). SQL Server:
+    dbt's type with its size, which is what exigo_type keeps there, so a narrower documented
+    size is still probed. -#}
+{% macro exigo_stored_types(columns) -%}
+    {{ return(adapter.dispatch('exigo_stored_types', 'exigo_sync')(columns)) }}
 {%- endmacro %}
 
-{% macro default__exigo_stored_type(column) -%}
-    {{ return(column.dtype) }}
+{% macro default__exigo_stored_types(columns) -%}
+    {%- set types = {} -%}
+    {%- for col in columns -%}{%- do types.update({col.name | lower: exigo_normalize_type(col.dtype)}) -%}{%- endfor -%}
+    {{ return(types) }}
 {%- endmacro %}
 
-{% macro sqlserver__exigo_stored_type(column) -%}
-    {{ return(column.data_type) }}
+{% macro sqlserver__exigo_stored_types(columns) -%}
+    {%- set types = {} -%}
+    {%- for col in columns -%}{%- do types.update({col.name | lower: exigo_normalize_type(col.data_type)}) -%}{%- endfor -%}
+    {{ return(types) }}
 {%- endmacro %}
 
 {#- Type of history_version_id ('<key>[|<key>]@<batch id>'). On SQL Server it is the clustered

@@ -17,8 +17,3 @@
     {%- endfor -%}
     {{ return(treatments) }}
 {%- endmacro %}
-
-{#- Masked and hashed values are text, whatever the source type. -#}
-{% macro exigo_policy_type(treatment, warehouse_type) -%}
-    {{ return(exigo_type_string() if treatment in ('mask', 'hash') else warehouse_type) }}
-{%- endmacro %}

@@ -21,11 +21,13 @@
     {%- set policy = exigo_table_policy(table) -%}
     {%- set reserved = exigo_reserved_column_names() -%}
     {%- set warehouse_types = exigo_warehouse_types(node.columns) -%}
+    {#- Masked and hashed values are text, whatever the source type. -#}
+    {%- set text_type = exigo_type_string() -%}
     {%- set out = [] -%}
     {%- for col in node.columns -%}
         {%- set treatment = policy.get(col.name | lower, 'keep') -%}
         {%- if treatment != 'drop' -%}
-            {%- do out.append({'source': col.name, 'name': exigo_column_name(col.name, reserved), 'type': exigo_policy_type(treatment, warehouse_types[col.data_type])}) -%}
+            {%- do out.append({'source': col.name, 'name': exigo_column_name(col.name, reserved), 'type': text_type if treatment in ('mask', 'hash') else warehouse_types[col.data_type]}) -%}
         {%- endif -%}
     {%- endfor -%}
     {{ return(out) }}
@@ -76,6 +78,8 @@
     {%- set policy = exigo_table_policy(table) -%}
     {%- set reserved = exigo_reserved_column_names() -%}
     {%- set warehouse_types = exigo_warehouse_types(node.columns) -%}
+    {%- set stored_types = exigo_stored_types(actual.values()) -%}
+    {%- set text_type = exigo_type_string() -%}
     {%- set normalized = {} -%}
     {%- for wtype in warehouse_types.values() -%}{%- do normalized.update({wtype: exigo_normalize_type(wtype)}) -%}{%- endfor -%}
     {%- for col in node.columns -%}
@@ -87,12 +91,12 @@
             {{ exceptions.raise_compiler_error("exigo_sync: required column " ~ col.name ~ " is missing from " ~ label ~ " " ~ real_name ~ " (B4); nothing was merged") }}
         {%- endif -%}
         {%- if treatment != 'drop' -%}
-            {%- set staged_type = exigo_policy_type(treatment, wtype) -%}
+            {%- set staged_type = text_type if treatment in ('mask', 'hash') else wtype -%}
             {%- if present is none -%}
                 {%- set expr = "cast(null as " ~ staged_type ~ ")" -%}
             {%- else -%}
                 {%- set quoted = "q." ~ exigo_quote(present.name) -%}
-                {%- if exigo_normalize_type(exigo_stored_type(present)) != normalized[wtype] -%}
+                {%- if stored_types[col.name | lower] != normalized[wtype] -%}
                     {%- do to_check.append({'source': present.name, 'quoted': quoted, 'type': wtype, 'declared': col.data_type, 'treatment': treatment}) -%}
                 {%- endif -%}
                 {%- set expr = "cast(" ~ quoted ~ " as " ~ wtype ~ ")" -%}
@@ -128,7 +132,7 @@
                     {%- set expr = "case when " ~ quoted ~ " is null then null else " ~ exigo_keyed_hash(exigo_text(quoted)) ~ " end" -%}
                     {%- do hashed.append(table ~ '.' ~ present.name) -%}
                 {%- endif -%}
-                {%- do columns.append({'source': present.name, 'name': name, 'expr': expr, 'type': exigo_policy_type(treatment, present.data_type), 'documented': false}) -%}
+                {%- do columns.append({'source': present.name, 'name': name, 'expr': expr, 'type': text_type if treatment in ('mask', 'hash') else present.data_type, 'documented': false}) -%}
             {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
