@@ -15,18 +15,17 @@ from tests.dbt.scenario import (
 )
 
 
-def _two_batches(env, full: bool = False):
+def _two_batches(env):
     load_batch_one(env)
-    build = env.build if full else env.fast_build
-    res = build(1, T0 + timedelta(hours=1))
+    res = env.fast_build(1, T0 + timedelta(hours=1))
     assert res.success, failures(res)
     load_batch_two(env)
-    res = build(2, T0 + timedelta(hours=3), extra_vars=CONFIRM_PAYMENT_DELETION)
+    res = env.fast_build(2, T0 + timedelta(hours=3), extra_vars=CONFIRM_PAYMENT_DELETION)
     assert res.success, failures(res)
 
 
 def test_h6_full_refresh_leaves_history_and_current_untouched(dbt_env):
-    _two_batches(dbt_env, full=True)
+    _two_batches(dbt_env)  # merge models only: the --full-refresh build below is the whole one
     before = history_snapshot(dbt_env)
     assert len(before["exigo_history.customers_history"]) == 3  # a closed version exists
     # Same queue, next batch id, --full-refresh: without full_refresh: false every history table
