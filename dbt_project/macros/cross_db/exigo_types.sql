@@ -45,20 +45,15 @@
     dbt's type with its size, which is what exigo_type keeps there, so a narrower documented
     size is still probed. -#}
 {% macro exigo_stored_types(columns) -%}
-    {{ return(adapter.dispatch('exigo_stored_types', 'exigo_sync')(columns)) }}
-{%- endmacro %}
-
-{% macro default__exigo_stored_types(columns) -%}
+    {%- set field = adapter.dispatch('exigo_stored_type_field', 'exigo_sync')() -%}
     {%- set types = {} -%}
-    {%- for col in columns -%}{%- do types.update({col.name | lower: exigo_normalize_type(col.dtype)}) -%}{%- endfor -%}
+    {%- for col in columns -%}{%- do types.update({col.name | lower: exigo_normalize_type(col[field])}) -%}{%- endfor -%}
     {{ return(types) }}
 {%- endmacro %}
 
-{% macro sqlserver__exigo_stored_types(columns) -%}
-    {%- set types = {} -%}
-    {%- for col in columns -%}{%- do types.update({col.name | lower: exigo_normalize_type(col.data_type)}) -%}{%- endfor -%}
-    {{ return(types) }}
-{%- endmacro %}
+{% macro default__exigo_stored_type_field() -%}{{ return('dtype') }}{%- endmacro %}
+
+{% macro sqlserver__exigo_stored_type_field() -%}{{ return('data_type') }}{%- endmacro %}
 
 {#- Type of history_version_id ('<key>[|<key>]@<batch id>'). On SQL Server it is the clustered
     index key of history (exigo_table_indexes), and nvarchar(max) cannot be an index key

@@ -1,10 +1,6 @@
-{#- S2: treatment of one source column: drop | mask | hash | keep (default keep). -#}
-{% macro exigo_sensitive_policy(table, column) -%}
-    {{ return(exigo_table_policy(table).get(column | lower, 'keep')) }}
-{%- endmacro %}
-
-{#- The S2 treatments of one table's columns, checked once: {lower column name: treatment}. A
-    plan reads it once per table rather than once per column (every macro call costs dbt time on
+{#- S2: the treatment of each of one table's columns: drop | mask | hash | keep (a column the
+    policy does not name: keep). Checked once per table: {lower column name: treatment}. A plan
+    reads it once per table rather than once per column (every macro call costs dbt time on
     every node of every batch). -#}
 {% macro exigo_table_policy(table) -%}
     {%- set per_table = var('exigo_sensitive_columns', {}).get(table, {}) or {} -%}
