@@ -1,9 +1,9 @@
-"""R4 for dbt's process (`python -m exigo_sync.child.dbt`): the run stops it with SIGTERM
-(`processes.stop_child`, then SIGKILL after 5 s) while a model's statement runs, and the child
-cancels that statement itself, the way dbt does on Ctrl-C (adapter.cancel_open_connections:
-DuckDB's interrupt(), SQLCancel on SQL Server), then exits with the shell's code for the signal
-within the grace: the warehouse learns of the stop from a cancel, not from a socket closing, and
-the parent never needs SIGKILL.
+"""R4 for dbt's process (`python -m exigo_sync.child.dbt`, or forked by the run's fork server as
+a batch's is): the run stops it with SIGTERM (`processes.stop_child`, then SIGKILL after 5 s)
+while a model's statement runs, and the child cancels that statement itself, the way dbt does on
+Ctrl-C (adapter.cancel_open_connections: DuckDB's interrupt(), SQLCancel on SQL Server), then
+exits with the shell's code for the signal within the grace: the warehouse learns of the stop
+from a cancel, not from a socket closing, and the parent never needs SIGKILL.
 
 A tiny dbt project on a DuckDB file: one model whose pre-hook touches a marker file and whose
 query never ends (the project's pause fault mode does the same). What this cannot show: a SQL
@@ -15,13 +15,16 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 import yaml
 
-from exigo_sync.processes import spawn_child, stop_child
+from exigo_sync.processes import ForkedChild, ForkServer, spawn_child, stop_child
 
 GRACE = 5.0  # processes.stop_child's default, what dbt_runner.run_dbt gives the child
 
@@ -45,17 +48,32 @@ def _project(tmp: Path) -> tuple[Path, Path, Path]:
     return project, profiles, marker
 
 
-def _start(tmp: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
+@pytest.fixture
+def fork_server() -> Iterator[ForkServer]:
+    """A fork server of this test's own, as a run starts one (exigo_sync.dbt_runner)."""
+    server = ForkServer(["dbt.cli.main", "exigo_sync.child.dbt", "dbt.adapters.duckdb"])
+    yield server
+    server.close()
+    stop_child(server.process, grace_seconds=2)
+
+
+def _start(
+    tmp: Path, server: ForkServer | None = None
+) -> tuple[subprocess.Popen[bytes] | ForkedChild, Path, Path]:
+    """dbt's process, started as `python -m exigo_sync.child.dbt` or (server) forked by the
+    fork server as a batch's is; its output in a file."""
     project, profiles, marker = _project(tmp)
     out = tmp / "dbt.jsonl"
-    with out.open("wb") as sink:
-        proc = spawn_child(
-            "exigo_sync.child.dbt",
-            ["build", "--project-dir", str(project), "--profiles-dir", str(profiles),
-             "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs"),
-             "--log-format", "json", "--no-use-colors"],
-            stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    args = ["build", "--project-dir", str(project), "--profiles-dir", str(profiles),
+            "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs"),
+            "--log-format", "json", "--no-use-colors"]  # fmt: skip
+    proc: subprocess.Popen[bytes] | ForkedChild
+    if server is None:
+        with out.open("wb") as sink:
+            proc = spawn_child("exigo_sync.child.dbt", args, stdout=sink, stderr=subprocess.STDOUT)
+    else:
+        proc = server.fork("exigo-sync-dbt", "exigo_sync.child.dbt", args)
+        threading.Thread(target=_drain, args=(proc.stdout, out), daemon=True).start()
     deadline = time.monotonic() + 120
     while not marker.exists():
         assert proc.poll() is None, out.read_text()[-3000:]
@@ -63,6 +81,13 @@ def _start(tmp: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
         time.sleep(0.1)
     time.sleep(0.5)  # the endless select is running now
     return proc, out, tmp / "logs" / "dbt.log"
+
+
+def _drain(pipe: BinaryIO, out: Path) -> None:
+    with out.open("wb") as sink:
+        for line in pipe:
+            sink.write(line)
+            sink.flush()
 
 
 def _events(out: Path) -> list[dict]:
@@ -75,11 +100,16 @@ def _events(out: Path) -> list[dict]:
     return events
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+@pytest.mark.parametrize(
+    ("sig", "forked"),
+    [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGTERM, True)],
+    ids=["sigterm", "sigint", "sigterm-forked"],
+)
 def test_r4_a_stopped_dbt_child_cancels_its_query_and_exits_within_the_grace(
-    tmp_path: Path, sig: signal.Signals
+    tmp_path: Path, sig: signal.Signals, forked: bool, request: pytest.FixtureRequest
 ) -> None:
-    proc, out, dbt_log = _start(tmp_path)
+    server = request.getfixturevalue("fork_server") if forked else None
+    proc, out, dbt_log = _start(tmp_path, server)
     started = time.monotonic()
     proc.send_signal(sig)
     try:

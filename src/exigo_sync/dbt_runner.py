@@ -1,8 +1,10 @@
 """Run dbt for a batch in a child process and judge it from dbt's own results.
 
-dbt runs as `python -m exigo_sync.child.dbt`, never in the flow's process: stopping the run
+dbt runs in a process of its own (exigo_sync.child.dbt), never in the flow's: stopping the run
 (SIGTERM, Ctrl-C, a flow timeout, the parent's death) ends that process, which ends its queries
-(R4). Success is judged from `run_results.json` (every node's status), never from log text.
+(R4). The process is forked from a server that imported dbt when the run started (`warm_up`),
+so a batch does not pay dbt's imports. Success is judged from `run_results.json` (every
+node's status), never from log text.
 dbt's JSON log lines are forwarded to the run's logger: its info lines (one per node) as detail
 (in Prefect's run log, off the console unless verbose: exigo_sync.console), its warnings and
 errors as themselves. dbt's own log file (`dbt.log` in the log path) keeps every line.
@@ -22,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from exigo_sync.console import DETAIL
-from exigo_sync.processes import spawn_child, stop_child
+from exigo_sync.processes import (
+    FORK_SERVER_SUPPORTED,
+    ForkedChild,
+    fork_child,
+    fork_server,
+    spawn_child,
+    stop_child,
+)
 
 # Staging and everything downstream of it: history, current, rejected rows, marts (+ tests).
 DEFAULT_SELECT = "tag:exigo_staging+"
@@ -147,6 +156,20 @@ def build_args(
     return args + (["--threads", str(threads)] if threads else [])
 
 
+def _preload(adapter_type: str | None) -> list[str]:
+    """What the fork server imports: dbt, and the warehouse's adapter when it is known (only
+    that one: the SQL Server adapter imports pyodbc, which needs the ODBC libraries)."""
+    adapter = [f"dbt.adapters.{adapter_type}"] if adapter_type else []
+    return ["dbt.cli.main", "exigo_sync.child.dbt", *adapter]
+
+
+def warm_up(adapter_type: str | None = None) -> None:
+    """Start importing dbt (and the `adapter_type` adapter) in the run's fork server now, while
+    the run does other work; the batch's dbt process is forked from it."""
+    if FORK_SERVER_SUPPORTED:
+        fork_server(_preload(adapter_type))
+
+
 def run_dbt(
     invocation: DbtInvocation,
     command: Sequence[str],
@@ -163,16 +186,21 @@ def run_dbt(
     """
     results = invocation.target_path / "run_results.json"
     results.unlink(missing_ok=True)  # never judge a batch by the previous batch's results
-    proc = spawn_child(
-        "exigo_sync.child.dbt",
-        [*invocation.args(command), "--log-format", "json", "--no-use-colors"],
-        env=env,
-        # The profile's folder: dbt-duckdb opens a relative `path` against the working
-        # directory, and exigo_sync.profiles resolves it against this folder (one file).
-        cwd=Path(invocation.profiles_dir).resolve(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    args = [*invocation.args(command), "--log-format", "json", "--no-use-colors"]
+    # The profile's folder: dbt-duckdb opens a relative `path` against the working directory,
+    # and exigo_sync.profiles resolves it against this folder (one file).
+    cwd = Path(invocation.profiles_dir).resolve()
+    proc: ForkedChild | subprocess.Popen[bytes]
+    if FORK_SERVER_SUPPORTED:
+        proc = fork_child(
+            "exigo-sync-dbt", "exigo_sync.child.dbt", args, preload=_preload(None), env=env,
+            cwd=cwd,
+        )  # fmt: skip
+    else:
+        proc = spawn_child(
+            "exigo_sync.child.dbt", args, env=env, cwd=cwd, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
     assert proc.stdout is not None
     finished = False
     try:
@@ -186,9 +214,7 @@ def run_dbt(
             _stop(proc, logger)
 
 
-def _stop(
-    proc: subprocess.Popen[bytes], logger: logging.Logger | logging.LoggerAdapter[Any]
-) -> None:
+def _stop(proc: ForkedChild, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
     """Stop dbt's process (SIGTERM, SIGKILL after 5 s) and log its last lines and its end."""
     started = time.monotonic()
     code = stop_child(proc)

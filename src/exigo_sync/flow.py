@@ -280,6 +280,7 @@ def exigo_sync(
     hashed = settings.sensitive_policy().hashed()
     hash_key.provide(hashed, settings.hash_key_block)
     topology = settings.topology_for(target)
+    dbt_runner.warm_up(topology.warehouse.type)  # dbt imports while the run takes the lock
     swept = list(REPLICATED_ENTITY_NAMES) if reconcile else settings.sweep_entities
     batch = Batch(topology, get_run_logger(), flow_run_id=_flow_run_id(), reconcile=reconcile)
     lock_name = topology.lock_name(settings.source_name)

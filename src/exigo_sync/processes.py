@@ -7,12 +7,19 @@ ends when the parent is gone: nothing keeps writing after the run has died (CONT
 
 The watch polls the parent pid rather than using Linux's PR_SET_PDEATHSIG, which fires when the
 *thread* that started the child exits — Prefect starts work from short-lived threads.
+
+A child that must start fast (dbt, once per batch) is forked from the run's fork server
+(`ForkServer`, exigo_sync.child.fork_server), which has its modules imported already. It is a
+process of its own all the same: watched, stopped and judged by its exit code as any other.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import json
 import os
+import selectors
 import signal
 import socket
 import subprocess
@@ -24,8 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# The environment variable through which a child learns which pid it must outlive.
+# The environment variables through which a child learns which process it must outlive: its
+# pid, and its start marker (a pid is reused once its process is gone).
 PARENT_PID_ENV = "EXIGO_SYNC_PARENT_PID"
+PARENT_START_ENV = "EXIGO_SYNC_PARENT_START"
+# A fork request (arguments and environment) fits in one message of the server's socket.
+MAX_REQUEST_BYTES = 1 << 20
+# The fork server needs Linux: SOCK_SEQPACKET Unix sockets, and a fork that is safe after the
+# imports (macOS's system frameworks are not). Elsewhere children are started afresh.
+FORK_SERVER_SUPPORTED = sys.platform.startswith("linux")
 _POLL_SECONDS = 0.5
 
 
@@ -39,11 +53,13 @@ def watch_parent(exit_code: int = 143) -> None:
     if not expected:
         return
     parent = int(expected)
+    marker = os.environ.get(PARENT_START_ENV) or None
 
     def watch() -> None:
         while True:
-            # Reparenting (to init or a subreaper) is how POSIX says the parent died.
-            if os.getppid() != parent:
+            # Reparenting (to init or a subreaper) is how POSIX says the parent died. A process
+            # forked by the fork server has the server as its parent: it watches the run itself.
+            if os.getppid() != parent and local_process_gone(parent, marker):
                 os._exit(exit_code)
             time.sleep(_POLL_SECONDS)
 
@@ -87,7 +103,7 @@ def cancel_on_term(grace_seconds: float = CANCEL_GRACE_SECONDS) -> Stop:
 
         def watchdog() -> None:
             time.sleep(grace_seconds)
-            _flush_and_exit(stop.exit_code)
+            flush_and_exit(stop.exit_code)
 
         threading.Thread(target=watchdog, name="exigo-sync-stop-watchdog", daemon=True).start()
         raise KeyboardInterrupt
@@ -97,7 +113,7 @@ def cancel_on_term(grace_seconds: float = CANCEL_GRACE_SECONDS) -> Stop:
     return stop
 
 
-def _flush_and_exit(code: int) -> None:
+def flush_and_exit(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
@@ -124,24 +140,204 @@ def spawn_child(
     stdout: Any = None,
     stderr: Any = None,
     own_process_group: bool = False,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start `python -m module args` as a child that ends when this process ends.
 
     own_process_group: keep the child out of our process group, so a Ctrl-C in the terminal
     (sent to the whole group) reaches only us and we decide when the child stops.
     """
-    child_env = {**(env if env is not None else os.environ), PARENT_PID_ENV: str(os.getpid())}
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
-        env=child_env,
+        env=_child_env(env),
         cwd=cwd,
         stdout=stdout,
         stderr=stderr,
         start_new_session=own_process_group,
+        pass_fds=tuple(pass_fds),
     )
 
 
-def stop_child(proc: subprocess.Popen[Any], grace_seconds: float = 5.0) -> int | None:
+def _child_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    me = os.getpid()
+    return {
+        **(env if env is not None else os.environ),
+        PARENT_PID_ENV: str(me),
+        PARENT_START_ENV: process_start_marker(me) or "",
+    }
+
+
+def name_process(name: str) -> None:
+    """What ps and top call this process (Linux; 15 bytes at most; elsewhere nothing)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # 15: PR_SET_NAME
+
+
+class ForkServer:
+    """This process's side of a fork server (exigo_sync.child.fork_server): a child that
+    imported `modules` once and forks a process per `fork` call, which then starts without
+    importing them. One per process (`fork_server`); it ends when this process ends."""
+
+    def __init__(self, modules: Sequence[str]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = spawn_child(
+                "exigo_sync.child.fork_server", [str(theirs.fileno()), *modules],
+                pass_fds=[theirs.fileno()],
+            )  # fmt: skip
+        finally:
+            theirs.close()
+        self._channel = ours
+        self._lock = threading.Lock()  # one reader of the socket at a time
+        self._pids: dict[int, int] = {}  # request ref -> pid
+        self._codes: dict[int, int] = {}  # pid -> exit code
+        self._refs = 0
+        self.ended = False
+
+    def fork(
+        self, name: str, module: str, args: Sequence[str], *,
+        env: Mapping[str, str] | None = None, cwd: Path | None = None,
+    ) -> ForkedChild:  # fmt: skip
+        """`module.main(args)` in a new process called `name`, with `env` (default: this
+        process's environment, now) and `cwd` (default: this process's); its stdout and
+        stderr are one pipe, `.stdout`. Raises OSError if the server has ended."""
+        read_end, write_end = os.pipe()
+        try:
+            with self._lock:
+                self._refs += 1
+                ref = self._refs
+                request = {
+                    "ref": ref, "name": name, "module": module, "args": list(args),
+                    "env": _child_env(env), "cwd": str(cwd or Path.cwd()),
+                }  # fmt: skip
+                socket.send_fds(self._channel, [json.dumps(request).encode()], [write_end])
+            pid = self._await(lambda: self._pids.pop(ref, None), timeout=None)
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)  # the child has its own: the pipe ends when the child does
+        if pid is None:
+            os.close(read_end)
+            raise OSError("the fork server ended before it forked")
+        return ForkedChild(self, pid, name, os.fdopen(read_end, "rb"))
+
+    def exit_code(self, pid: int, timeout: float | None) -> int | None:
+        """`pid`'s exit code once the server reports it (None: not within `timeout`, or the
+        server has ended)."""
+        return self._await(lambda: self._codes.pop(pid, None), timeout)
+
+    def _await(self, found: Any, timeout: float | None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (value := found()) is None and not self.ended:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            with self._lock:
+                if (value := found()) is not None:
+                    return value
+                with selectors.DefaultSelector() as selector:
+                    selector.register(self._channel, selectors.EVENT_READ)
+                    ready = selector.select(left)
+                if ready:
+                    self._file(self._channel.recv(MAX_REQUEST_BYTES))
+                    continue
+            if left is not None and left <= 0:
+                return None
+        return value
+
+    def _file(self, message: bytes) -> None:
+        if not message:
+            self.ended = True
+            return
+        answer = json.loads(message)
+        if "ref" in answer:
+            self._pids[answer["ref"]] = answer["pid"]
+        else:
+            self._codes[answer["pid"]] = answer["code"]
+
+    def close(self) -> None:
+        self._channel.close()
+        self.ended = True
+
+
+_fork_server: ForkServer | None = None
+_fork_server_lock = threading.Lock()
+
+
+def fork_server(modules: Sequence[str]) -> ForkServer:
+    """This process's fork server, started with `modules` imported if none is running (one
+    that ended is replaced)."""
+    global _fork_server
+    with _fork_server_lock:
+        server = _fork_server
+        if server is None or server.ended or server.process.poll() is not None:
+            if server is not None:
+                server.close()
+                stop_child(server.process, grace_seconds=1.0)
+            server = _fork_server = ForkServer(modules)
+        return server
+
+
+def fork_child(
+    name: str, module: str, args: Sequence[str], *, preload: Sequence[str],
+    env: Mapping[str, str] | None = None, cwd: Path | None = None,
+) -> ForkedChild:  # fmt: skip
+    """`ForkServer.fork` on this process's fork server (started with `preload` imported if
+    none runs yet); a server found ended is started again, once."""
+    try:
+        return fork_server(preload).fork(name, module, args, env=env, cwd=cwd)
+    except OSError:
+        return fork_server(preload).fork(name, module, args, env=env, cwd=cwd)
+
+
+class ForkedChild:
+    """A process forked by the fork server: what `stop_child` and exigo_sync.dbt_runner use of
+    subprocess.Popen. The server is its parent and reports its exit code; should the server
+    have gone first, the process counts as ended once its pid is gone, code unknown (255)."""
+
+    def __init__(self, server: ForkServer, pid: int, name: str, stdout: Any) -> None:
+        self._server = server
+        self.pid = pid
+        self.name = name
+        self.stdout = stdout
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self._wait(0)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._wait(timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(self.name, timeout or 0)
+        return code
+
+    def _wait(self, timeout: float | None) -> int | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            code = self._server.exit_code(self.pid, min(left, 0.5) if left is not None else 0.5)
+            if code is not None:
+                self.returncode = code
+            elif self._server.ended and not pid_alive(self.pid):
+                self.returncode = 255
+            elif left is not None and left <= 0:
+                break
+            elif self._server.ended:
+                time.sleep(0.05)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def stop_child(proc: subprocess.Popen[Any] | ForkedChild, grace_seconds: float = 5.0) -> int | None:
     """SIGTERM, then SIGKILL after `grace_seconds`; returns the exit code (None if unknown)."""
     if proc.poll() is not None:
         return proc.returncode

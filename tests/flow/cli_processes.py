@@ -124,6 +124,18 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def dbt_processes(pids: set[int]) -> set[int]:
+    """Those of `pids` that are a batch's dbt process (named so by the fork server)."""
+    found = set()
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "exigo-sync-dbt":
+                found.add(pid)
+        except OSError:
+            continue
+    return found
+
+
 def signal_run(run: CliRun, sig: signal.Signals, *, group: bool) -> set[int]:
     """Send `sig` to the run (its whole process group, like a terminal or systemd, or its pid
     alone, like a Prefect worker cancelling it). Returns every process of the run."""

@@ -76,9 +76,9 @@ def _write_run_results(result: Any, argv: list[str]) -> None:
 
 
 def _exit(code: int) -> None:
-    from exigo_sync.processes import _flush_and_exit
+    from exigo_sync.processes import flush_and_exit
 
-    _flush_and_exit(code)
+    flush_and_exit(code)
 
 
 if __name__ == "__main__":

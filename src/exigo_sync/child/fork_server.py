@@ -1,0 +1,160 @@
+"""The run's fork server: `python -m exigo_sync.child.fork_server <socket fd> <module>...`.
+
+It imports the modules once (for dbt, ~3 s of CPU), then forks one process per request that
+arrives on the socket, so each batch's dbt process starts with dbt imported
+(exigo_sync.processes.ForkServer is the run's side). A request carries what the new process
+runs (`<module>.main(args)`), its environment, working directory and name, and the write end
+of the pipe that becomes its stdout and stderr. The server answers with the new pid, and with
+its exit code once it has ended.
+
+The server ends when the run does (the socket reaches its end). It ignores SIGTERM and SIGINT:
+sent to the run's whole process group (a terminal's Ctrl-C, a container stop), they are for the
+run, which then stops the processes it asked for and learns from the server how they ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import json
+import os
+import select
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from exigo_sync.processes import MAX_REQUEST_BYTES, flush_and_exit, name_process
+
+
+def main(argv: list[str]) -> int:
+    # No watch_parent thread here (a process that forks should have no other thread): the
+    # socket reaching its end is how the server learns that the run has gone.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    channel = socket.socket(fileno=int(argv[0]))
+    _import(argv[1:], channel)
+    # What the imports made is shared by every forked process: kept out of the collector's
+    # reach, it is neither scanned again nor copied page by page by each process's collections.
+    gc.freeze()
+    return _serve(channel)
+
+
+def _import(modules: list[str], channel: socket.socket) -> None:
+    """Import `modules`, ending the process at once should the run end meanwhile (the imports
+    take seconds; a run stopped that early must not leave the server behind). The watching
+    thread is gone before the first fork."""
+    importing = threading.Event()
+    importing.set()
+
+    def watch() -> None:
+        while importing.is_set():
+            ready, _, _ = select.select([channel], [], [], 0.1)
+            if ready and not channel.recv(1, socket.MSG_PEEK):
+                os._exit(0)  # the run has ended
+            if ready:  # a request waits for the imports
+                time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, name="exigo-sync-fork-server-watch", daemon=True)
+    watcher.start()
+    try:
+        for module in modules:
+            # One that cannot be imported here (an adapter whose driver is missing) is imported
+            # again by the process that needs it, which then reports the error in its own log.
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
+    finally:
+        importing.clear()
+        watcher.join()
+
+
+def _serve(channel: socket.socket) -> int:
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the select through the pipe
+    selector = selectors.DefaultSelector()
+    selector.register(channel, selectors.EVENT_READ)
+    selector.register(wake_read, selectors.EVENT_READ)
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj is channel:
+                message, fds, _, _ = socket.recv_fds(channel, MAX_REQUEST_BYTES, 1)
+                if not message:
+                    return 0  # the run has ended
+                request = json.loads(message)
+                pid = os.fork()
+                if pid == 0:
+                    _become(request, fds, [channel.fileno(), wake_read, wake_write])
+                for fd in fds:
+                    os.close(fd)
+                if not _send(channel, {"ref": request["ref"], "pid": pid}):
+                    return 0
+            else:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_read, 4096)
+                if not _report_ended(channel):
+                    return 0
+
+
+def _report_ended(channel: socket.socket) -> bool:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if pid == 0:
+            return True
+        if not _send(channel, {"pid": pid, "code": os.waitstatus_to_exitcode(status)}):
+            return False
+
+
+def _send(channel: socket.socket, message: dict[str, Any]) -> bool:
+    try:
+        channel.send(json.dumps(message).encode())
+        return True
+    except OSError:  # the run has ended
+        return False
+
+
+def _become(request: dict[str, Any], fds: list[int], server_fds: list[int]) -> None:
+    """In the forked process: leave the server behind, take the request's environment, working
+    directory, output and name, and run its `main`. Never returns."""
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for fd in server_fds:
+            os.close(fd)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        time.tzset()
+        os.chdir(request["cwd"])
+        (output,) = fds
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.close(output)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        name_process(request["name"])
+        # `main` watches the run itself (watch_parent: the run is named in the environment).
+        code = importlib.import_module(request["module"]).main(request["args"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        flush_and_exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
