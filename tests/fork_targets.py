@@ -1,6 +1,7 @@
 """What the fork server tests (tests/test_fork_server.py) ask the server to run:
-`main(["report"])` prints what the forked process sees, `main(["sleep"])` waits to be stopped
-(watching its run as a batch's dbt process does)."""
+`main(["report", code])` prints what the forked process sees, `main(["sleep"])` waits to be
+stopped (watching its run as a batch's dbt process does), `main(["grow", code])` holds 1 GiB
+for a moment."""
 
 from __future__ import annotations
 
@@ -11,9 +12,15 @@ import time
 
 from exigo_sync.processes import watch_parent
 
+GROWN_KB = 1024 * 1024  # what `grow` holds at its peak (1 GiB), in ru_maxrss's unit
+
 
 def main(args: list[str]) -> int:
     watch_parent()
+    if args[0] == "grow":
+        held = bytearray(GROWN_KB * 1024)
+        held[::4096] = b"x" * len(held[::4096])  # touched: resident, not just reserved
+        return int(args[1])
     if args[0] == "report":
         with open(f"/proc/{os.getpid()}/comm") as comm:
             name = comm.read().strip()

@@ -51,7 +51,7 @@ def _project(tmp: Path) -> tuple[Path, Path, Path]:
 @pytest.fixture
 def fork_server() -> Iterator[ForkServer]:
     """A fork server of this test's own, as a run starts one (exigo_sync.dbt_runner)."""
-    server = ForkServer(["dbt.cli.main", "exigo_sync.child.dbt", "dbt.adapters.duckdb"])
+    server = ForkServer.start(["dbt.cli.main", "exigo_sync.child.dbt", "dbt.adapters.duckdb"])
     yield server
     server.close()
     stop_child(server.process, grace_seconds=2)

@@ -18,8 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from exigo_sync.processes import ForkServer, fork_child, fork_server, stop_child
+from exigo_sync.processes import (
+    FORK_SERVER_ENV,
+    ForkServer,
+    fork_child,
+    fork_server,
+    stop_child,
+    stop_fork_server,
+)
 from tests.flow.cli_processes import assert_all_gone, running
+from tests.fork_targets import GROWN_KB
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> ForkServer:
     monkeypatch.chdir(REPO)  # where `tests.fork_targets` can be imported from
-    started = ForkServer(["fractions"])
+    started = ForkServer.start(["fractions"])
     yield started
     started.close()
     stop_child(started.process, grace_seconds=2)
@@ -96,7 +104,7 @@ RUN = textwrap.dedent(
     """
     import sys
     from exigo_sync.processes import ForkServer
-    server = ForkServer(["fractions"])
+    server = ForkServer.start(["fractions"])
     child = server.fork("exigo-sync-test", "tests.fork_targets", ["sleep"])
     child.stdout.readline()
     print(server.process.pid, child.pid, flush=True)
@@ -127,7 +135,7 @@ def test_r1_a_run_killed_while_its_server_imports_leaves_nothing() -> None:
     run = subprocess.Popen(
         [sys.executable, "-c",
          "from exigo_sync.processes import ForkServer\n"
-         "server = ForkServer(['dbt.cli.main', 'dbt.adapters.duckdb'])\n"
+         "server = ForkServer.start(['dbt.cli.main', 'dbt.adapters.duckdb'])\n"
          "print(server.process.pid, flush=True)\n"
          "input()\n"],
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -142,3 +150,107 @@ def test_r1_a_run_killed_while_its_server_imports_leaves_nothing() -> None:
         assert_all_gone({server_pid}, within=1)
     finally:
         run.kill()
+
+
+def test_stopping_the_runs_fork_server_hands_on_what_its_processes_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bench reads the dbt processes' memory from this process's reaped children: a server
+    stopped and reaped passes on the high-water mark of the processes it forked."""
+    import resource
+
+    monkeypatch.chdir(REPO)
+    stop_fork_server()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert before < GROWN_KB  # else the check below would prove nothing
+    child = fork_child("exigo-sync-test", "tests.fork_targets", ["grow", "0"],
+                       preload=["fractions"])  # fmt: skip
+    assert child.wait(timeout=20) == 0
+    stop_fork_server()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert after >= GROWN_KB, (before, after)
+
+
+SERVED_RUN = textwrap.dedent(
+    """
+    import json, os, sys
+    from exigo_sync.processes import FORK_SERVER_ENV, fork_child
+    child = fork_child("exigo-sync-test", "tests.fork_targets", ["report", "5"],
+                       preload=["fractions"])
+    seen = json.loads(child.stdout.readline())
+    ppid = int(open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    print(json.dumps({"code": child.wait(10), "parent_pid": seen["parent_pid"],
+                      "me": os.getpid(), "forked_by": ppid}), flush=True)
+    """
+)
+
+
+def test_a_shared_server_forks_for_the_processes_its_owner_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`serve` shares its server with the flow runs it starts (processes of their own, which
+    find it in their environment): their processes are forked warm by it, watch the run that
+    asked, and that run learns their exit code."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv(FORK_SERVER_ENV, raising=False)
+    shared = ForkServer.start(["fractions"], share=True)
+    try:
+        assert shared.process is not None and shared.address is not None
+        env = {**os.environ, FORK_SERVER_ENV: shared.address}
+        out = subprocess.run([sys.executable, "-c", SERVED_RUN], env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        seen = json.loads(out.stdout)
+        assert seen["forked_by"] == shared.process.pid  # not a server of the run's own
+        assert seen["parent_pid"] == str(seen["me"])  # it watches the run that asked
+        assert seen["code"] == 5
+    finally:
+        shared.close()
+        stop_child(shared.process, grace_seconds=2)
+    assert not Path(shared.address).parent.exists()
+    # Once its owner has ended, a run starts a server of its own.
+    env = {**os.environ, FORK_SERVER_ENV: shared.address}
+    out = subprocess.run([sys.executable, "-c", SERVED_RUN], env=env, cwd=REPO,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["forked_by"] != shared.process.pid
+
+
+def test_another_user_cannot_fork_through_a_shared_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its directory keeps other users out; should its permissions be opened, the server
+    still refuses them (it checks the peer's credentials)."""
+    if os.getuid() != 0:
+        pytest.skip("needs root, to act as another user")
+    monkeypatch.chdir(REPO)
+    shared = ForkServer.start(["fractions"], share=True)
+    assert shared.process is not None and shared.address is not None
+    attempt = textwrap.dedent(
+        f"""
+        import os
+        from exigo_sync.processes import ForkServer
+        os.setgid(65534)
+        os.setuid(65534)
+        try:
+            ForkServer.connect({shared.address!r}).fork("x", "tests.fork_targets", ["sleep"])
+        except OSError as exc:
+            print("refused", type(exc).__name__)
+        else:
+            print("forked")
+        """
+    )
+
+    def as_nobody() -> str:
+        out = subprocess.run([sys.executable, "-c", attempt], cwd="/", capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+        return out.stdout.strip() or out.stderr[-2000:]
+
+    try:
+        assert as_nobody() == "refused PermissionError"  # the directory
+        Path(shared.address).parent.chmod(0o755)
+        Path(shared.address).chmod(0o777)
+        # Now the server itself: it hangs up (the fork finds the socket closed or reset).
+        refused = as_nobody()
+        assert refused.startswith("refused ") and refused != "refused PermissionError", refused
+    finally:
+        shared.close()
+        stop_child(shared.process, grace_seconds=2)

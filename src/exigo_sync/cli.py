@@ -123,7 +123,13 @@ def run(
     try:
         # Every setting, flag and the profile are checked before Prefect starts (it takes
         # seconds), as the flow checks its parameters.
-        _preflight(target, since=since, allow_gap=allow_gap, overlap_minutes=overlap_minutes)
+        settings = _preflight(
+            target, since=since, allow_gap=allow_gap, overlap_minutes=overlap_minutes
+        )
+        from exigo_sync.dbt_runner import warm_up
+
+        # dbt imports in the fork server while the private Prefect API starts.
+        warm_up(settings.topology_for(target).warehouse.type)
         out = run_flow(
             announce=_announce, since=since, target=target, allow_gap=allow_gap,
             overlap_minutes=overlap_minutes, dbt_select=select, reconcile=reconcile,
@@ -215,10 +221,14 @@ def serve(
     """Run the schedule here: a batch every EXIGO_SYNC_SCHEDULE_CRON and the nightly
     reconciliation. Without PREFECT_API_URL it starts a local Prefect server (with the UI and
     the scheduler) that stops with it."""
+    from exigo_sync.dbt_runner import warm_up
     from exigo_sync.prefect_api import prefect_api
 
     try:
-        _preflight(None)
+        settings = _preflight(None)
+        # One fork server for every flow run this serve starts (each a process of its own):
+        # their dbt processes are forked from it, dbt imported once for all of them.
+        warm_up(settings.topology_for(None).warehouse.type, share=True)
         with prefect_api(services=True, port=port, announce=_announce) as url:
             from prefect import serve as prefect_serve
 

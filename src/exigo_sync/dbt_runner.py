@@ -163,11 +163,12 @@ def _preload(adapter_type: str | None) -> list[str]:
     return ["dbt.cli.main", "exigo_sync.child.dbt", *adapter]
 
 
-def warm_up(adapter_type: str | None = None) -> None:
+def warm_up(adapter_type: str | None = None, *, share: bool = False) -> None:
     """Start importing dbt (and the `adapter_type` adapter) in the run's fork server now, while
-    the run does other work; the batch's dbt process is forked from it."""
+    the run does other work; the batch's dbt process is forked from it. `share`: the processes
+    this one starts (serve's flow runs) fork theirs from it too."""
     if FORK_SERVER_SUPPORTED:
-        fork_server(_preload(adapter_type))
+        fork_server(_preload(adapter_type), share=share)
 
 
 def run_dbt(

@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -174,25 +175,62 @@ def name_process(name: str) -> None:
 
 
 class ForkServer:
-    """This process's side of a fork server (exigo_sync.child.fork_server): a child that
-    imported `modules` once and forks a process per `fork` call, which then starts without
-    importing them. One per process (`fork_server`); it ends when this process ends."""
+    """One side of a fork server (exigo_sync.child.fork_server): a process that imported some
+    modules once and forks a process per `fork` call, which then starts without importing
+    them. `start` one (it ends when this process ends), or `connect` to the one `serve`
+    shares with the flow runs it starts (its address in FORK_SERVER_ENV)."""
 
-    def __init__(self, modules: Sequence[str]) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            self.process = spawn_child(
-                "exigo_sync.child.fork_server", [str(theirs.fileno()), *modules],
-                pass_fds=[theirs.fileno()],
-            )  # fmt: skip
-        finally:
-            theirs.close()
-        self._channel = ours
+    def __init__(
+        self, channel: socket.socket, process: subprocess.Popen[bytes] | None = None,
+        address: str | None = None,
+    ) -> None:  # fmt: skip
+        self.process = process  # None when connected to another process's server
+        self.address = address  # where others connect, when this process shares its server
+        self._channel = channel
         self._lock = threading.Lock()  # one reader of the socket at a time
         self._pids: dict[int, int] = {}  # request ref -> pid
         self._codes: dict[int, int] = {}  # pid -> exit code
         self._refs = 0
         self.ended = False
+
+    @classmethod
+    def start(cls, modules: Sequence[str], *, share: bool = False) -> ForkServer:
+        """A server of this process's own with `modules` imported; `share`: others of this
+        user connect at `.address` (a socket in a directory only this user can enter)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        listener, address = None, None
+        if share:
+            address = str(Path(tempfile.mkdtemp(prefix="exigo-sync-fork-")) / "socket")
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            listener.bind(address)
+            listener.listen()
+        fds = [theirs.fileno(), *([listener.fileno()] if listener else [])]
+        try:
+            process = spawn_child(
+                "exigo_sync.child.fork_server",
+                [str(theirs.fileno()), str(listener.fileno()) if listener else "-", *modules],
+                pass_fds=fds,
+            )
+        finally:
+            theirs.close()
+            if listener is not None:
+                listener.close()
+        return cls(ours, process, address)
+
+    @classmethod
+    def connect(cls, address: str) -> ForkServer:
+        """The server another process shares at `address` (OSError if none answers)."""
+        channel = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            channel.connect(address)
+        except OSError:
+            channel.close()
+            raise
+        return cls(channel)
+
+    @property
+    def running(self) -> bool:
+        return not self.ended and (self.process is None or self.process.poll() is None)
 
     def fork(
         self, name: str, module: str, args: Sequence[str], *,
@@ -255,26 +293,62 @@ class ForkServer:
             self._codes[answer["pid"]] = answer["code"]
 
     def close(self) -> None:
+        """Hang up; a server of this process's own then ends (without waiting for it)."""
         self._channel.close()
         self.ended = True
+        if self.address is not None:
+            with contextlib.suppress(OSError):
+                Path(self.address).unlink()
+                Path(self.address).parent.rmdir()
 
 
+# Where `serve` shares its fork server with the flow runs it starts (processes of their own).
+FORK_SERVER_ENV = "EXIGO_SYNC_FORK_SERVER"
 _fork_server: ForkServer | None = None
 _fork_server_lock = threading.Lock()
 
 
-def fork_server(modules: Sequence[str]) -> ForkServer:
-    """This process's fork server, started with `modules` imported if none is running (one
-    that ended is replaced)."""
+def fork_server(modules: Sequence[str], *, share: bool = False) -> ForkServer:
+    """This process's fork server: the one shared at FORK_SERVER_ENV if it answers, else one
+    of its own, started with `modules` imported (one that ended is replaced). `share`: start
+    it (if none runs yet) so that this process's children connect to it, via FORK_SERVER_ENV
+    in this process's environment, which they inherit."""
     global _fork_server
     with _fork_server_lock:
         server = _fork_server
-        if server is None or server.ended or server.process.poll() is not None:
+        if server is None or not server.running:
             if server is not None:
                 server.close()
-                stop_child(server.process, grace_seconds=1.0)
-            server = _fork_server = ForkServer(modules)
+                if server.process is not None:
+                    stop_child(server.process, grace_seconds=1.0)
+            server = _fork_server = None if share else _connect_shared()
+            if server is None:
+                server = _fork_server = ForkServer.start(modules, share=share)
+        if share and server.address is not None:
+            os.environ[FORK_SERVER_ENV] = server.address
         return server
+
+
+def _connect_shared() -> ForkServer | None:
+    address = os.environ.get(FORK_SERVER_ENV)
+    if not address:
+        return None
+    try:
+        return ForkServer.connect(address)
+    except OSError:  # its owner has gone: this process starts its own
+        return None
+
+
+def stop_fork_server() -> None:
+    """End this process's fork server, if one runs, and wait for it (the next `fork_child`
+    starts a new one)."""
+    global _fork_server
+    with _fork_server_lock:
+        server, _fork_server = _fork_server, None
+    if server is not None:
+        server.close()
+        if server.process is not None:
+            stop_child(server.process, grace_seconds=5.0)
 
 
 def fork_child(

@@ -124,6 +124,11 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def parent_of(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if fields else None
+
+
 def dbt_processes(pids: set[int]) -> set[int]:
     """Those of `pids` that are a batch's dbt process (named so by the fork server)."""
     found = set()

@@ -1,7 +1,8 @@
 """`exigo-sync serve` with no Prefect server configured: it starts a local one (with the
-scheduler), its schedule starts a batch by itself, and when the whole serve process group is
-killed outright in the middle of that batch, nothing is left running and the next
-`exigo-sync run` (same PREFECT_HOME) merges what an uninterrupted batch would (R1)."""
+scheduler), its schedule starts a batch by itself (whose dbt process serve's fork server
+forks), and when the whole serve process group is killed outright in the middle of that
+batch's dbt, nothing is left running and the next `exigo-sync run` (same PREFECT_HOME) merges
+what an uninterrupted batch would (R1)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ import pytest
 
 from tests.flow.cli_processes import (
     assert_all_gone,
+    dbt_processes,
     descendants,
     finish_and_compare,
+    parent_of,
     signal_run,
     start_cli,
 )
@@ -34,14 +37,20 @@ def test_r1_serve_schedules_a_batch_and_a_sigkilled_serve_leaves_nothing_behind(
         "EXIGO_SYNC_RECONCILE_CRON": "0 0 1 1 *",
     }
     serve, marker = start_cli(
-        tmp_path, "serve", prefect_home=home, fault="after_refresh", extra_env=schedules,
+        tmp_path, "serve", prefect_home=home, fault="before_current", extra_env=schedules,
         command="serve",
     )  # fmt: skip
-    serve.wait_for(marker, timeout=240)  # the schedule started a batch; it paused mid-batch
-    assert env.batches()[-1]["status"] == "refreshed"
+    serve.wait_for(marker, timeout=240)  # the schedule started a batch; it paused inside dbt
+    # The batch runs in a process of its own, yet its dbt process was forked by the fork
+    # server serve started (dbt imported once for every batch it serves).
+    (dbt,) = dbt_processes(descendants(serve.pid))
+    server = parent_of(dbt)
+    assert b"exigo_sync.child.fork_server" in Path(f"/proc/{server}/cmdline").read_bytes()
+    assert parent_of(server) == serve.pid
 
     family = signal_run(serve, signal.SIGKILL, group=True) | descendants(serve.pid)
     assert_all_gone(family)
+    assert env.batches()[-1]["status"] == "refreshed"  # (dbt held the warehouse file till now)
 
     batches = finish_and_compare(env, tmp_path, home, r1_start["expected"])
     assert [b["status"] for b in batches] == ["merged", "failed", "merged"]

@@ -1,4 +1,5 @@
-"""The run's fork server: `python -m exigo_sync.child.fork_server <socket fd> <module>...`.
+"""The run's fork server:
+`python -m exigo_sync.child.fork_server <socket fd> <listening socket fd or -> <module>...`.
 
 It imports the modules once (for dbt, ~3 s of CPU), then forks one process per request that
 arrives on the socket, so each batch's dbt process starts with dbt imported
@@ -7,9 +8,15 @@ runs (`<module>.main(args)`), its environment, working directory and name, and t
 of the pipe that becomes its stdout and stderr. The server answers with the new pid, and with
 its exit code once it has ended.
 
-The server ends when the run does (the socket reaches its end). It ignores SIGTERM and SIGINT:
-sent to the run's whole process group (a terminal's Ctrl-C, a container stop), they are for the
-run, which then stops the processes it asked for and learns from the server how they ended.
+`exigo-sync serve` starts its server with a listening socket too (a path in a directory only
+its user can enter), where the flow runs it starts, each a process of its own, connect: every
+served batch's dbt process is forked warm. Connections from another user are refused (the
+peer's credentials are checked as well).
+
+The server ends when its owner does (the first socket reaches its end). It ignores SIGTERM and
+SIGINT: sent to the run's whole process group (a terminal's Ctrl-C, a container stop), they are
+for the run, which then stops the processes it asked for and learns from the server how they
+ended.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import select
 import selectors
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -34,15 +42,16 @@ from exigo_sync.processes import MAX_REQUEST_BYTES, flush_and_exit, name_process
 
 def main(argv: list[str]) -> int:
     # No watch_parent thread here (a process that forks should have no other thread): the
-    # socket reaching its end is how the server learns that the run has gone.
+    # socket reaching its end is how the server learns that its owner has gone.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    channel = socket.socket(fileno=int(argv[0]))
-    _import(argv[1:], channel)
+    owner = socket.socket(fileno=int(argv[0]))
+    listener = None if argv[1] == "-" else socket.socket(fileno=int(argv[1]))
+    _import(argv[2:], owner)
     # What the imports made is shared by every forked process: kept out of the collector's
     # reach, it is neither scanned again nor copied page by page by each process's collections.
     gc.freeze()
-    return _serve(channel)
+    return _serve(owner, listener)
 
 
 def _import(modules: list[str], channel: socket.socket) -> None:
@@ -73,54 +82,77 @@ def _import(modules: list[str], channel: socket.socket) -> None:
         watcher.join()
 
 
-def _serve(channel: socket.socket) -> int:
+def _serve(owner: socket.socket, listener: socket.socket | None) -> int:
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the select through the pipe
     selector = selectors.DefaultSelector()
-    selector.register(channel, selectors.EVENT_READ)
+    selector.register(owner, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
+    if listener is not None:
+        selector.register(listener, selectors.EVENT_READ)
+    channels = [owner]
+    requested_by: dict[int, socket.socket] = {}  # pid -> the channel that asked for it
     while True:
         for key, _ in selector.select():
-            if key.fileobj is channel:
+            if key.fileobj is listener:
+                _accept(listener, selector, channels)
+            elif key.fileobj is wake_read:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_read, 4096)
+                _report_ended(requested_by)
+            else:
+                channel: socket.socket = key.fileobj  # type: ignore[assignment]
                 message, fds, _, _ = socket.recv_fds(channel, MAX_REQUEST_BYTES, 1)
                 if not message:
-                    return 0  # the run has ended
+                    if channel is owner:
+                        return 0  # the owner has ended
+                    selector.unregister(channel)
+                    channels.remove(channel)
+                    channel.close()
+                    continue
                 request = json.loads(message)
                 pid = os.fork()
                 if pid == 0:
-                    _become(request, fds, [channel.fileno(), wake_read, wake_write])
+                    others = [c.fileno() for c in channels] + [wake_read, wake_write]
+                    _become(request, fds, others + ([listener.fileno()] if listener else []))
                 for fd in fds:
                     os.close(fd)
-                if not _send(channel, {"ref": request["ref"], "pid": pid}):
-                    return 0
-            else:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(wake_read, 4096)
-                if not _report_ended(channel):
-                    return 0
+                requested_by[pid] = channel
+                _send(channel, {"ref": request["ref"], "pid": pid})
 
 
-def _report_ended(channel: socket.socket) -> bool:
+def _accept(
+    listener: socket.socket, selector: selectors.BaseSelector, channels: list[socket.socket]
+) -> None:
+    channel, _ = listener.accept()
+    creds = channel.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _, uid, _ = struct.unpack("3i", creds)
+    if uid != os.getuid():
+        channel.close()
+        return
+    channels.append(channel)
+    selector.register(channel, selectors.EVENT_READ)
+
+
+def _report_ended(requested_by: dict[int, socket.socket]) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return True
+            return
         if pid == 0:
-            return True
-        if not _send(channel, {"pid": pid, "code": os.waitstatus_to_exitcode(status)}):
-            return False
+            return
+        channel = requested_by.pop(pid, None)
+        if channel is not None and channel.fileno() >= 0:
+            _send(channel, {"pid": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
-def _send(channel: socket.socket, message: dict[str, Any]) -> bool:
-    try:
+def _send(channel: socket.socket, message: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):  # the run that asked has ended
         channel.send(json.dumps(message).encode())
-        return True
-    except OSError:  # the run has ended
-        return False
 
 
 def _become(request: dict[str, Any], fds: list[int], server_fds: list[int]) -> None:
