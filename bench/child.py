@@ -26,6 +26,7 @@ from typing import Any
 from bench import dbt_results, floor
 from bench.procs import children_maxrss_mb, loadavg, self_maxrss_mb
 from bench.workspace import copy_db
+from exigo_sync.processes import stop_fork_server
 
 STEPS: list[tuple[str, float]] = []
 
@@ -105,6 +106,9 @@ def run_flows(
                 "load_end": loadavg(),
             }
         )
+    # The dbt processes are the fork server's children: ended and reaped, the server passes
+    # their high-water mark on to this process's children's usage.
+    stop_fork_server()
     return {
         "runs": out,
         "dbt_child_maxrss_mb": children_maxrss_mb(),

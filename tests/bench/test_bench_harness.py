@@ -78,6 +78,7 @@ def test_snapshot_project_strategies(tmp_path: Path) -> None:
     assert "alias: exigo" in (profiles / "profiles.yml").read_text()
 
 
+@pytest.mark.slow  # run by `make bench` before it measures, and by `make test-slow`
 def test_floor_writes_what_exigo_sync_writes(tmp_path: Path) -> None:
     """The floor is only a floor if it does the same work: on the dbt tests' two-batch scenario
     (a change, an order line removed from its order, a payment deleted at the source) it must
