@@ -43,14 +43,36 @@ def landed_env_factory(tmp_path: Path, sim_template: Path, monkeypatch: pytest.M
 
 
 @pytest.fixture(scope="session")
-def r1_start(tmp_path_factory: pytest.TempPathFactory, sim_template: Path) -> dict[str, Any]:
+def first_batch(tmp_path_factory: pytest.TempPathFactory, sim_template: Path) -> SyncEnv:
+    """Batch 1, the full load, merged with make_env's settings (co-located): built once per
+    test process, copied by the tests that start after it (`merged_env`, `r1_start`)."""
+    mp = pytest.MonkeyPatch()
+    try:
+        env = make_env(tmp_path_factory.mktemp("first") / "env", sim_template, mp)
+        env.run_ok()
+        return env
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def merged_env(first_batch: SyncEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SyncEnv:
+    """A `sync_env` whose batch 1 (the full load) has merged: the same files the test's own
+    first `run_ok()` would leave (the simulator is deterministic), without the batch's time."""
+    env = make_env(tmp_path / "env", first_batch.source, monkeypatch)
+    copy_files(first_batch, env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def r1_start(tmp_path_factory: pytest.TempPathFactory, first_batch: SyncEnv) -> dict[str, Any]:
     """Batch 1 merged, then 4 hours of activity: the state every crash scenario starts from,
     and the tables an uninterrupted batch 2 leaves (the expected result, R1)."""
     mp = pytest.MonkeyPatch()
     try:
         root = tmp_path_factory.mktemp("r1")
-        start = make_env(root / "start", sim_template, mp)
-        start.run_ok()
+        start = make_env(root / "start", first_batch.source, mp)
+        copy_files(first_batch, start)
         advance(start, 4)
         baseline = make_env(root / "baseline", start.source, mp)
         copy_files(start, baseline)

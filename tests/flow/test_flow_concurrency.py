@@ -99,14 +99,13 @@ def test_r3_rival_consumer_between_runs_loses_nothing(sync_env: SyncEnv) -> None
 
 
 def test_r2_nightly_reconciliation_waits_for_a_batch_in_flight(
-    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    merged_env: SyncEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A batch and the nightly reconciliation fire at the same minute (*/15 and 30 2 * * *):
     the reconciliation, the only run that finds deletions the queue cannot show, waits for the
     batch in flight (EXIGO_SYNC_RECONCILE_LOCK_TIMEOUT_SECONDS) where a batch would give up
     (EXIGO_SYNC_LOCK_TIMEOUT_SECONDS); it runs as soon as the batch is done."""
-    env = sync_env
-    env.run_ok()
+    env = merged_env  # batch 1 merged
     monkeypatch.setenv("EXIGO_SYNC_LOCK_TIMEOUT_SECONDS", "2")
     monkeypatch.setenv("EXIGO_SYNC_RECONCILE_LOCK_TIMEOUT_SECONDS", "120")
     marker, release = tmp_path / "held", tmp_path / "release"

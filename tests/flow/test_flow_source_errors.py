@@ -13,10 +13,9 @@ from tests.flow.helpers import SyncEnv
 
 
 def test_b5_transient_errors_retried_then_fail_watermark_unchanged(
-    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
+    merged_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = sync_env
-    env.run_ok()
+    env = merged_env  # batch 1 merged
     s = Settings()
     tgt = s.topology_for().warehouse
     with Ledger.open(tgt) as led:

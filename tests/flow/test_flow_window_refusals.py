@@ -15,7 +15,7 @@ import pytest
 
 import exigo_sync.topology
 import exigo_sync.warehouse.duckdb_engine
-from tests.flow.helpers import OVERLAP, SyncEnv, advance, merge_models_only
+from tests.flow.helpers import OVERLAP, SyncEnv, advance
 
 
 def _forbid_connections(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,11 +42,9 @@ def test_w3_bad_since_refused_before_any_connection(
 
 
 def test_w3_w2_allow_gap_accepts_since_after_watermark(
-    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
+    merged_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = sync_env
-    merge_models_only(monkeypatch)
-    env.run_ok()
+    env = merged_env  # batch 1 merged
     b1 = env.batches()[0]
     assert b1["status"] == "merged"
     watermark, refreshed = b1["resume_at"], b1["refresh_started_at"]

@@ -18,10 +18,9 @@ from tests.flow.helpers import SyncEnv, advance, assert_current_equals_source
     ],
 )
 def test_l2_narrowed_selection_moves_no_watermark(
-    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch, how: str, value: str
+    merged_env: SyncEnv, monkeypatch: pytest.MonkeyPatch, how: str, value: str
 ) -> None:
-    env = sync_env
-    env.run_ok()
+    env = merged_env  # batch 1 merged
     watermark = env.batches()[-1]["resume_at"]
     advance(env, 2)
     if how == "select":

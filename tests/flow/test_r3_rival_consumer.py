@@ -78,13 +78,16 @@ def _run_held(env: SyncEnv, monkeypatch: pytest.MonkeyPatch, point: str, tmp: Pa
     ],
 )
 def test_r3_rival_refresh_inside_our_batch_loses_nothing(
-    sync_env: SyncEnv, landed_env_factory: Any, monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path, topology: str, point: str, redone: bool,
 ) -> None:  # fmt: skip
     """(A co-located DuckDB copy holds the simulator file until it is done: a rival there
     waits, as it would for our refresh.)"""
-    env = sync_env if topology == "colocated" else landed_env_factory()
-    env.run_ok()  # batch 1: the full load
+    if topology == "colocated":
+        env = request.getfixturevalue("merged_env")  # batch 1, the full load, merged
+    else:
+        env = request.getfixturevalue("landed_env_factory")()
+        env.run_ok()  # batch 1: the full load
     advance(env, 3)
     calls = env.refresh_calls()
     state = _run_held(env, monkeypatch, point, tmp_path)
@@ -97,13 +100,12 @@ def test_r3_rival_refresh_inside_our_batch_loses_nothing(
 
 
 def test_r3_rival_that_keeps_refreshing_fails_the_batch_loudly(
-    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
+    merged_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A rival that replaces the queue after each of our refreshes: after
     EXIGO_SYNC_SNAPSHOT_ATTEMPTS tries the batch stops naming R3, merges nothing, and the
     watermark stays, so the next run redoes the window."""
-    env = sync_env
-    env.run_ok()
+    env = merged_env  # batch 1 merged
     watermark = env.batches()[-1]["refresh_started_at"]
     advance(env, 2)
     monkeypatch.setenv("EXIGO_SYNC_SNAPSHOT_ATTEMPTS", "2")
