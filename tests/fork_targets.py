@@ -30,6 +30,7 @@ def main(args: list[str]) -> int:
             "name": name,
             "preloaded": "fractions" in sys.modules,
             "parent_pid": os.environ.get("EXIGO_SYNC_PARENT_PID"),
+            "forked_by": os.getppid(),
         }
         print(json.dumps(seen), flush=True)
         print("to stderr", file=sys.stderr, flush=True)

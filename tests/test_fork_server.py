@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ import pytest
 
 from exigo_sync.processes import (
     FORK_SERVER_ENV,
+    ForkRefused,
     ForkServer,
     fork_child,
     fork_server,
@@ -55,6 +57,7 @@ def test_a_forked_process_has_the_callers_environment_directory_and_its_own_name
         "name": "exigo-sync-test",
         "preloaded": True,  # imported by the server, before the fork
         "parent_pid": str(os.getpid()),  # the run it watches, not the server
+        "forked_by": server.process.pid,
     }
     assert output[1:] == ["to stderr"]
     again = server.fork("exigo-sync-test", "tests.fork_targets", ["report", "0"], env={})
@@ -178,9 +181,8 @@ SERVED_RUN = textwrap.dedent(
     child = fork_child("exigo-sync-test", "tests.fork_targets", ["report", "5"],
                        preload=["fractions"])
     seen = json.loads(child.stdout.readline())
-    ppid = int(open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[1])
     print(json.dumps({"code": child.wait(10), "parent_pid": seen["parent_pid"],
-                      "me": os.getpid(), "forked_by": ppid}), flush=True)
+                      "me": os.getpid(), "forked_by": seen["forked_by"]}), flush=True)
     """
 )
 
@@ -227,7 +229,8 @@ def test_another_user_cannot_fork_through_a_shared_server(monkeypatch: pytest.Mo
     attempt = textwrap.dedent(
         f"""
         import os
-        from exigo_sync.processes import ForkServer
+        from exigo_sync.processes import ForkServer, code_version
+        code_version()  # read while the installation is readable
         os.setgid(65534)
         os.setuid(65534)
         try:
@@ -251,6 +254,51 @@ def test_another_user_cannot_fork_through_a_shared_server(monkeypatch: pytest.Mo
         # Now the server itself: it hangs up (the fork finds the socket closed or reset).
         refused = as_nobody()
         assert refused.startswith("refused ") and refused != "refused PermissionError", refused
+    finally:
+        shared.close()
+        stop_child(shared.process, grace_seconds=2)
+
+
+def test_a_run_of_other_code_than_the_shared_server_forks_from_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """exigo-sync upgraded while serve runs: serve's server holds the old code; a flow run of
+    the new code is refused, naming both, and forks from a server of its own."""
+    monkeypatch.chdir(REPO)
+    shared = ForkServer.start(["fractions", "tests.fork_old_code"], share=True)
+    try:
+        assert shared.process is not None and shared.address is not None
+        with pytest.raises(ForkRefused, match=r"runs exigo-sync 0\.0\.1.*the run, exigo-sync"):
+            ForkServer.connect(shared.address).fork("x", "tests.fork_targets", ["report", "0"])
+        env = {**os.environ, FORK_SERVER_ENV: shared.address}
+        out = subprocess.run([sys.executable, "-c", SERVED_RUN], env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        seen = json.loads(out.stdout)
+        assert seen["forked_by"] != shared.process.pid and seen["code"] == 5
+    finally:
+        shared.close()
+        stop_child(shared.process, grace_seconds=2)
+
+
+def test_a_shared_server_hangs_up_on_what_is_not_a_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(REPO)
+    shared = ForkServer.start(["fractions"], share=True)
+    try:
+        assert shared.address is not None
+        stranger = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        stranger.connect(shared.address)
+        stranger.send(b"GET / HTTP/1.0")
+        stranger.settimeout(10)
+        assert stranger.recv(100) == b""  # hung up
+        stranger.close()
+        child = ForkServer.connect(shared.address).fork(
+            "exigo-sync-test", "tests.fork_targets", ["report", "0"]
+        )
+        assert json.loads(child.stdout.readline())["name"] == "exigo-sync-test"
+        assert child.wait(timeout=10) == 0
     finally:
         shared.close()
         stop_child(shared.process, grace_seconds=2)

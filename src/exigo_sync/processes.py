@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import selectors
@@ -174,6 +175,26 @@ def name_process(name: str) -> None:
         ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # 15: PR_SET_NAME
 
 
+@functools.cache
+def code_version() -> str:
+    """What a forked process would run: the installed exigo-sync and dbt-core. A server shared
+    since before an upgrade still holds the old code; a run of the new code must not fork
+    from it."""
+    from importlib import metadata
+
+    found = []
+    for dist in ("exigo-sync", "dbt-core"):
+        try:
+            found.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{dist} (not installed)")
+    return ", ".join(found)
+
+
+class ForkRefused(OSError):
+    """The fork server would not fork for this process (it runs other code)."""
+
+
 class ForkServer:
     """One side of a fork server (exigo_sync.child.fork_server): a process that imported some
     modules once and forks a process per `fork` call, which then starts without importing
@@ -247,6 +268,7 @@ class ForkServer:
                 request = {
                     "ref": ref, "name": name, "module": module, "args": list(args),
                     "env": _child_env(env), "cwd": str(cwd or Path.cwd()),
+                    "version": code_version(),
                 }  # fmt: skip
                 socket.send_fds(self._channel, [json.dumps(request).encode()], [write_end])
             pid = self._await(lambda: self._pids.pop(ref, None), timeout=None)
@@ -255,9 +277,12 @@ class ForkServer:
             raise
         finally:
             os.close(write_end)  # the child has its own: the pipe ends when the child does
-        if pid is None:
+        if not isinstance(pid, int):
             os.close(read_end)
-            raise OSError("the fork server ended before it forked")
+            if pid is None:
+                raise OSError("the fork server ended before it forked")
+            self.close()
+            raise ForkRefused(pid)
         return ForkedChild(self, pid, name, os.fdopen(read_end, "rb"))
 
     def exit_code(self, pid: int, timeout: float | None) -> int | None:
@@ -287,7 +312,9 @@ class ForkServer:
             self.ended = True
             return
         answer = json.loads(message)
-        if "ref" in answer:
+        if "refused" in answer:
+            self._pids[answer["ref"]] = str(answer["refused"])
+        elif "ref" in answer:
             self._pids[answer["ref"]] = answer["pid"]
         else:
             self._codes[answer["pid"]] = answer["code"]
@@ -306,6 +333,7 @@ class ForkServer:
 FORK_SERVER_ENV = "EXIGO_SYNC_FORK_SERVER"
 _fork_server: ForkServer | None = None
 _fork_server_lock = threading.Lock()
+_refused_by: set[str] = set()  # shared servers that run other code than this process
 
 
 def fork_server(modules: Sequence[str], *, share: bool = False) -> ForkServer:
@@ -331,7 +359,7 @@ def fork_server(modules: Sequence[str], *, share: bool = False) -> ForkServer:
 
 def _connect_shared() -> ForkServer | None:
     address = os.environ.get(FORK_SERVER_ENV)
-    if not address:
+    if not address or address in _refused_by:
         return None
     try:
         return ForkServer.connect(address)
@@ -356,11 +384,17 @@ def fork_child(
     env: Mapping[str, str] | None = None, cwd: Path | None = None,
 ) -> ForkedChild:  # fmt: skip
     """`ForkServer.fork` on this process's fork server (started with `preload` imported if
-    none runs yet); a server found ended is started again, once."""
+    none runs yet); a server found ended, or a shared one that runs other code (exigo-sync
+    upgraded since `serve` started), is replaced by one of this process's own, once."""
+    server = fork_server(preload)
     try:
-        return fork_server(preload).fork(name, module, args, env=env, cwd=cwd)
+        return server.fork(name, module, args, env=env, cwd=cwd)
+    except ForkRefused:
+        if server.address is None and (shared := os.environ.get(FORK_SERVER_ENV)):
+            _refused_by.add(shared)
     except OSError:
-        return fork_server(preload).fork(name, module, args, env=env, cwd=cwd)
+        pass
+    return fork_server(preload).fork(name, module, args, env=env, cwd=cwd)
 
 
 class ForkedChild:

@@ -3,6 +3,7 @@ point, signal it, and see what is left behind (processes, lock row, Prefect slot
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -93,7 +94,23 @@ def start_cli(
             env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
+    STARTED.append(proc)
     return CliRun(proc, log), marker
+
+
+# Every `start_cli` process of the running test: killed with its process group at teardown
+# (tests/flow/conftest.py), so a test that fails before it stops its run leaves nothing
+# running, such as a batch paused in a query that never ends.
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def kill_started() -> None:
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _stat(pid: int) -> list[str] | None:

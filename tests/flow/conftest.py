@@ -7,17 +7,25 @@ the same env vars an operator would set; the dbt profile is the repository's exa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.flow.cli_processes import kill_started
 from tests.flow.helpers import CLOCK_START, CUSTOMERS, SyncEnv, advance, copy_files, make_env
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _flows_report_to_the_test_api(prefect_api: str) -> str:
     return prefect_api
+
+
+@pytest.fixture(autouse=True)
+def _no_cli_run_left_behind() -> Iterator[None]:
+    yield
+    kill_started()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,10 @@ its user can enter), where the flow runs it starts, each a process of its own, c
 served batch's dbt process is forked warm. Connections from another user are refused (the
 peer's credentials are checked as well).
 
+A request also names the exigo-sync and dbt-core it was made with: a server that runs others
+(serve started before an upgrade) refuses it, and the run starts a server of its own. A
+message that is not a request ends that connection, not the server.
+
 The server ends when its owner does (the first socket reaches its end). It ignores SIGTERM and
 SIGINT: sent to the run's whole process group (a terminal's Ctrl-C, a container stop), they are
 for the run, which then stops the processes it asked for and learns from the server how they
@@ -37,7 +41,7 @@ import time
 import traceback
 from typing import Any
 
-from exigo_sync.processes import MAX_REQUEST_BYTES, flush_and_exit, name_process
+from exigo_sync.processes import MAX_REQUEST_BYTES, code_version, flush_and_exit, name_process
 
 
 def main(argv: list[str]) -> int:
@@ -51,7 +55,7 @@ def main(argv: list[str]) -> int:
     # What the imports made is shared by every forked process: kept out of the collector's
     # reach, it is neither scanned again nor copied page by page by each process's collections.
     gc.freeze()
-    return _serve(owner, listener)
+    return _serve(owner, listener, code_version())
 
 
 def _import(modules: list[str], channel: socket.socket) -> None:
@@ -82,7 +86,7 @@ def _import(modules: list[str], channel: socket.socket) -> None:
         watcher.join()
 
 
-def _serve(owner: socket.socket, listener: socket.socket | None) -> int:
+def _serve(owner: socket.socket, listener: socket.socket | None, version: str) -> int:
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
@@ -113,7 +117,23 @@ def _serve(owner: socket.socket, listener: socket.socket | None) -> int:
                     channels.remove(channel)
                     channel.close()
                     continue
-                request = json.loads(message)
+                try:
+                    request = _request(message, fds)
+                except ValueError:  # not a request of this protocol: hang up
+                    for fd in fds:
+                        os.close(fd)
+                    selector.unregister(channel)
+                    if channel is owner:
+                        return 1
+                    channels.remove(channel)
+                    channel.close()
+                    continue
+                if request["version"] != version:
+                    for fd in fds:
+                        os.close(fd)
+                    refused = f"this fork server runs {version}; the run, {request['version']}"
+                    _send(channel, {"ref": request["ref"], "refused": refused})
+                    continue
                 pid = os.fork()
                 if pid == 0:
                     others = [c.fileno() for c in channels] + [wake_read, wake_write]
@@ -122,6 +142,20 @@ def _serve(owner: socket.socket, listener: socket.socket | None) -> int:
                     os.close(fd)
                 requested_by[pid] = channel
                 _send(channel, {"ref": request["ref"], "pid": pid})
+
+
+def _request(message: bytes, fds: list[int]) -> dict[str, Any]:
+    """The request in `message`, or ValueError."""
+    try:
+        request = json.loads(message)
+        keys = ("ref", "name", "module", "args", "env", "cwd", "version")
+        if not isinstance(request, dict) or any(key not in request for key in keys):
+            raise ValueError("not a fork request")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(str(exc)) from exc
+    if len(fds) != 1:
+        raise ValueError("a fork request comes with one file descriptor, its output")
+    return request
 
 
 def _accept(
