@@ -165,8 +165,14 @@ def _child_env(env: Mapping[str, str] | None) -> dict[str, str]:
     return {
         **(env if env is not None else os.environ),
         PARENT_PID_ENV: str(me),
-        PARENT_START_ENV: process_start_marker(me) or "",
+        PARENT_START_ENV: _start_marker_of(me) or "",
     }
+
+
+@functools.cache
+def _start_marker_of(pid: int) -> str | None:
+    """This process's start marker, read once (keyed by pid: a forked copy reads its own)."""
+    return process_start_marker(pid)
 
 
 def name_process(name: str) -> None:

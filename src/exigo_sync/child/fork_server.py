@@ -110,21 +110,16 @@ def _serve(owner: socket.socket, listener: socket.socket | None, version: str) -
             else:
                 channel: socket.socket = key.fileobj  # type: ignore[assignment]
                 message, fds, _, _ = socket.recv_fds(channel, MAX_REQUEST_BYTES, 1)
-                if not message:
-                    if channel is owner:
-                        return 0  # the owner has ended
-                    selector.unregister(channel)
-                    channels.remove(channel)
-                    channel.close()
-                    continue
                 try:
-                    request = _request(message, fds)
+                    request = _request(message, fds) if message else None
                 except ValueError:  # not a request of this protocol: hang up
+                    request = None
+                if request is None:  # the run has ended, or spoke another protocol
                     for fd in fds:
                         os.close(fd)
-                    selector.unregister(channel)
                     if channel is owner:
-                        return 1
+                        return 0 if not message else 1
+                    selector.unregister(channel)
                     channels.remove(channel)
                     channel.close()
                     continue
