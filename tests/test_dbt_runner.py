@@ -112,3 +112,36 @@ def test_the_dbt_step_line_counts_models_and_tests_by_outcome() -> None:
         exit_code=0,
     )  # fmt: skip
     assert outcome.summary() == "2 models ok, 1 tests ok (1 warn) in 1.5 s"
+
+
+def test_dbt_log_keeps_info_lines_by_default_and_every_statement_when_set_to_debug(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EXIGO_SYNC_DBT_LOG_LEVEL_FILE reaches dbt's own process: `dbt.log` of a real dbt run (a
+    parse, in the dbt child as a batch runs it) has no debug line by default, and has them
+    when the setting says debug; a value dbt would not take is refused naming the setting."""
+    import json
+    import logging
+    import shutil
+
+    from exigo_sync.dbt_runner import run_dbt
+    from tests.dbt.helpers import PROFILES_EXAMPLE
+
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(PROFILES_EXAMPLE, tmp_path / "profiles" / "profiles.yml")
+    monkeypatch.setenv("EXIGO_SYNC_PROFILES_DIR", str(tmp_path / "profiles"))
+    monkeypatch.setenv("EXIGO_SYNC_WAREHOUSE_PATH", str(tmp_path / "wh.duckdb"))
+    monkeypatch.setenv("EXIGO_SYNC_DBT_TARGET_PATH", str(tmp_path / "target"))
+    logs: dict[str, str] = {}
+    for level in ("info", "debug"):
+        monkeypatch.setenv("EXIGO_SYNC_DBT_LOG_LEVEL_FILE", level)
+        monkeypatch.setenv("EXIGO_SYNC_DBT_LOG_PATH", str(tmp_path / level))
+        invocation = Settings().dbt_invocation("duckdb")
+        assert run_dbt(invocation, ["parse"], logger=logging.getLogger("test")) == 0
+        lines = invocation.log_file.read_text().splitlines()
+        logs[level] = {json.loads(line)["info"]["level"] for line in lines}
+    assert logs == {"info": {"info"}, "debug": {"info", "debug"}}
+
+    monkeypatch.setenv("EXIGO_SYNC_DBT_LOG_LEVEL_FILE", "loud")
+    with pytest.raises(ValueError, match="dbt_log_level_file"):
+        Settings()

@@ -5,7 +5,8 @@ the process running the batch shows less unless asked for more (`exigo-sync run 
 EXIGO_SYNC_VERBOSE=true):
 
 - detail lines (each dbt node, each table pinned) are logged with `extra=DETAIL` and hidden;
-  dbt's own log file (`dbt.log` in dbt's log path) keeps every line dbt wrote, at debug level;
+  dbt's own log file (`dbt.log` in dbt's log path) keeps dbt's lines too (info and above;
+  EXIGO_SYNC_DBT_LOG_LEVEL_FILE=debug adds every statement);
 - Prefect's "Finished in state Completed()" line of every task is hidden (a failed task's line
   is not);
 - the CLI also keeps tracebacks off the console: one line per error (`no_tracebacks`).

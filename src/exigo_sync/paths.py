@@ -59,7 +59,7 @@ def dbt_target_dir() -> Path:
 
 
 def dbt_log_dir() -> Path:
-    """dbt's default --log-path (dbt.log: every line dbt wrote, at debug level)."""
+    """dbt's default --log-path (dbt.log, at the dbt_log_level_file setting and above)."""
     return REPO_ROOT / DBT_PROJECT / "logs" if in_checkout() else state_dir() / "dbt-logs"
 
 

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     # $XDG_STATE_HOME/exigo-sync (exigo_sync.paths): never inside an installed package.
     dbt_target_path: Path | None = None
     dbt_log_path: Path | None = None
+    # What dbt.log keeps: `debug` adds every statement dbt sent (for a diagnosis), at about 7%
+    # of a batch's dbt CPU.
+    dbt_log_level_file: Literal["debug", "info", "warn", "error", "none"] = "info"
     # Where `exigo-sync docs` puts the static docs site (index.html); None = <dbt target path>/docs.
     docs_dir: Path | None = None
     # DuckDB warehouse: the read-only copy published after every merged batch, for analysts and
@@ -207,6 +210,7 @@ class Settings(BaseSettings):
             target=target,
             target_path=self.dbt_target_path or paths.dbt_target_dir(),
             log_path=self.dbt_log_path or paths.dbt_log_dir(),
+            log_level_file=self.dbt_log_level_file,
         )
 
     def sensitive_policy(self) -> SensitivePolicy:

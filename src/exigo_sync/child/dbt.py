@@ -27,10 +27,8 @@ def main(argv: list[str]) -> int:
 
         # dbt's stdout logger formats every event, debug ones included, before its level
         # drops them (~2,000 per batch); the run's log gets info and above from this callback
-        # instead, as the same JSON lines. dbt.log keeps every line.
-        result = dbtRunner(callbacks=[_print_event]).invoke(
-            [*argv, "--log-level", "none", "--log-level-file", "debug"]
-        )
+        # instead, as the same JSON lines. dbt.log keeps what --log-level-file says (argv).
+        result = dbtRunner(callbacks=[_print_event]).invoke([*argv, "--log-level", "none"])
     except KeyboardInterrupt:  # stopped before dbt ran (dbt catches its own)
         result = None
     if stop.signal is not None:
