@@ -22,6 +22,7 @@ from dbt.cli.main import dbtRunner, dbtRunnerResult
 
 from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_ENTITIES, REPLICATED_TABLES, duckdb_type
 from exigo_sync.naming import column_name
+from tests import parse_cache
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_DIR = REPO / "dbt_project"
@@ -78,9 +79,11 @@ class DbtEnv:
         self.source = source_path or tmp / "exigo_source.duckdb"
         self.target_path = tmp / "target"
         self.log_path = tmp / "logs"
+        # Relative to the profile's folder (where dbt runs, as in a batch): the profile renders
+        # the same in every test, so dbt accepts an earlier test's parse (tests/parse_cache.py).
         self.env = {
-            "EXIGO_SYNC_WAREHOUSE_PATH": str(self.warehouse),
-            "EXIGO_SYNC_SOURCE_PATH": str(self.source),
+            "EXIGO_SYNC_WAREHOUSE_PATH": os.path.relpath(self.warehouse, self.profiles_dir),
+            "EXIGO_SYNC_SOURCE_PATH": os.path.relpath(self.source, self.profiles_dir),
             "EXIGO_SYNC_MSSQL_USER": "exigo_test",
             "EXIGO_SYNC_MSSQL_PASSWORD": "not-a-secret",
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
@@ -133,15 +136,25 @@ class DbtEnv:
             str(self.target_path),
             "--log-path",
             str(self.log_path),
+            "--log-level-file",
+            "info",  # as a batch's dbt (the dbt_log_level_file setting's default)
             "--quiet",
         ]
+        dbt_vars = yaml.safe_dump(vars_, default_flow_style=True).strip() if vars_ else ""
         if vars_:
-            cli += ["--vars", yaml.safe_dump(vars_, default_flow_style=True).strip()]
+            cli += ["--vars", dbt_vars]
         with self._environ(env):
+            # dbt's parse of an earlier test with the same inputs (tests/parse_cache.py).
+            parse_key = parse_cache.key(self.profiles_dir, PROJECT_DIR, dbt_vars)
+            parse_cache.seed(self.target_path, parse_key)
+            cwd = os.getcwd()
+            os.chdir(self.profiles_dir)  # where a batch's dbt runs (exigo_sync.dbt_runner)
             try:
                 return dbtRunner().invoke(cli)
             finally:
+                os.chdir(cwd)
                 release_duckdb()
+                parse_cache.keep(self.target_path, parse_key)
 
     def fast_build(self, batch_id: int, refreshed_at: datetime, **kw) -> dbtRunnerResult:
         """The merge models and their H3/C1 data tests only (no marts, no plain not_null/unique

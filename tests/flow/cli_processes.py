@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from exigo_sync.settings import REPO_ROOT
-from tests.flow.helpers import SyncEnv, table_diff
+from tests import parse_cache
+from tests.flow.helpers import SyncEnv, flow_parse_key, table_diff
 
 # Where a run can be stopped: before queue.Refresh (batch `refreshing`), after it (`refreshed`),
 # inside dbt (a current-state model's pre-hook runs a query that never ends), and after dbt
@@ -87,6 +88,11 @@ def start_cli(
             "EXIGO_SYNC_FAULT_MODE": "pause",
             "EXIGO_SYNC_FAULT_MARKER": str(marker),
         }
+    if command in ("run", "serve") and "EXIGO_SYNC_DBT_TARGET_PATH" in env:
+        # dbt starts from an earlier batch's parse (tests/parse_cache.py).
+        profiles = Path(env["EXIGO_SYNC_PROFILES_DIR"])
+        cache_key = flow_parse_key(profiles, {}, environ=env)
+        parse_cache.seed(Path(env["EXIGO_SYNC_DBT_TARGET_PATH"]), cache_key)
     log = tmp / f"{label}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

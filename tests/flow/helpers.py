@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,6 +16,7 @@ import pytest
 
 from exigo_sync.catalog import REPLICATED_ENTITIES
 from exigo_sync.settings import REPO_ROOT
+from tests import parse_cache
 from tests.dbt.helpers import apply_policy
 
 CLOCK_START = datetime(2026, 1, 5)
@@ -45,7 +49,8 @@ class SyncEnv:
         """Run the flow in-process; returns the final Prefect state (never raises)."""
         from exigo_sync.flow import exigo_sync
 
-        return exigo_sync(**params, return_state=True)
+        with seeded_dbt_parse(self.profiles, params):
+            return exigo_sync(**params, return_state=True)
 
     def run_ok(self, **params: Any) -> dict[str, Any]:
         state = self.run(**params)
@@ -101,6 +106,7 @@ class SyncEnv:
 
 # The simulator as a source output of its own, streamed across (EXIGO_SYNC_TOPOLOGY=landed): the
 # same DB-API cursor -> Arrow path a SQL Server source takes.
+SOURCE_FILE, WAREHOUSE_FILE = "exigo_source.duckdb", "warehouse.duckdb"
 LANDED_SOURCE_OUTPUT = """
     source_sim:
       type: duckdb
@@ -121,14 +127,17 @@ def make_env(
     if landed:
         profile_text = profile_text.rstrip("\n") + "\n" + LANDED_SOURCE_OUTPUT
     (profiles / "profiles.yml").write_text(profile_text)
-    env = SyncEnv(root, root / "exigo_source.duckdb", root / "warehouse.duckdb", profiles)
+    # The files sit in the profile's folder, named relative to it as the example profile's own
+    # defaults are: the profile renders the same in every test, so dbt accepts the parse of an
+    # earlier test (tests/parse_cache.py; dbt compares the rendered connection settings).
+    env = SyncEnv(root, profiles / SOURCE_FILE, profiles / WAREHOUSE_FILE, profiles)
     if template is not None:
         shutil.copyfile(template, env.source)
     for key, value in {
         "EXIGO_SYNC_PROFILES_DIR": str(profiles),
         "EXIGO_SYNC_TARGET": "duckdb",
-        "EXIGO_SYNC_SOURCE_PATH": str(env.source),
-        "EXIGO_SYNC_WAREHOUSE_PATH": str(env.warehouse),
+        "EXIGO_SYNC_SOURCE_PATH": SOURCE_FILE,
+        "EXIGO_SYNC_WAREHOUSE_PATH": WAREHOUSE_FILE,
         "EXIGO_SYNC_LOCK_TIMEOUT_SECONDS": "5",
         "EXIGO_SYNC_LOCK_POLL_SECONDS": "0.2",
         "EXIGO_SYNC_REFRESH_RETRIES": "2",
@@ -164,9 +173,43 @@ def with_marts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXIGO_SYNC_DBT_EXCLUDE", "resource_type:test")
 
 
+def flow_parse_key(
+    profiles: Path, params: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> str:
+    """The parse_cache key of a batch run with flow `params` (those that change dbt's vars)."""
+    vars_params = {k: params.get(k) for k in ("reconcile", "confirm_deletions")}
+    return parse_cache.key(profiles, repr(sorted(vars_params.items())), environ=environ)
+
+
+@contextmanager
+def seeded_dbt_parse(profiles: Path, params: Mapping[str, Any]) -> Iterator[None]:
+    """A batch's dbt starts from the parse of an earlier batch of this test process with the
+    same settings and vars-bearing parameters (tests/parse_cache.py), and leaves its own."""
+    target = Path(os.environ["EXIGO_SYNC_DBT_TARGET_PATH"])
+    cache_key = flow_parse_key(profiles, params)
+    parse_cache.seed(target, cache_key)
+    try:
+        yield
+    finally:
+        parse_cache.keep(target, cache_key)
+
+
 def copy_files(src: SyncEnv, dst: SyncEnv) -> None:
-    for a, b in ((src.source, dst.source), (src.warehouse, dst.warehouse)):
-        shutil.copyfile(a, b)
+    """The source and the warehouse, with what the batches left beside the warehouse file (its
+    analytics copy's slots and link, its live status file)."""
+    shutil.copyfile(src.source, dst.source)
+    assert src.warehouse.name == dst.warehouse.name
+    stem = src.warehouse.stem
+    for path in src.warehouse.parent.iterdir():
+        if not path.name.startswith((f"{stem}.", f".{stem}.")):
+            continue
+        copied = dst.warehouse.parent / path.name
+        if path.is_symlink():
+            copied.symlink_to(os.readlink(path))
+        elif path.is_dir():
+            shutil.copytree(path, copied, symlinks=True)
+        else:
+            shutil.copyfile(path, copied)
 
 
 def advance(env: SyncEnv, hours: float) -> None:

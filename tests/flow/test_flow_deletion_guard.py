@@ -32,9 +32,13 @@ def test_h9_empty_source_table_deletes_nothing_until_confirmed(
     sim_template: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
-    env = make_env(tmp_path / "env", sim_template, monkeypatch, landed=landed)
-    env.run_ok()
+    if landed:
+        env = make_env(tmp_path / "env", sim_template, monkeypatch, landed=landed)
+        env.run_ok()
+    else:
+        env = request.getfixturevalue("merged_env")  # co-located, batch 1 merged
     live, deleted = _payments(env)
     assert live > 20 and deleted == 0
 

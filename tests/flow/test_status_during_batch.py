@@ -25,10 +25,9 @@ def _status() -> str:
 
 
 def test_status_answers_during_a_batch_from_the_live_file_and_the_copy_and_never_fails_it(
-    sync_env: SyncEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    merged_env: SyncEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env, home = sync_env, tmp_path / "prefect-home"
-    env.run_ok()  # batch 1 merged; its analytics copy published
+    env, home = merged_env, tmp_path / "prefect-home"  # batch 1 merged; its analytics copy too
     advance(env, 2)
 
     # Batch 2 paused inside dbt (a current-state model's pre-hook): dbt holds the file.
