@@ -108,7 +108,8 @@ def test_a_failed_build_shows_the_failing_nodes_and_names_dbts_log_file(tmp_path
 def test_the_dbt_step_line_counts_models_and_tests_by_outcome() -> None:
     outcome = judge(
         _results(("model.p.a", "success"), ("model.p.b", "success"), ("test.p.t", "pass"),
-                 ("test.p.u", "warn"), ("exposure.p.e", "no-op")),
+                 ("test.p.u", "warn"), ("exposure.p.e", "no-op"),
+                 ("operation.p.exigo_sync-on-run-start-0", "success")),
         exit_code=0,
     )  # fmt: skip
     assert outcome.summary() == "2 models ok, 1 tests ok (1 warn) in 1.5 s"

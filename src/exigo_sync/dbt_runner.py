@@ -76,7 +76,9 @@ class DbtOutcome:
         """One line: "46 models and 69 tests ok in 40.2 s" (and what did not pass)."""
         kinds: dict[str, dict[str, int]] = {}
         for n in self.nodes:
-            if n.resource_type == "exposure":  # documentation only: never runs anything
+            # Exposures are documentation only; the project's on-run-start hook (an "operation")
+            # is dbt's housekeeping, not the batch's work.
+            if n.resource_type in ("exposure", "operation"):
                 continue
             kind = {"unit_test": "unit tests"}.get(n.resource_type, f"{n.resource_type}s")
             kinds.setdefault(kind, {}).setdefault(n.status, 0)
