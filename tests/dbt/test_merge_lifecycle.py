@@ -104,7 +104,7 @@ def test_dbt_unit_tests_pass(merged_env):
         "test", "--select", "test_type:unit", extra_vars={"exigo_run_unit_tests": True}
     )
     assert res.success, failures(res)
-    names = sorted(r.node.name for r in res.result.results)
+    names = sorted(r.node.name for r in res.result.results if r.node.resource_type == "unit_test")
     assert names == sorted(
         [
             "ut_customers_history_new_key",
