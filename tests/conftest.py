@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,28 @@ import pytest
 # setting set it back to 2: the T1 oracle, the SIGKILL chain, the end-to-end flow and the H6
 # full build.
 os.environ.setdefault("EXIGO_SYNC_DBT_THREADS", "1")
+
+
+@pytest.fixture(autouse=True)
+def _stop_signals_left_as_found(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A process inherits an ignored or blocked SIGINT/SIGTERM from the test process that starts
+    it: a CLI run started by a later test would then never see its Ctrl-C (the R4 and docs
+    `--serve` tests). Put back what a test left changed, and say which test did."""
+    stops = (signal.SIGINT, signal.SIGTERM)
+    handlers = {s: signal.getsignal(s) for s in stops}
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    changed = {s.name for s in stops if signal.getsignal(s) is not handlers[s]}
+    now_blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    if changed or now_blocked != blocked:
+        for s in stops:
+            signal.signal(s, handlers[s])
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        warnings.warn(
+            f"{request.node.nodeid} left the test process's stop signals changed "
+            f"(handlers: {sorted(changed)}, blocked: {sorted(now_blocked - blocked)}); put back",
+            stacklevel=1,
+        )
 
 
 @pytest.fixture(scope="session")
