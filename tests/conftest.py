@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,27 +16,11 @@ import pytest
 # full build.
 os.environ.setdefault("EXIGO_SYNC_DBT_THREADS", "1")
 
-
-@pytest.fixture(autouse=True)
-def _stop_signals_left_as_found(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A process inherits an ignored or blocked SIGINT/SIGTERM from the test process that starts
-    it: a CLI run started by a later test would then never see its Ctrl-C (the R4 and docs
-    `--serve` tests). Put back what a test left changed, and say which test did."""
-    stops = (signal.SIGINT, signal.SIGTERM)
-    handlers = {s: signal.getsignal(s) for s in stops}
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    yield
-    changed = {s.name for s in stops if signal.getsignal(s) is not handlers[s]}
-    now_blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    if changed or now_blocked != blocked:
-        for s in stops:
-            signal.signal(s, handlers[s])
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        warnings.warn(
-            f"{request.node.nodeid} left the test process's stop signals changed "
-            f"(handlers: {sorted(changed)}, blocked: {sorted(now_blocked - blocked)}); put back",
-            stacklevel=1,
-        )
+# The CLI runs the tests start are stopped with Ctrl-C as a terminal's foreground job would be.
+# A suite started in the background (`make test &`, nohup) inherits SIGINT ignored, Python keeps
+# it so, and every process the tests start would inherit it too and never see its Ctrl-C.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
