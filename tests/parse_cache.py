@@ -7,18 +7,19 @@ Before a test runs dbt, its target folder gets the parse the last invocation wit
 inputs left; afterwards that parse is kept for the next test.
 
 What dbt checks itself before it accepts a saved parse: the project's files, the --vars, the
-profile and target names, the profile's connection keys, the env vars the project reads, and
-dbt's version; anything else makes it parse again, and a file it cannot read makes it parse
-from scratch. What it does not check, the key does: the profiles.yml text, every EXIGO_SYNC_*
-setting but RUNTIME_ONLY (a path by its file name: dbt-duckdb names a database after its file),
-and what the caller adds (the vars, the project folder).
+profile and target names, the profile's rendered connection settings, the env vars the project
+reads, and dbt's version; anything else makes it parse again, and a file it cannot read makes
+it parse from scratch. What it does not check, the key does: the profiles.yml text, every
+EXIGO_SYNC_* setting but RUNTIME_ONLY (a path by its file name: dbt-duckdb names a database
+after its file), and what the caller adds (the vars, the project folder).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 PARSE_FILE = "partial_parse.msgpack"
@@ -53,3 +54,13 @@ def keep(target_path: Path, cache_key: str) -> None:
     path = Path(target_path) / PARSE_FILE
     if path.is_file():
         _parses[cache_key] = path.read_bytes()
+
+
+@contextmanager
+def seeded(target_path: Path, cache_key: str) -> Iterator[None]:
+    """dbt, run inside, starts from the parse kept under `cache_key` and leaves its own."""
+    seed(target_path, cache_key)
+    try:
+        yield
+    finally:
+        keep(target_path, cache_key)

@@ -146,15 +146,14 @@ class DbtEnv:
         with self._environ(env):
             # dbt's parse of an earlier test with the same inputs (tests/parse_cache.py).
             parse_key = parse_cache.key(self.profiles_dir, PROJECT_DIR, dbt_vars)
-            parse_cache.seed(self.target_path, parse_key)
             cwd = os.getcwd()
             os.chdir(self.profiles_dir)  # where a batch's dbt runs (exigo_sync.dbt_runner)
             try:
-                return dbtRunner().invoke(cli)
+                with parse_cache.seeded(self.target_path, parse_key):
+                    return dbtRunner().invoke(cli)
             finally:
                 os.chdir(cwd)
                 release_duckdb()
-                parse_cache.keep(self.target_path, parse_key)
 
     def fast_build(self, batch_id: int, refreshed_at: datetime, **kw) -> dbtRunnerResult:
         """The merge models and their H3/C1 data tests only (no marts, no plain not_null/unique

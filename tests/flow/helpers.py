@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -49,7 +48,9 @@ class SyncEnv:
         """Run the flow in-process; returns the final Prefect state (never raises)."""
         from exigo_sync.flow import exigo_sync
 
-        with seeded_dbt_parse(self.profiles, params):
+        # dbt starts from an earlier batch's parse (tests/parse_cache.py).
+        target = Path(os.environ["EXIGO_SYNC_DBT_TARGET_PATH"])
+        with parse_cache.seeded(target, flow_parse_key(self.profiles, params)):
             return exigo_sync(**params, return_state=True)
 
     def run_ok(self, **params: Any) -> dict[str, Any]:
@@ -179,19 +180,6 @@ def flow_parse_key(
     """The parse_cache key of a batch run with flow `params` (those that change dbt's vars)."""
     vars_params = {k: params.get(k) for k in ("reconcile", "confirm_deletions")}
     return parse_cache.key(profiles, repr(sorted(vars_params.items())), environ=environ)
-
-
-@contextmanager
-def seeded_dbt_parse(profiles: Path, params: Mapping[str, Any]) -> Iterator[None]:
-    """A batch's dbt starts from the parse of an earlier batch of this test process with the
-    same settings and vars-bearing parameters (tests/parse_cache.py), and leaves its own."""
-    target = Path(os.environ["EXIGO_SYNC_DBT_TARGET_PATH"])
-    cache_key = flow_parse_key(profiles, params)
-    parse_cache.seed(target, cache_key)
-    try:
-        yield
-    finally:
-        parse_cache.keep(target, cache_key)
 
 
 def copy_files(src: SyncEnv, dst: SyncEnv) -> None:
