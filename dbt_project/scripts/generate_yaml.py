@@ -250,7 +250,6 @@ def history_models() -> dict[str, Any]:
                 "Incremental (delete+insert on history_version_id), never rebuilt "
                 "(full_refresh: false)." + lookup_note,
                 "data_tests": [
-                    {"exigo_one_current_per_key": {"arguments": {"key_columns": keys}}},
                     {"exigo_contiguous_intervals": {"arguments": {"key_columns": keys}}},
                 ],
                 "columns": [
@@ -280,7 +279,6 @@ def current_models() -> dict[str, Any]:
                 "description": f"Current state of {ABOUT[t.name]}: one row per key ever seen = its "
                 "current history version; deleted keys stay, flagged.",
                 "data_tests": [
-                    {"exigo_unique_key": {"arguments": {"key_columns": keys}}},
                     {
                         "exigo_current_matches_history": {
                             "arguments": {
