@@ -164,14 +164,46 @@ def render(ws: Workspace, sizes: Sizes) -> str:
     w("| target | measured | ratio | |")
     w("| --- | --- | --- | --- |")
     hmax, hmin, kmax = max(hs), min(hs), max(ks)
+    growth = hmax / hmin if hmin else 0
+    for h in hs:
+        for k in ks:
+            bb, sn = res.batch(h, k), res.snapshot(h, k)
+            g = _ratio(sn and sn["wall_seconds"], bb and bb["wall_seconds"])
+            w(
+                f"| faster than the full-table `dbt snapshot` ({label(h)} history, {label(k)} "
+                f"changes) | snapshot {_s(sn and sn['wall_seconds'])} s, batch "
+                f"{_s(bb and bb['wall_seconds'])} s | {_r(g)} as fast | "
+                f"{_met(None if g is None else g > 1)} |"
+            )
     b, f = res.batch(hmax, kmax), res.floor(hmax, kmax)
     r1 = _ratio(b and b["wall_seconds"], f and f["wall_seconds"])
     w(
-        f"| {label(kmax)}-change batch into {label(hmax)} history ≤ 2x the floor | batch "
-        f"{_s(b and b['wall_seconds'])} s (flow run), floor {_s(f and f['wall_seconds'])} s | "
-        f"{_r(r1)} | {_met(None if r1 is None else r1 <= 2)} |"
+        f"| {label(kmax)}-change batch into {label(hmax)} history ≤ 3x the hand-written floor, "
+        f"end to end on a running API | batch {_s(b and b['wall_seconds'])} s (flow run), floor "
+        f"{_s(f and f['wall_seconds'])} s | {_r(r1)} | {_met(None if r1 is None else r1 <= 3)} |"
     )
-    growth = hmax / hmin if hmin else 0
+    for h in hs:
+        nc = res.get("nochange", f"h{label(h)}")
+        if nc is None:
+            w(f"| no-change batch ({label(h)} history) | not measured | — | not measured |")
+            continue
+        fw, cold = nc["flow_warm"]["wall_seconds"], nc["cli_cold"]["wall_seconds"]
+        w(
+            f"| no-change batch ≤ 5 s on a running API, ≤ 10 s as a cold `exigo-sync run` "
+            f"({label(h)} history) | running API {_s(fw)} s; cold CLI {_s(cold)} s | "
+            f"{_r(_ratio(fw, 5))} / {_r(_ratio(cold, 10))} of the targets | "
+            f"running API {_met(fw <= 5)}, cold CLI {_met(cold <= 10)} |"
+        )
+    for k in ks:
+        big, small = res.batch(hmax, k), res.batch(hmin, k)
+        copy_big = big and big.get("steps", {}).get(ANALYTICS_COPY_STEP)
+        copy_small = small and small.get("steps", {}).get(ANALYTICS_COPY_STEP)
+        g = _ratio(copy_big, copy_small)
+        w(
+            f"| publishing the analytics copy grows ≤ 1.5x when history grows {growth:g}x "
+            f"({label(k)} changes) | {label(hmin)}: {_s(copy_small)} s, {label(hmax)}: "
+            f"{_s(copy_big)} s | {_r(g)} | {_met(None if g is None else g <= 1.5)} |"
+        )
     for k in ks:
         big, small = res.batch(hmax, k), res.batch(hmin, k)
         g = _ratio(big and big["wall_seconds"], small and small["wall_seconds"])
@@ -181,30 +213,6 @@ def render(ws: Workspace, sizes: Sizes) -> str:
             f"{label(hmin)}: {_s(small and small['wall_seconds'])} s, {label(hmax)}: "
             f"{_s(big and big['wall_seconds'])} s | {_r(g)} ({_r(without)} without the "
             f"analytics copy) | {_met(None if g is None else g <= 3)} |"
-        )
-    for k in ks:
-        bb, sn = res.batch(hmax, k), res.snapshot(hmax, k)
-        g = _ratio(sn and sn["wall_seconds"], bb and bb["wall_seconds"])
-        w(
-            f"| ≥ 5x faster than `dbt snapshot` at {label(hmax)} history ({label(k)} changes) | "
-            f"snapshot {_s(sn and sn['wall_seconds'])} s, batch {_s(bb and bb['wall_seconds'])} s "
-            f"| {_r(g)} faster | {_met(None if g is None else g >= 5)} |"
-        )
-    for h in hs:
-        nc = res.get("nochange", f"h{label(h)}")
-        if nc is None:
-            w(f"| no-change batch ({label(h)} history) | not measured | — | not measured |")
-            continue
-        fw, bare = nc["flow_warm"]["wall_seconds"], nc["bare_dbt"]["wall_seconds"]
-        g = _ratio(fw, bare)
-        w(
-            f"| no-change batch ≤ 1.5x bare `dbt build` ({label(h)} history) | flow {_s(fw)} s, "
-            f"dbt build {_s(bare)} s | {_r(g)} | {_met(g is not None and g <= 1.5)} |"
-        )
-        w(
-            f"| no-change batch under 15 s wall ({label(h)} history) | flow on a running API "
-            f"{_s(fw)} s; cold `exigo-sync run` {_s(nc['cli_cold']['wall_seconds'])} s | — | "
-            f"running API {_met(fw < 15)}, cold CLI {_met(nc['cli_cold']['wall_seconds'] < 15)} |"
         )
     il = res.get("initial_load", f"c{label(sizes.initial_load_customers)}")
     w(

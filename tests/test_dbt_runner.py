@@ -20,7 +20,8 @@ def test_dbt_args_stay_the_same_between_batches() -> None:
     # The child writes run_results.json itself; dbt writes no manifest per batch.
     assert args[5] == "--no-write-json"
     assert args[6:] == ["--exclude", "tag:slow", "test_name:not_null", "test_name:unique",
-                        "test_name:accepted_values", "test_name:relationships"]  # fmt: skip
+                        "test_name:accepted_values", "test_name:relationships",
+                        "tag:exigo_full_check_only"]  # fmt: skip
     full = build_args(batch_vars=topology_vars, select=None, full_checks=True)
     assert '"exigo_full_checks": true' in full[4] and "--exclude" not in full
 

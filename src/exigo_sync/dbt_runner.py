@@ -39,6 +39,9 @@ DEFAULT_SELECT = "tag:exigo_staging+"
 # A batch runs the contract tests (H3, C1) on the keys it wrote; these generic column tests scan
 # whole tables, so they run in full checks only (the nightly reconciliation run, `dbt test`).
 FULL_CHECK_ONLY_TESTS = ("not_null", "unique", "accepted_values", "relationships")
+# The project's own whole-table checks (sums and grains that cannot be scoped to a batch's keys)
+# carry this tag: a batch does not even schedule them (each dbt node costs its Python).
+FULL_CHECK_ONLY_TAG = "exigo_full_check_only"
 _FAILED = {"error", "fail", "runtime error"}
 # dbt's traceback of the KeyboardInterrupt a stop raises in it: the stop is logged already.
 _STOPPED_NOISE = frozenset({"MainStackTrace"})
@@ -155,6 +158,7 @@ def build_args(
     excluded = (exclude or "").split()
     if not full_checks:
         excluded += [f"test_name:{name}" for name in FULL_CHECK_ONLY_TESTS]
+        excluded += [f"tag:{FULL_CHECK_ONLY_TAG}"]
     args = ["build", "--select", select or DEFAULT_SELECT, "--vars", json.dumps(dbt_vars)]
     # No manifest.json (twice) nor semantic_manifest.json per batch: ~1 s of JSON nobody reads.
     # The child still writes run_results.json, which judges the batch (exigo_sync.child.dbt).

@@ -167,6 +167,7 @@ def _fake_results(ws: Workspace, name: str) -> None:
             "changes": 200,
             "versions": run["versions"],
             "wall_seconds": 10.0,
+            "steps": {"analytics copy": 0.3},
             "dbt_step_seconds": 9.0,
             "ledger_step_seconds": 0.2,
             "model_seconds": 3.0,
@@ -280,10 +281,17 @@ def test_report_has_every_section(tmp_path: Path, name: str) -> None:
     assert report.sections_present(text) == list(report.SECTIONS)
     assert "not measured" not in text
     # Every target has its row with a verdict, and the machine and versions are stated.
-    for target in ("the floor", "history grows", "dbt snapshot", "1.5x bare", "under 15 s",
-                   "peak memory", "2 minutes"):  # fmt: skip
+    verdicts = {}
+    for target in ("hand-written floor", "batch cost grows", "dbt snapshot", "no-change batch",
+                   "analytics copy grows", "peak memory", "2 minutes"):  # fmt: skip
         line = next(x for x in text.splitlines() if target in x and x.startswith("| "))
         assert "**met**" in line or "**missed**" in line, line
+        verdicts[target] = line.rsplit("|", 2)[-2].strip()
+    # The fake figures: a 10 s batch against a 60 s snapshot and a 1 s floor; an 8 s no-change
+    # batch and a 20 s cold CLI.
+    assert verdicts["dbt snapshot"] == "**met**"
+    assert verdicts["hand-written floor"] == "**missed**"
+    assert verdicts["no-change batch"] == "running API **missed**, cold CLI **missed**"
     assert "2 cores" in text and "load" in text
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from exigo_sync.dbt_runner import build_args
 from exigo_sync.profiles import Target
 from exigo_sync.source import RefreshResult
 from exigo_sync.warehouse.ledger import Ledger
@@ -376,7 +377,20 @@ def test_mart_tests_pass_in_a_full_check_and_cost_nothing_in_a_batch(marts_env):
     ):
         assert name in ran, name
     assert any(n.startswith("exigo_unique_grain_fct_daily_sales") for n in ran), sorted(ran)
-    # The batch build compiled the whole-table tests to a query that reads nothing.
+    # A batch's own selection does not even schedule the whole-table ones (a node each) ...
+    batch = build_args(batch_vars={}, select=None)
+    listed = marts_env.invoke(
+        "ls", "--resource-type", "test", "--output", "name",
+        *batch[1:3], *batch[batch.index("--exclude"):],
+    )  # fmt: skip
+    assert listed.success, failures(listed)
+    scheduled = set(listed.result)
+    assert "assert_status_changes_end_in_current_status" in scheduled, sorted(scheduled)
+    whole_table = {n for n in ran if n.startswith("exigo_unique_grain")} | {
+        "assert_marts_reconcile_with_current_state", "assert_daily_sales_reconcile_with_orders",
+    }  # fmt: skip
+    assert not scheduled & whole_table, sorted(scheduled & whole_table)
+    # ... and, run on purpose in a batch's build, they compile to a query that reads nothing.
     build_sql = _compiled_test_sql(
         marts_env, "assert_daily_sales_reconcile_with_orders", batch=True
     )

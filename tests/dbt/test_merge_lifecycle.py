@@ -168,8 +168,9 @@ def broken_rules(env, res) -> dict[str, set[tuple[int, str]]]:
     try:
         return {
             r.node.name.split("_customers")[0]: set(
-                con.execute(f"select customer_id, broken_rule from ({r.node.compiled_code})")
-                .fetchall()
+                con.execute(
+                    f"select customer_id, broken_rule from ({r.node.compiled_code})"
+                ).fetchall()
             )
             for r in res.result.results
             if str(r.status) == "fail"

@@ -2,6 +2,7 @@
     exigo_booked_order_status_ids) live orders that are not returns, and the booked returns
     (IsRMA), counted and summed over every day, country, currency and type. A return attributed
     to the wrong row, dropped or counted twice breaks it. Full checks only. -#}
+{{ config(tags=["exigo_full_check_only"]) }}
 {%- set booked = var('exigo_booked_order_status_ids') | join(', ') -%}
 {%- set sql -%}
 with mart as (

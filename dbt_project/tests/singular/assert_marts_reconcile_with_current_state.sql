@@ -2,6 +2,7 @@
     id, or a bad join, would): counts and money per mart equal the current-state tables' own.
     Whole tables, so full checks only (exigo_full_check_only). Failing rows: the mart, what it
     holds, what current state holds. -#}
+{{ config(tags=["exigo_full_check_only"]) }}
 {%- set sql -%}
 with checks as (
     select 'fct_orders rows' as check_name,
