@@ -157,8 +157,9 @@ def build_args(
     dbt_vars = {**batch_vars, "exigo_full_checks": full_checks}
     excluded = (exclude or "").split()
     if not full_checks:
-        excluded += [f"test_name:{name}" for name in FULL_CHECK_ONLY_TESTS]
-        excluded += [f"tag:{FULL_CHECK_ONLY_TAG}"]
+        excluded += [f"test_name:{name}" for name in FULL_CHECK_ONLY_TESTS] + [
+            f"tag:{FULL_CHECK_ONLY_TAG}"
+        ]
     args = ["build", "--select", select or DEFAULT_SELECT, "--vars", json.dumps(dbt_vars)]
     # No manifest.json (twice) nor semantic_manifest.json per batch: ~1 s of JSON nobody reads.
     # The child still writes run_results.json, which judges the batch (exigo_sync.child.dbt).

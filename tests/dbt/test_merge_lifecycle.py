@@ -4,6 +4,7 @@ and the H3/C1 data tests' ability to fail."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from tests.dbt.helpers import DBT_THREADS_AS_SHIPPED, failures
 from tests.dbt.scenario import (
@@ -147,16 +148,23 @@ def test_h3_c1_data_tests_catch_corruption(merged_env):
         "test", "--select", "customers_history", "customers_current", "--exclude", "test_type:unit"
     )
     assert not res.success
-    failed = {
-        r.node.name.split("_customers")[0] for r in res.result.results if str(r.status) == "fail"
-    }
-    assert {"exigo_contiguous_intervals", "exigo_current_matches_history"} <= failed, failed
     rules = broken_rules(merged_env, res)
+    assert {"exigo_contiguous_intervals", "exigo_current_matches_history"} <= rules.keys(), rules
     assert (2, "a second current version") in rules["exigo_contiguous_intervals"], rules
     assert rules["exigo_current_matches_history"] == {
         (1, "more than one current-state row"),
         (2, "differs from the current version"),
     }, rules
+
+
+def failed_customers_tests(res) -> dict[str, Any]:
+    """The customers data tests that failed, by test name (`exigo_contiguous_intervals`): their
+    nodes."""
+    return {
+        r.node.name.split("_customers")[0]: r.node
+        for r in res.result.results
+        if str(r.status) == "fail"
+    }
 
 
 def broken_rules(env, res) -> dict[str, set[tuple[int, str]]]:
@@ -167,13 +175,12 @@ def broken_rules(env, res) -> dict[str, set[tuple[int, str]]]:
     con = duckdb.connect(str(env.warehouse), read_only=True)
     try:
         return {
-            r.node.name.split("_customers")[0]: set(
+            name: set(
                 con.execute(
-                    f"select customer_id, broken_rule from ({r.node.compiled_code})"
+                    f"select customer_id, broken_rule from ({node.compiled_code})"
                 ).fetchall()
             )
-            for r in res.result.results
-            if str(r.status) == "fail"
+            for name, node in failed_customers_tests(res).items()
         }
     finally:
         con.close()
@@ -195,14 +202,7 @@ def test_h3_c1_batch_checks_cover_exactly_the_keys_the_batch_wrote(merged_env):
     finally:
         con.close()
     select = ("test", "--select", "customers_history", "--exclude", "test_type:unit")
-
-    def failed(res) -> set[str]:
-        return {
-            r.node.name.split("_customers")[0]
-            for r in res.result.results
-            if str(r.status) == "fail"
-        }
-
+    failed = failed_customers_tests
     in_batch_9 = merged_env.invoke(*select, extra_vars={"exigo_batch_id": 9})
     assert "exigo_contiguous_intervals" in failed(in_batch_9)
     # ... which batch 2 did not write: its own checks do not read customer 2's rows ...
