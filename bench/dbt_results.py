@@ -52,9 +52,25 @@ def wall_shares(results: list[dict[str, Any]]) -> dict[str, float]:
     return shares
 
 
+def step_seconds(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Node-seconds per timing step dbt records ("compile": rendering the node's Jinja, with
+    the queries its macros make; "execute": running its statements and dbt's around them),
+    summed over the nodes: with threads > 1 they add up to more than the wall time."""
+    steps: dict[str, float] = {}
+    for r in results:
+        for t in r.get("timing") or []:
+            if t.get("started_at") and t.get("completed_at"):
+                start, end = (
+                    datetime.fromisoformat(str(t[k]).replace("Z", "+00:00")).timestamp()
+                    for k in ("started_at", "completed_at")
+                )
+                steps[str(t["name"])] = steps.get(str(t["name"]), 0.0) + end - start
+    return steps
+
+
 def summarize(path: Path, top: int = 8) -> dict[str, Any]:
-    """Wall seconds per layer (models) and for tests (`wall_shares`), dbt's elapsed time and
-    threads, the slowest nodes."""
+    """Wall seconds per layer (models) and for tests (`wall_shares`), node-seconds per timing
+    step (`step_seconds`), dbt's elapsed time and threads, the slowest nodes."""
     data = json.loads(path.read_text())
     results = data.get("results") or []
     nodes = [
@@ -69,6 +85,7 @@ def summarize(path: Path, top: int = 8) -> dict[str, Any]:
         "threads": len({r.get("thread_id") for r in results}),
         "model_seconds": round(model_seconds, 3),
         "by_layer": {k: round(v, 3) for k, v in sorted(by_layer.items())},
+        "step_seconds": {k: round(v, 3) for k, v in sorted(step_seconds(results).items())},
         "nodes": len(nodes),
         "slowest": [[round(s, 3), uid] for s, uid, _ in nodes[:top]],
         "statuses": sorted({status for _, _, status in nodes}),

@@ -52,6 +52,10 @@ def test_overlapping_nodes_share_the_run_phase_instead_of_counting_twice() -> No
     # One thread: the shares are the node times themselves.
     alone = [_node("model.exigo_sync.orders_history", 0, 3, "Thread-1")]
     assert dbt_results.wall_shares(alone) == pytest.approx({"history": 3.0})
+    # Node-seconds per timing step add up over the nodes, overlapped or not: each node
+    # compiles for 0.1 s and executes for the rest of its span.
+    steps = dbt_results.step_seconds(results)
+    assert steps == pytest.approx({"compile": 0.3, "execute": 3.9 + 2.9 + 0.9})
 
 
 def test_process_tree_is_measured(tmp_path: Path) -> None:
@@ -124,6 +128,7 @@ def _dbt(seconds: float) -> dict[str, Any]:
         "dbt_elapsed": 4 * seconds,
         "model_seconds": 3 * seconds,
         "by_layer": layers,
+        "step_seconds": {"compile": 2 * seconds, "execute": 3 * seconds},
         "nodes": 4,
         "slowest": [[seconds, "model.exigo_sync.orders_history"]],
         "statuses": ["success"],
@@ -293,6 +298,16 @@ def test_report_has_every_section(tmp_path: Path, name: str) -> None:
     assert verdicts["hand-written floor"] == "**missed**"
     assert verdicts["no-change batch"] == "running API **missed**, cold CLI **missed**"
     assert "2 cores" in text and "load" in text
+    # Every missed target is decomposed from the same figures: the 8 s no-change flow run's
+    # dbt nodes (4, compiled 2 node-seconds, executed 3) and what the cold CLI adds (20 - 8).
+    bounds = text.split(report.SECTIONS[9])[1].split(report.SECTIONS[10])[0]
+    nochange = next(x for x in bounds.splitlines() if "No-change batch" in x)
+    assert "8.00 s" in nochange and "missed" in nochange
+    assert "4 dbt nodes, 2.00 node-seconds compiling" in nochange and "3.00 executing" in nochange
+    cold = next(x for x in bounds.splitlines() if "Cold `exigo-sync run`" in x)
+    assert "20.00 s, 12.00 s more" in cold
+    floor_line = next(x for x in bounds.splitlines() if "against the floor" in x)
+    assert "10.00x, missed" in floor_line and "0.50 s of the 2.00 s" in floor_line
 
 
 def test_report_says_what_is_not_measured(tmp_path: Path) -> None:
