@@ -171,6 +171,23 @@ def bounds(res: Results, sizes: Sizes, merge_sql: float | None) -> list[str]:
             "(Prefect, dbt in the fork server) and the private Prefect API the CLI starts when "
             "no `PREFECT_API_URL` is set. A deployment or `exigo-sync serve` pays it once."
         )
+    layers = res.get("layers", f"h{label(hmin)}")
+    if layers is not None:
+        w(
+            f"\n  The same no-change batch's `dbt build` ({label(hmin)} history) with fewer "
+            "nodes, each a new process as the flow starts it (`wall` includes dbt's imports, "
+            "which the flow's fork server saves a batch; `run phase` does not):\n"
+        )
+        w("  | dbt build | nodes | wall s | run phase s | compile node-s | execute node-s | n |")
+        w("  | --- | --- | --- | --- | --- | --- | --- |")
+        for name, v in layers["variants"].items():
+            steps = v["step_seconds"]
+            w(
+                f"  | {name} | {v['nodes']} | {_s(v['wall_seconds'])} | "
+                f"{_s(v['dbt_elapsed'])} | {_s(steps['compile'])} | {_s(steps['execute'])} | "
+                f"{v['n']} |"
+            )
+        w("")
     b = res.batch(hmax, kmax)
     fl = res.floor(hmax, kmax)
     if b is not None and fl is not None:
@@ -709,6 +726,7 @@ def render(ws: Workspace, sizes: Sizes) -> str:
     figs += [f"floor/h{label(h)}/k{label(k)}" for h in hs for k in ks]
     figs += [f"snapshot/h{label(h)}/k{label(k)}" for h in hs for k in ks]
     figs += [f"nochange/h{label(h)}" for h in hs]
+    figs += [f"layers/h{label(min(hs))}"]
     figs += [
         f"profile/h{label(hmax)}/k{label(kmax)}",
         f"initial_load/c{label(sizes.initial_load_customers)}",
@@ -736,6 +754,13 @@ def render(ws: Workspace, sizes: Sizes) -> str:
         w(
             f"- `nochange/…` bare dbt build: `{nc['bare_dbt']['command']}`; cold CLI: "
             "`exigo-sync run`; running API: `python -m bench.child flow --runs N`."
+        )
+    lay = res.get("layers", f"h{label(min(hs))}")
+    if lay:
+        w(
+            "- `layers/…`: on the no-change batch of section 4, "
+            + "; ".join(f"{name}: `{v['command']}`" for name, v in lay["variants"].items())
+            + "."
         )
     w(
         "- `initial_load/…`: `exigo-sync run` (no PREFECT_API_URL) on a copy of the simulator "

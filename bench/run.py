@@ -567,13 +567,9 @@ class Bench:
         for i in range(runs):
             log(f"no-change h{label(rows)}: bare dbt build {i + 1}")
             b = self.dbt(args, f"{key}/dbt{i + 1}")
-            bare.append(
-                {
-                    **b.__dict__,
-                    "dbt": dbt_results.summarize(slot.run_results),
-                    "partial_parse_warm": parse_was_warm(Path(b.log)),
-                }
-            )
+            # No run_results.json: the flow's command has --no-write-json (its dbt child writes
+            # the file; a bare `dbt` does not), so only the wall time is the bare build's.
+            bare.append({**b.__dict__, "partial_parse_warm": parse_was_warm(Path(b.log))})
         self.save(
             key,
             {
@@ -608,6 +604,61 @@ class Bench:
                 },
             },
         )
+
+    def measure_layers(self, rows: int) -> None:
+        """What bounds a no-change batch: the flow's `dbt build` on a no-change batch (as the
+        bare build of section 4), then with fewer nodes each time (no test nodes; no marts
+        either; staging alone), run as the flow runs it (its dbt child, which writes
+        run_results.json), so the run phase and the nodes' compile/execute seconds of each
+        are measured. Every variant is a fresh process: `dbt start` includes dbt's imports."""
+        key = self.key("layers", f"h{label(rows)}")
+        if not self.wanted(key) or self.cached_result(key):
+            return
+        h = self.loaded(rows)
+        slot = self.ws.slot
+        copy_db(h / "wh_loaded.duckdb", slot.warehouse)
+        copy_db(h / "sim_loaded.duckdb", slot.source)
+        self.warm_parse()
+        self.ledger_batch(watermark(slot.warehouse) - self.settings().overlap)
+        args = self.flow_dbt_args()
+        no_tests = [*args, "--exclude-resource-type", "test"]
+        at = args.index("--select") + 1
+        variants = {
+            "the batch's build": args,
+            "without its test nodes": no_tests,
+            "without tests and marts": [
+                *no_tests, "--exclude", "tag:exigo_marts", "tag:exigo_intermediate",
+            ],
+            "staging alone, without tests": [
+                *no_tests[:at], "tag:exigo_staging", *no_tests[at + 1 :],
+            ],
+        }  # fmt: skip
+        out: dict[str, Any] = {}
+        for n, (name, variant) in enumerate(variants.items()):
+
+            def one(i: int, n: int = n, variant: list[str] = variant) -> dict[str, Any]:
+                slot.run_results.unlink(missing_ok=True)
+                log(f"layers h{label(rows)}: variant {n + 1} run {i + 1}")
+                m = procs.run(
+                    [self.python(), "-m", "exigo_sync.child.dbt", *variant], env=self.env(),
+                    log=self.log_path(f"{key}/v{n + 1}-{i + 1}"), cwd=REPO_ROOT,
+                ).check()  # fmt: skip
+                return {**m.__dict__, "dbt": dbt_results.summarize(slot.run_results)}
+
+            runs = self.repeat(one, lambda r: r["wall_seconds"])
+            out[name] = {
+                "runs": runs,
+                "n": len(runs),
+                "wall_seconds": median([r["wall_seconds"] for r in runs]),
+                "dbt_elapsed": median([r["dbt"]["dbt_elapsed"] for r in runs]),
+                "nodes": runs[0]["dbt"]["nodes"],
+                "step_seconds": {
+                    s: median([r["dbt"]["step_seconds"].get(s, 0.0) for r in runs])
+                    for s in ("compile", "execute")
+                },
+                "command": " ".join(["python -m exigo_sync.child.dbt", *variant]),
+            }
+        self.save(key, {"variants": out})
 
     # --- sections 5 and 6: the initial load and the simulator -------------------------------
 
@@ -780,4 +831,5 @@ def run_all(bench: Bench) -> None:
         bench.measure_profile(max(s.history_rows), max(s.batch_changes))
         for rows in s.history_rows:
             bench.measure_nochange(rows)
+        bench.measure_layers(min(s.history_rows))
         bench.measure_initial_load()

@@ -224,6 +224,16 @@ def _fake_results(ws: Workspace, name: str) -> None:
             "bare_dbt": {"runs": [LOAD], "n": 1, "wall_seconds": 6.0, "command": "dbt build"},
         },
     )
+    variant = {
+        "runs": [LOAD], "n": 1, "wall_seconds": 9.0, "dbt_elapsed": 5.0, "nodes": 90,
+        "step_seconds": {"compile": 4.0, "execute": 4.5},
+        "command": "python -m exigo_sync.child.dbt build",
+    }  # fmt: skip
+    save(
+        f"{name}/layers/h{h}",
+        {"variants": {"the batch's build": variant, "staging alone, without tests": {
+            **variant, "nodes": 14, "dbt_elapsed": 2.0}}},
+    )  # fmt: skip
     save(
         f"{name}/initial_load/c{label(sizes.initial_load_customers)}",
         {
@@ -306,6 +316,8 @@ def test_report_has_every_section(tmp_path: Path, name: str) -> None:
     assert "4 dbt nodes, 2.00 node-seconds compiling" in nochange and "3.00 executing" in nochange
     cold = next(x for x in bounds.splitlines() if "Cold `exigo-sync run`" in x)
     assert "20.00 s, 12.00 s more" in cold
+    # The no-change batch's build with fewer nodes, as measured.
+    assert "| staging alone, without tests | 14 | 9.00 | 2.00 | 4.00 | 4.50 | 1 |" in bounds
     floor_line = next(x for x in bounds.splitlines() if "against the floor" in x)
     assert "10.00x, missed" in floor_line and "0.50 s of the 2.00 s" in floor_line
 
