@@ -137,6 +137,18 @@ def mb(n_bytes: float) -> float:
     return round(n_bytes / 2**20, 1)
 
 
+def _forget_parents_peak() -> None:
+    """In the forked child, before exec: reset the high-water mark its memory map inherited
+    from this process. Linux carries a forked process's peak RSS across exec into its own
+    `ru_maxrss`, so a command started by a bench that had grown (comparing 10M-row tables)
+    reported the bench's peak as its own. Only os calls: the fork of a threaded process."""
+    fd = os.open("/proc/self/clear_refs", os.O_WRONLY)
+    try:
+        os.write(fd, b"5")
+    finally:
+        os.close(fd)
+
+
 def run(
     command: Sequence[str],
     *,
@@ -151,8 +163,9 @@ def run(
     with log.open("wb") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            list(command), env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT
-        )
+            list(command), env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+            preexec_fn=_forget_parents_peak,
+        )  # fmt: skip
         sampler = TreeSampler(proc.pid).start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)

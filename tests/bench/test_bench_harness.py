@@ -3,6 +3,7 @@ compares and reports what BENCHMARKS.md promises. The full benchmark is `make be
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -56,6 +57,18 @@ def test_overlapping_nodes_share_the_run_phase_instead_of_counting_twice() -> No
     # compiles for 0.1 s and executes for the rest of its span.
     steps = dbt_results.step_seconds(results)
     assert steps == pytest.approx({"compile": 0.3, "execute": 3.9 + 2.9 + 0.9})
+
+
+def test_a_commands_peak_is_its_own_not_the_bench_processes(tmp_path: Path) -> None:
+    # This process peaks 1 GiB higher than it stays: a command it starts afterwards must not
+    # report that peak as its own (Linux carries a forked process's high-water mark over exec).
+    block = b"\x01" * 2**30
+    del block
+    parent_peak = procs.self_maxrss_mb()
+    m = procs.run(
+        [sys.executable, "-c", "pass"], env=dict(os.environ), log=tmp_path / "small.log"
+    ).check()
+    assert m.maxrss_mb < parent_peak - 800, (m.maxrss_mb, parent_peak)
 
 
 def test_process_tree_is_measured(tmp_path: Path) -> None:
