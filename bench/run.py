@@ -537,15 +537,20 @@ class Bench:
 
     # --- section 4: a no-change batch ---------------------------------------------------------
 
+    def start_from_load(self, rows: int) -> None:
+        """The slot as a no-change batch finds it: copies of the loaded warehouse and its
+        simulator, dbt's partial parse warm."""
+        h = self.loaded(rows)
+        copy_db(h / "wh_loaded.duckdb", self.ws.slot.warehouse)
+        copy_db(h / "sim_loaded.duckdb", self.ws.slot.source)
+        self.warm_parse()
+
     def measure_nochange(self, rows: int) -> None:
         key = self.key("nochange", f"h{label(rows)}")
         if not self.wanted(key) or self.cached_result(key):
             return
-        h = self.loaded(rows)
         slot = self.ws.slot
-        copy_db(h / "wh_loaded.duckdb", slot.warehouse)
-        copy_db(h / "sim_loaded.duckdb", slot.source)
-        self.warm_parse()
+        self.start_from_load(rows)
         runs = max(self.sizes.runs, 3)
         log(f"no-change h{label(rows)}: {runs + 1} flow runs in one process (running API)")
         m, warm = self.flow_child(f"{key}/flow-warm", runs=runs + 1)
@@ -614,11 +619,8 @@ class Bench:
         key = self.key("layers", f"h{label(rows)}")
         if not self.wanted(key) or self.cached_result(key):
             return
-        h = self.loaded(rows)
         slot = self.ws.slot
-        copy_db(h / "wh_loaded.duckdb", slot.warehouse)
-        copy_db(h / "sim_loaded.duckdb", slot.source)
-        self.warm_parse()
+        self.start_from_load(rows)
         self.ledger_batch(watermark(slot.warehouse) - self.settings().overlap)
         args = self.flow_dbt_args()
         no_tests = [*args, "--exclude-resource-type", "test"]
