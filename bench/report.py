@@ -168,8 +168,9 @@ def bounds(res: Results, sizes: Sizes, merge_sql: float | None) -> list[str]:
             w(
                 f"\n  The same no-change batch's `dbt build` ({label(hmin)} history) with fewer "
                 "nodes, each a new process as the flow starts it (`wall` includes dbt's imports, "
-                "which the flow's fork server saves a batch; `run phase` does not; measured in a "
-                "session of its own, so compare within this table):\n"
+                "which the flow's fork server saves a batch; `run phase` does not; it may have "
+                "run in another session than the figures above, so compare within this "
+                "table):\n"
             )
             columns = "dbt build | nodes | wall s | run phase s | compile node-s | execute node-s"
             w(f"  | {columns} | n |")
