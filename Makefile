@@ -156,7 +156,8 @@ sqlserver-down: sqlserver-docker
 # --- Benchmarks (not part of `make test`) -----------------------------------------------------
 # BENCHMARKS.md: a batch against history size, the hand-written floor, a full-table dbt snapshot,
 # a no-change batch, the initial load, the simulator (bench/__init__.py). Full sizes take about
-# an hour on 2 cores; everything built is cached under bench/.work/, so a rerun resumes.
+# 70 minutes on 2 cores and about 60 GB of disk: everything built is cached under bench/.work/
+# (the 10M-history warehouses and their batches), so a rerun resumes.
 # Smaller sizes write bench/.work/BENCHMARKS-<sizes>.md: `make bench BENCH_SIZES=small`.
 # One figure again: `make bench BENCH_ARGS='--only batch/h10M/k100k --rerun'`.
 BENCH_SIZES ?= full

@@ -734,7 +734,8 @@ def render(ws: Workspace, sizes: Sizes) -> str:
     # --- commands --------------------------------------------------------------------------
     w(SECTIONS[10] + "\n")
     w(
-        "Everything: `make bench` (full sizes, about an hour on 2 cores; resumable) or "
+        "Everything: `make bench` (full sizes: about 70 minutes on 2 cores, about 60 GB of disk "
+        "under `bench/.work/`; resumable) or "
         f"`make bench BENCH_SIZES={sizes.name}`. One figure again (its cached inputs are reused): "
         f"{_reproduce(sizes, '<figure>')}, where `<figure>` is one of:\n"
     )
