@@ -26,10 +26,15 @@ def layer(unique_id: str) -> str:
     return "marts"
 
 
+def _epoch(stamp: object) -> float:
+    """A run_results.json timestamp (ISO 8601, `Z` for UTC) in epoch seconds."""
+    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+
+
 def _interval(result: dict[str, Any]) -> tuple[float, float] | None:
     """A node's span: from its first timing step's start to its last one's end (epoch s)."""
     stamps = [
-        datetime.fromisoformat(str(t[k]).replace("Z", "+00:00")).timestamp()
+        _epoch(t[k])
         for t in result.get("timing") or []
         for k in ("started_at", "completed_at")
         if t.get(k)
@@ -60,11 +65,8 @@ def step_seconds(results: list[dict[str, Any]]) -> dict[str, float]:
     for r in results:
         for t in r.get("timing") or []:
             if t.get("started_at") and t.get("completed_at"):
-                start, end = (
-                    datetime.fromisoformat(str(t[k]).replace("Z", "+00:00")).timestamp()
-                    for k in ("started_at", "completed_at")
-                )
-                steps[str(t["name"])] = steps.get(str(t["name"]), 0.0) + end - start
+                seconds = _epoch(t["completed_at"]) - _epoch(t["started_at"])
+                steps[str(t["name"])] = steps.get(str(t["name"]), 0.0) + seconds
     return steps
 
 

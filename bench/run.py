@@ -36,6 +36,10 @@ from bench.workspace import (
 # smallest batch (their base population is dense there). The no-change batches of section 4
 # keep the default overlap, as operated.
 BATCH_OVERLAP_MINUTES = 0.0
+# The `layers` figure's builds the report compares: the batch's own, and the same build without
+# any test or mart (staging, history and current state alone).
+LAYERS_FULL = "the batch's build"
+LAYERS_LEAN = "without tests and marts"
 # A calibrated batch is accepted within this share of the asked number of changes.
 CALIBRATION_TOLERANCE = 0.15
 
@@ -626,9 +630,9 @@ class Bench:
         no_tests = [*args, "--exclude-resource-type", "test"]
         at = args.index("--select") + 1
         variants = {
-            "the batch's build": args,
+            LAYERS_FULL: args,
             "without its test nodes": no_tests,
-            "without tests and marts": [
+            LAYERS_LEAN: [
                 *no_tests, "--exclude", "tag:exigo_marts", "tag:exigo_intermediate",
             ],
             "staging alone, without tests": [

@@ -202,15 +202,14 @@ def test_h3_c1_batch_checks_cover_exactly_the_keys_the_batch_wrote(merged_env):
     finally:
         con.close()
     select = ("test", "--select", "customers_history", "--exclude", "test_type:unit")
-    failed = failed_customers_tests
     in_batch_9 = merged_env.invoke(*select, extra_vars={"exigo_batch_id": 9})
-    assert "exigo_contiguous_intervals" in failed(in_batch_9)
+    assert "exigo_contiguous_intervals" in failed_customers_tests(in_batch_9)
     # ... which batch 2 did not write: its own checks do not read customer 2's rows ...
     in_batch_2 = merged_env.invoke(*select, extra_vars={"exigo_batch_id": 2})
-    assert "exigo_contiguous_intervals" not in failed(in_batch_2)
+    assert "exigo_contiguous_intervals" not in failed_customers_tests(in_batch_2)
     # ... and the full check finds it whoever wrote it.
     full = merged_env.invoke(*select)
-    assert "exigo_contiguous_intervals" in failed(full)
+    assert "exigo_contiguous_intervals" in failed_customers_tests(full)
 
 
 def test_h8_a_model_failing_after_its_write_leaves_its_table_as_it_was(merged_env):
