@@ -248,3 +248,68 @@ def test_landing_holds_exactly_the_refreshed_snapshot(
     sql = f"SELECT Notes FROM exigo_landing.Customers WHERE CustomerID = {customer}"
     ((note,),) = _rows(warehouse, sql)
     assert note == LONG_NOTE
+
+
+@pytest.mark.parametrize("backend", ["pyodbc", "mssql-python"])
+def test_landing_into_duckdb_lands_the_snapshot_whichever_way_the_driver_reads(
+    sync_db: dict[str, Any], tmp_path: Path, backend: str
+) -> None:
+    """A SQL Server source landed into a DuckDB warehouse (a laptop's `duckdb_local`): with
+    mssql-python the rows come as Arrow record batches its driver builds, with pyodbc as row
+    tuples; either way the landing holds the refreshed snapshot (its fingerprint, every queue
+    row, the long emoji value), in the types the catalogue maps SQL Server's to."""
+    source = Target("source", "sqlserver", {**sync_db["source"].config, "backend": backend})
+    client = SqlServerSourceClient(source)
+    assert client.reads_arrow == (backend == "mssql-python")
+    refreshed = _refresh(source, client)
+    warehouse = Target("duckdb", "duckdb", {"path": str(tmp_path / "warehouse.duckdb")})
+    result = landing.land_batch(
+        client, "sqlserver", warehouse, 1, landing.tables_for_batch([]), logger=LOG, policy=POLICY
+    )
+    assert result.fingerprint == refreshed.fingerprint
+    assert {t: result.rows[f"queue.{t}"] for t in QUEUE_TABLES} == refreshed.row_counts
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    try:
+        for table in QUEUE_TABLES:
+            columns = [
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                    "'exigo_landing' AND table_name = ? ORDER BY ordinal_position",
+                    [table],
+                ).fetchall()
+            ]
+            bracketed = ", ".join(f"[{c}]" for c in columns)
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            queued = _rows(source, f"SELECT {bracketed} FROM queue.[{table}]")
+            landed = con.execute(f'SELECT {quoted} FROM exigo_landing."{table}"').fetchall()
+            assert _comparable(landed) == _comparable(queued), table
+        ((note,),) = con.execute(
+            'SELECT "Notes" FROM exigo_landing."Customers" WHERE "CustomerID" = ?',
+            [int(sync_db["customer"])],
+        ).fetchall()
+        details = con.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+            "'exigo_landing' AND table_name = 'OrderDetails' AND column_name = 'OrderDetailID'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert note == LONG_NOTE
+    assert details == [("UUID",)]
+
+
+def _comparable(rows: list[tuple]) -> list[tuple]:
+    """Rows of either engine in one form: a uniqueidentifier (a string from the driver, a UUID
+    from DuckDB) as lower-case text; sorted."""
+    import uuid
+
+    def one(value: Any) -> Any:
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        if isinstance(value, str) and len(value) == 36 and value.count("-") == 4:
+            return value.lower()
+        return value
+
+    return sorted((tuple(one(v) for v in row) for row in rows), key=repr)

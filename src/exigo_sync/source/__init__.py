@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -13,6 +13,9 @@ from exigo_sync.snapshot import TableFingerprint
 # Rows per round trip when a caller streams a `query()` cursor: `fetchmany(FETCH_SIZE)` (the
 # SQL Server client also sets it as the cursor's `arraysize`; DuckDB cursors have none).
 FETCH_SIZE = 5000
+# Rows per Arrow record batch (`record_batches`): no Python object per value, so a batch can be
+# larger; at the widest table (Customers, ~1 KB a row) still tens of MB.
+ARROW_BATCH_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,20 @@ class SourceClient(Protocol):
         warehouse elsewhere): a context manager yielding the executed DB-API cursor
         (`description`, `fetchmany(FETCH_SIZE)`), closed on exit. `?` parameters, one sequence;
         SQL in the source's dialect."""
+        ...
+
+    @property
+    def reads_arrow(self) -> bool:
+        """Whether `record_batches` works: the driver in use builds Arrow record batches itself
+        (DuckDB; mssql-python), so rows reach a DuckDB warehouse without a Python object per
+        value."""
+        ...
+
+    def record_batches(
+        self, sql: str, params: Sequence[Any] = (), *, batch_size: int = ARROW_BATCH_ROWS
+    ) -> AbstractContextManager[Iterator[Any]]:
+        """The same read-only SELECT as `query()`, its rows as an iterator of Arrow record
+        batches of up to `batch_size` rows, built by the driver (only when `reads_arrow`)."""
         ...
 
     def close(self) -> None: ...

@@ -13,7 +13,13 @@ import duckdb
 from exigo_sync.simulator.clocks import sim_utc_clock
 from exigo_sync.simulator.db import connect
 from exigo_sync.simulator.refresh import run_refresh, sim_clock
-from exigo_sync.source import RefreshResult, SourceClock, SourceError, TransientSourceError
+from exigo_sync.source import (
+    ARROW_BATCH_ROWS,
+    RefreshResult,
+    SourceClock,
+    SourceError,
+    TransientSourceError,
+)
 
 # Messages DuckDB gives when another process (or another connection of this process with a
 # different configuration, e.g. dbt's read-only attach) holds the file: busy, worth a retry.
@@ -70,6 +76,24 @@ class DuckDbSourceClient:
                     yield cur.execute(sql, list(params))
                 finally:
                     cur.close()
+
+    # DuckDB hands a result over as Arrow record batches itself.
+    reads_arrow = True
+
+    @contextmanager
+    def record_batches(
+        self, sql: str, params: Sequence[Any] = (), *, batch_size: int = ARROW_BATCH_ROWS
+    ) -> Iterator[Iterator[Any]]:
+        """`query()`'s rows as Arrow record batches of up to `batch_size` rows: DuckDB's own
+        reader over a relation (one batch in memory at a time; a DB-API cursor's Arrow output
+        would copy the whole result first)."""
+        with self._guard("read the source"):
+            self._check_file()
+            with connect(self.path, read_only=True) as con:
+                relation = con.sql(sql, params=list(params) or None)
+                # DuckDB 2 names it to_arrow_reader; 1.x fetch_record_batch.
+                reader = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
+                yield iter(reader(batch_size))
 
     def close(self) -> None:
         """Nothing to close: every call opens and closes its own connection."""

@@ -50,7 +50,13 @@ from exigo_sync import sqlserver as mssql
 from exigo_sync.catalog import QUEUE_TABLES
 from exigo_sync.profiles import ProfileError, Target
 from exigo_sync.snapshot import fingerprint_sql, from_row
-from exigo_sync.source import RefreshResult, SourceClock, SourceError, TransientSourceError
+from exigo_sync.source import (
+    ARROW_BATCH_ROWS,
+    RefreshResult,
+    SourceClock,
+    SourceError,
+    TransientSourceError,
+)
 from exigo_sync.sqlserver.cancel import StatementRunner
 
 CLOCK_SQL = "SELECT SYSDATETIME()"
@@ -176,6 +182,27 @@ class SqlServerSourceClient:
                 if not run.abandoned:
                     cur.close()
 
+    @property
+    def reads_arrow(self) -> bool:
+        """mssql-python builds Arrow record batches in its C++ layer (`cursor.arrow_batch`);
+        pyodbc has no Arrow fetch."""
+        try:
+            creds = mssql.credentials(self.target, self.database)
+        except ProfileError:
+            return False  # query() names the problem when it connects
+        return mssql.backend(creds) == "mssql-python"
+
+    @contextmanager
+    def record_batches(
+        self, sql: str, params: Sequence[Any] = (), *, batch_size: int = ARROW_BATCH_ROWS
+    ) -> Iterator[Iterator[Any]]:
+        """`query()`'s rows as Arrow record batches the driver builds (mssql-python only,
+        `reads_arrow`), each fetch stoppable like any other statement."""
+        if not self.reads_arrow:
+            raise SourceError("Arrow record batches need `backend: mssql-python` in the profile")
+        with self.query(sql, params) as cur:
+            yield cur.record_batches(batch_size)
+
     def close(self) -> None:
         """Nothing to close: every call opens and closes its own connection."""
 
@@ -294,6 +321,15 @@ class _StoppableCursor:
 
     def fetchall(self) -> list[Any]:
         return self._run.run(self._cursor, self._cursor.fetchall)
+
+    def record_batches(self, size: int) -> Iterator[Any]:
+        """The rest of the result as Arrow record batches (mssql-python's `arrow_batch`, which
+        answers an empty batch at the end)."""
+        while True:
+            batch = self._run.run(self._cursor, lambda: self._cursor.arrow_batch(size))
+            if batch.num_rows == 0:
+                return
+            yield batch
 
     def __getattr__(self, name: str) -> Any:  # description, arraysize, rowcount, ...
         return getattr(self._cursor, name)

@@ -8,11 +8,14 @@ Two ways in, one result:
 - co-located (the warehouse can read the source where it is): the warehouse copies each table
   itself, `CREATE TABLE ... AS SELECT` from the attached simulator file or `SELECT ... INTO` from
   the sync database on the same SQL Server (`land_in_warehouse`);
-- landed (the source is elsewhere): each table is streamed from a DB-API cursor on the source
-  (`SourceClient.query`) in chunks of FETCH_SIZE rows into an `<name>__incoming` table of the
-  warehouse: into DuckDB as Arrow record batches, into SQL Server the way the driver in use
-  takes many rows (`sqlserver.rows`: parameter arrays with Microsoft's drivers, multi-row
-  INSERT ... VALUES with FreeTDS) (`land_batch`).
+- landed (the source is elsewhere): each table is streamed from the source into an
+  `<name>__incoming` table of the warehouse (`land_batch`). Into DuckDB as Arrow record batches:
+  built by the source's driver where it can (`SourceClient.record_batches`: DuckDB, and
+  mssql-python in C++, ARROW_BATCH_ROWS rows at a time), else converted column by column from
+  the row tuples of a DB-API cursor (`SourceClient.query`, FETCH_SIZE rows at a time: pyodbc);
+  the first way lands a 1M-customer source several times faster (BENCHMARKS.md, section 5).
+  Into SQL Server as rows, the way the driver in use takes many (`sqlserver.rows`: parameter
+  arrays with Microsoft's drivers, multi-row INSERT ... VALUES with FreeTDS).
 Memory stays at one chunk whatever the table's size. Only when every table has arrived does one
 transaction swap them all in and record the batch in the manifest, so dbt sees either the whole
 of this batch's snapshot or the whole of the previous one; a copy that dies part-way leaves
@@ -147,11 +150,12 @@ def land_batch(
             started = time.monotonic()
             writer.create_incoming(table, columns)
             rows = 0
-            chunks = (
-                _reopened_chunks(source, con, table, columns, find_missing)
-                if table.reopen
-                else _chunks(source, table, columns)
-            )
+            if table.reopen:
+                chunks = _reopened_chunks(source, con, table, columns, find_missing)
+            elif writer.takes_arrow and source.reads_arrow:
+                chunks = _record_batches(source, table, columns)
+            else:
+                chunks = _chunks(source, table, columns)
             for chunk in chunks:
                 writer.append(table, columns, chunk)
                 before, rows = rows, rows + len(chunk)
@@ -497,6 +501,14 @@ def _chunks(
             yield [tuple(r) for r in rows]
 
 
+def _record_batches(
+    source: SourceClient, table: LandingTable, columns: Sequence[Column]
+) -> Iterator[Any]:
+    """The table as Arrow record batches built by the source's driver (`reads_arrow`)."""
+    with source.record_batches(_select(table, columns)) as batches:
+        yield from batches
+
+
 # Keys per source query when reading reopened rows by key (SQL Server takes 2,100 parameters).
 _KEYS_PER_QUERY = 500
 
@@ -570,8 +582,13 @@ class _Writer(ABC):
     @abstractmethod
     def create_incoming(self, table: LandingTable, columns: Sequence[Column]) -> None: ...
 
+    # Whether `append` takes Arrow record batches as well as rows.
+    takes_arrow = False
+
     @abstractmethod
-    def append(self, table: LandingTable, columns: Sequence[Column], rows: list[tuple]) -> None: ...
+    def append(self, table: LandingTable, columns: Sequence[Column], rows: Any) -> None:
+        """A chunk into the incoming table: a list of row tuples, or (when `takes_arrow`) an
+        Arrow record batch."""
 
     @abstractmethod
     def create_incoming_as(self, table: LandingTable, select: _Select) -> int:
@@ -638,23 +655,31 @@ class _DuckDbWriter(_Writer):
         return self._count(table, INCOMING)
 
     quote = staticmethod(_quote)
+    takes_arrow = True
 
-    def append(self, table: LandingTable, columns: Sequence[Column], rows: list[tuple]) -> None:
+    def append(self, table: LandingTable, columns: Sequence[Column], rows: Any) -> None:
+        """Rows (converted to Arrow column by column) or a record batch, inserted in one
+        statement; DuckDB casts each column to the incoming table's type, and a value it cannot
+        cast stops the landing with the column named."""
+        import duckdb
         import pyarrow as pa
 
-        arrays = [
-            _arrow_array(values, c.warehouse_type)
-            for values, c in zip(zip(*rows, strict=True), columns, strict=True)
-        ]
-        chunk = pa.Table.from_arrays(arrays, names=[c.name for c in columns])
+        if isinstance(rows, pa.RecordBatch):
+            chunk = rows
+        else:
+            arrays = [
+                _arrow_array(values, c.warehouse_type, f"{table.label}.{c.name}")
+                for values, c in zip(zip(*rows, strict=True), columns, strict=True)
+            ]
+            chunk = pa.RecordBatch.from_arrays(arrays, names=[c.name for c in columns])
         raw = self.con.raw  # type: ignore[attr-defined]
-        raw.register("exigo_landing_chunk", chunk)
+        raw.register(_CHUNK, chunk)
         try:
-            raw.execute(
-                f"INSERT INTO {self._name(table, INCOMING)} SELECT * FROM exigo_landing_chunk"
-            )
+            raw.execute(f"INSERT INTO {self._name(table, INCOMING)} SELECT * FROM {_CHUNK}")
+        except duckdb.Error as exc:
+            raise LandingError(_cast_failure(raw, table, columns, exc)) from None
         finally:
-            raw.unregister("exigo_landing_chunk")
+            raw.unregister(_CHUNK)
 
     def swap_in(
         self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int],
@@ -670,9 +695,40 @@ class _DuckDbWriter(_Writer):
             self._record(tables, batch_id, landed, utcnow())
 
 
-def _arrow_array(values: Sequence[Any], duckdb_type_name: str) -> Any:
+_CHUNK = "exigo_landing_chunk"
+
+
+def _cast_failure(raw: Any, table: LandingTable, columns: Sequence[Column], exc: Exception) -> str:
+    """What stopped a chunk's insert, naming the first column whose values DuckDB cannot cast
+    to the incoming table's type (found by casting the chunk's columns one at a time)."""
+    text = str(exc).strip().splitlines()[0]
+    for c in columns:
+        try:
+            raw.execute(f"SELECT CAST({_quote(c.name)} AS {c.warehouse_type}) FROM {_CHUNK}")
+        except Exception as column_exc:
+            text = str(column_exc).strip().splitlines()[0]
+            return (
+                f"source column {table.source_schema}.{table.name}.{c.name} has a value that "
+                f"does not fit {c.warehouse_type} ({text}); nothing of this batch was landed"
+            )
+    return f"landing {table.label} failed ({text}); nothing of this batch was landed"
+
+
+def _arrow_array(values: Sequence[Any], duckdb_type_name: str, column: str) -> Any:
     """One column as an Arrow array of the type DuckDB will store (strings for UUIDs: DuckDB
     casts them on insert)."""
+    import pyarrow as pa
+
+    try:
+        return _typed_array(values, duckdb_type_name)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        raise LandingError(
+            f"source column {column} has a value that does not fit {duckdb_type_name} "
+            f"({exc}); nothing of this batch was landed"
+        ) from None
+
+
+def _typed_array(values: Sequence[Any], duckdb_type_name: str) -> Any:
     import pyarrow as pa
 
     t = duckdb_type_name.upper()
