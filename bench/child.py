@@ -8,6 +8,11 @@ bookkeeping (exigo_sync.batch.Batch.step, observed, not changed). The dbt child'
 this process's RUSAGE_CHILDREN high-water mark (dbt is its only child).
 
 `floor` runs the hand-written SCD2 statements (bench.floor) on a warehouse.
+
+`landing` runs the landed topology's copy step alone (exigo_sync.warehouse.landing.land_batch,
+as the flow's `land` step calls it) from a refreshed simulator into an empty DuckDB warehouse:
+the rows as Arrow record batches the source's driver builds, or (`--rows`) as row tuples, the
+way a driver without Arrow fetch (pyodbc) hands them over.
 """
 
 from __future__ import annotations
@@ -116,6 +121,39 @@ def run_flows(
     }
 
 
+def run_landing(source: Path, warehouse: Path, *, rows: bool) -> dict[str, Any]:
+    """One landing of every table a batch lands, timed; its rows per table."""
+    import logging
+
+    from exigo_sync import paths
+    from exigo_sync.policy import SensitivePolicy
+    from exigo_sync.profiles import Target
+    from exigo_sync.settings import Settings
+    from exigo_sync.source.duckdb_client import DuckDbSourceClient
+    from exigo_sync.warehouse.landing import land_batch, tables_for_batch
+
+    class RowsOnly(DuckDbSourceClient):
+        """The simulator read as rows, as a driver without Arrow fetch (pyodbc) gives them."""
+
+        reads_arrow = False
+
+    client = (RowsOnly if rows else DuckDbSourceClient)(source)
+    target = Target("duckdb", "duckdb", {"path": str(warehouse)})
+    tables = tables_for_batch(Settings().sweep_entities)
+    load_start = loadavg()
+    started = time.perf_counter()
+    landing = land_batch(
+        client, "duckdb", target, 1, tables, logger=logging.getLogger("bench"),
+        policy=SensitivePolicy.load(paths.dbt_project_dir()),
+    )  # fmt: skip
+    return {
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "rows": landing.rows,
+        "load_start": load_start,
+        "load_end": loadavg(),
+    }
+
+
 def restore_analytics_copy(saved: Path, warehouse: Path) -> None:
     """The analytics copy of `warehouse` as `save_analytics_copy` kept it: its slots (each file
     copied and fsynced, as copy_db does) and the link, at the default place."""
@@ -188,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     fl.add_argument("--warehouse", required=True)
     fl.add_argument("--source", required=True)
     fl.add_argument("--out", type=Path, required=True)
+    la = sub.add_parser("landing")
+    la.add_argument("--source", type=Path, required=True)
+    la.add_argument("--warehouse", type=Path, required=True)
+    la.add_argument("--rows", action="store_true")
+    la.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     os.environ.setdefault("BENCH_KEEP_RESULTS", str(args.out.with_suffix("")))
     if args.command == "flow":
@@ -198,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
             args.runs, params, reset=args.reset_from, reset_copy=args.reset_copy,
             long_run_seconds=args.long_run_seconds, long_runs=args.long_runs,
         )  # fmt: skip
+    elif args.command == "landing":
+        data = run_landing(args.source, args.warehouse, rows=args.rows)
+        data["maxrss_mb"] = self_maxrss_mb()
     else:
         data = floor.run_floor(args.warehouse, args.source)
         data["maxrss_mb"] = self_maxrss_mb()

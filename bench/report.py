@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from bench.run import LAYERS_FULL, LAYERS_LEAN
+from bench.run import LANDED_ENV, LAYERS_FULL, LAYERS_LEAN
 from bench.sizes import Sizes, label
 from bench.workspace import REPO_ROOT, Workspace
 
@@ -355,13 +355,15 @@ def render(ws: Workspace, sizes: Sizes) -> str:
             f"analytics copy) | {_met(None if g is None else g <= 3)} |"
         )
     il = res.get("initial_load", f"c{label(sizes.initial_load_customers)}")
-    w(
-        f"| initial load of {label(sizes.initial_load_customers)} customers, peak memory ≤ 4 GB | "
-        f"peak RSS of the process tree {_mb(il and il['tree_peak_mb'])} MB, wall "
-        f"{_s(il and il['wall_seconds'])} s | "
-        f"{_r(_ratio(il and il['tree_peak_mb'], GB4))} of 4 GiB | "
-        f"{_met(None if il is None else il['tree_peak_mb'] <= GB4)} |"
-    )
+    landed = res.get("initial_load_landed", f"c{label(sizes.initial_load_customers)}")
+    for way, load in (("", il), (", landed", landed)):
+        w(
+            f"| initial load of {label(sizes.initial_load_customers)} customers{way}, peak "
+            f"memory ≤ 4 GB | peak RSS of the process tree {_mb(load and load['tree_peak_mb'])} "
+            f"MB, wall {_s(load and load['wall_seconds'])} s | "
+            f"{_r(_ratio(load and load['tree_peak_mb'], GB4))} of 4 GiB | "
+            f"{_met(None if load is None else load['tree_peak_mb'] <= GB4)} |"
+        )
     sim = res.get("simulator", f"c{label(sizes.simulator_customers)}")
     w(
         f"| simulator {label(sizes.simulator_customers)} customers ≤ 2 minutes | create "
@@ -627,21 +629,25 @@ def render(ws: Workspace, sizes: Sizes) -> str:
 
     # --- 5. initial load -------------------------------------------------------------------
     w(SECTIONS[6] + "\n")
-    if il is None:
+    if il is None and landed is None:
         w("not measured\n")
     else:
-        rows = il["source_rows"]
+        rows = (il or landed or {})["source_rows"]
         w(
             f"The first batch of a {label(sizes.initial_load_customers)}-customer source "
             f"({', '.join(f'{k} {v:,}' for k, v in rows.items())}), end to end: "
-            f"`exigo-sync run` on the DuckDB target (new process, private Prefect API, full "
-            f"load).\n"
+            f"`exigo-sync run` on a DuckDB warehouse (new process, private Prefect API, full "
+            "load). Co-located: the warehouse copies the queue tables from the attached "
+            "simulator file itself (the demo's topology). Landed: the flow streams them across "
+            "from the source's driver, as from a sync database on another server (target "
+            "`duckdb_local`, source output `simulator`, `EXIGO_SYNC_TOPOLOGY=landed`).\n"
         )
-        r0 = il["runs"][0]
         w(
             header(
+                "topology",
                 "n",
                 "wall s",
+                "pinning the snapshot s",
                 "peak RSS, process tree MB",
                 "dbt child MB (polled)",
                 "CLI process MB",
@@ -650,18 +656,51 @@ def render(ws: Workspace, sizes: Sizes) -> str:
                 "load",
             )
         )
-        w(
-            f"| {il['n']} | {_s(il['wall_seconds'])} | {_mb(il['tree_peak_mb'])} | "
-            f"{_mb(il['dbt_child_polled_mb'])} | {_mb(r0['maxrss_mb'])} | "
-            f"{sum(r0['history_rows'].values()):,} | {_mb(r0['warehouse_mb'])} | "
-            f"{_loads(il['runs'])} |"
-        )
+        for name, load in (("co-located", il), ("landed", landed)):
+            if load is None:
+                w(f"| {name} | not measured | | | | | | | | |")
+                continue
+            r0 = load["runs"][0]
+            w(
+                f"| {name} | {load['n']} | {_s(load['wall_seconds'])} | "
+                f"{_s(r0.get('pinned_seconds'))} | {_mb(load['tree_peak_mb'])} | "
+                f"{_mb(load['dbt_child_polled_mb'])} | {_mb(r0['maxrss_mb'])} | "
+                f"{sum(r0['history_rows'].values()):,} | {_mb(r0['warehouse_mb'])} | "
+                f"{_loads(load['runs'])} |"
+            )
         w("")
+        r0 = (il or landed or {})["runs"][0]
         w(
             "Slowest dbt nodes: "
             + ", ".join(f"{n[1].split('.')[-1]} {_s(n[0])} s" for n in r0["dbt"]["slowest"][:6])
             + "\n"
         )
+    land = res.get("landing", f"c{label(sizes.initial_load_customers)}")
+    if land is not None:
+        w(
+            "**The landed copy alone** (`python -m bench.child landing`: "
+            "`exigo_sync.warehouse.landing.land_batch`, as the flow's `land` step calls it), "
+            "from the same source refreshed from the start of time into an empty warehouse: "
+            "every table a batch lands. The two ways rows can reach a DuckDB warehouse: Arrow "
+            "record batches the source's driver builds (DuckDB here; `mssql-python` on SQL "
+            "Server), or row tuples converted column by column (a driver without Arrow "
+            "fetch: `pyodbc`).\n"
+        )
+        w(header("rows arrive as", "n", "rows", "wall s", "rows/s", "process MB", "load"))
+        for way, name in (("arrow", "Arrow record batches"), ("rows", "row tuples")):
+            d = land["ways"].get(way)
+            if d is None:
+                continue
+            w(
+                f"| {name} | {d['n']} | {d['rows']:,} | {_s(d['wall_seconds'])} | "
+                f"{d['rows_per_second']:,.0f} | {_mb(d['maxrss_mb'])} | {_loads(d['runs'])} |"
+            )
+        arrow, tuples = land["ways"].get("arrow"), land["ways"].get("rows")
+        if arrow and tuples:
+            w(
+                f"\nArrow record batches land the same rows "
+                f"{_r(_ratio(tuples['wall_seconds'], arrow['wall_seconds']))} as fast.\n"
+            )
 
     # --- 6. simulator ----------------------------------------------------------------------
     w(SECTIONS[7] + "\n")
@@ -756,6 +795,8 @@ def render(ws: Workspace, sizes: Sizes) -> str:
     figs += [
         f"profile/h{label(hmax)}/k{label(kmax)}",
         f"initial_load/c{label(sizes.initial_load_customers)}",
+        f"landing/c{label(sizes.initial_load_customers)}",
+        f"initial_load_landed/c{label(sizes.initial_load_customers)}",
         f"simulator/c{label(sizes.simulator_customers)}",
     ]
     w(", ".join(f"`{x}`" for x in figs) + " (a prefix selects several).\n")
@@ -790,7 +831,13 @@ def render(ws: Workspace, sizes: Sizes) -> str:
         )
     w(
         "- `initial_load/…`: `exigo-sync run` (no PREFECT_API_URL) on a copy of the simulator "
-        "of section 6."
+        "of section 6; `initial_load_landed/…` the same with "
+        + ", ".join(f"`{k}={v}`" for k, v in LANDED_ENV.items())
+        + "."
+    )
+    w(
+        "- `landing/…`: `python -m bench.child landing [--rows]` on a copy of that simulator "
+        "refreshed from the start of time (`cache/sims/c*-refreshed.duckdb`)."
     )
     if sim:
         w(f"- `simulator/…`: `{sim['command']}`")

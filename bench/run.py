@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -40,6 +41,16 @@ BATCH_OVERLAP_MINUTES = 0.0
 # any test or mart (staging, history and current state alone).
 LAYERS_FULL = "the batch's build"
 LAYERS_LEAN = "without tests and marts"
+# The initial load's two figures: co-located (the demo's topology) and landed (the flow streams
+# the queue across, as from a sync database on another server), on the same simulator.
+INITIAL_LOAD_KEYS = {"colocated": "initial_load", "landed": "initial_load_landed"}
+# The landed topology on the example profile: the warehouse output that does not attach the
+# source, the simulator as the source output, streamed across.
+LANDED_ENV = {
+    "EXIGO_SYNC_TARGET": "duckdb_local",
+    "EXIGO_SYNC_SOURCE_TARGET": "simulator",
+    "EXIGO_SYNC_TOPOLOGY": "landed",
+}
 # A calibrated batch is accepted within this share of the asked number of changes.
 CALIBRATION_TOLERANCE = 0.15
 
@@ -704,22 +715,36 @@ class Bench:
             },
         )
 
-    def measure_initial_load(self) -> None:
+    def initial_load_source(self) -> Path:
+        """The source of the initial load: the simulator of section 6 when it has the size."""
         customers = self.sizes.initial_load_customers
-        key = self.key("initial_load", f"c{label(customers)}")
-        if not self.wanted(key) or self.cached_result(key):
-            return
         source = self.sim_bench_path()
         if customers != self.sizes.simulator_customers or not source.exists():
             source = self.sim_base(customers)
+        return source
+
+    def measure_initial_load(self, topology: str = "colocated") -> None:
+        """The first batch, end to end as `exigo-sync run`: co-located (the warehouse copies
+        the queue from the attached simulator file) or landed (the flow streams it across)."""
+        customers = self.sizes.initial_load_customers
+        key = self.key(INITIAL_LOAD_KEYS[topology], f"c{label(customers)}")
+        if not self.wanted(key) or self.cached_result(key):
+            return
+        source = self.initial_load_source()
         slot = self.ws.slot
+        env = self.env(cold=True)
+        if topology == "landed":
+            env.update(LANDED_ENV)
 
         def one(i: int) -> dict[str, Any]:
             copy_db(source, slot.source)
             remove_db(slot.warehouse)
-            log(f"initial load of {customers:,} customers (`exigo-sync run`), run {i + 1}")
+            log(
+                f"initial load of {customers:,} customers, {topology} (`exigo-sync run`), "
+                f"run {i + 1}"
+            )
             m = procs.run(
-                [str(VENV_BIN / "exigo-sync"), "run"], env=self.env(cold=True),
+                [str(VENV_BIN / "exigo-sync"), "run"], env=env,
                 log=self.log_path(f"{key}/run{i + 1}"), cwd=REPO_ROOT,
             ).check()  # fmt: skip
             return {
@@ -727,6 +752,7 @@ class Bench:
                 "dbt": dbt_results.summarize(slot.run_results),
                 "history_rows": history_rows(slot.warehouse),
                 "warehouse_mb": file_mb(slot.warehouse),
+                "pinned_seconds": pinned_seconds(self.log_path(f"{key}/run{i + 1}")),
             }
 
         runs = self.repeat(one, lambda r: r["wall_seconds"])
@@ -739,9 +765,63 @@ class Bench:
                 "tree_peak_mb": max(r["tree_peak_mb"] for r in runs),
                 "dbt_child_polled_mb": max(r["dbt_child_polled_mb"] for r in runs),
                 "source_rows": source_rows(source),
+                "topology": topology,
                 "command": "exigo-sync run",
+                "env": {k: v for k, v in env.items() if k in LANDED_ENV},
             },
         )
+
+    def measure_landing(self) -> None:
+        """The landed copy step alone on the initial load's source, both ways rows can come:
+        Arrow record batches built by the driver, or row tuples (a driver without Arrow)."""
+        customers = self.sizes.initial_load_customers
+        key = self.key("landing", f"c{label(customers)}")
+        if not self.wanted(key) or self.cached_result(key):
+            return
+        slot = self.ws.slot
+        refreshed = self.ws.cache / "sims" / f"c{customers}-refreshed.duckdb"
+        if not refreshed.exists():
+            from exigo_sync.source.duckdb_client import DuckDbSourceClient
+            from exigo_sync.window import FULL_LOAD_START
+
+            log(f"refreshing a copy of the {customers:,}-customer source from {FULL_LOAD_START}")
+            tmp = refreshed.with_name(refreshed.stem + ".tmp.duckdb")
+            copy_db(self.initial_load_source(), tmp)
+            DuckDbSourceClient(tmp).refresh(FULL_LOAD_START)  # W1: the first batch, all rows
+            tmp.replace(refreshed)
+        ways: dict[str, dict[str, Any]] = {}
+        for way, extra in (("arrow", []), ("rows", ["--rows"])):
+            out = self.ws.logs / f"landing-{way}.json"
+
+            def one(i: int, way: str = way, extra: list[str] = extra, out: Path = out) -> dict:
+                remove_db(slot.warehouse)
+                out.unlink(missing_ok=True)
+                log(f"landing {customers:,} customers as {way}, run {i + 1}")
+                m = procs.run(
+                    [
+                        self.python(), "-m", "bench.child", "landing", "--source",
+                        str(refreshed), "--warehouse", str(slot.warehouse), *extra,
+                        "--out", str(out),
+                    ],
+                    env=self.env(), log=self.log_path(f"{key}/{way}{i + 1}"), cwd=REPO_ROOT,
+                ).check()  # fmt: skip
+                return {"process": m.__dict__, **json.loads(out.read_text())}
+
+            runs = self.repeat(one, lambda r: r["wall_seconds"])
+            rows = sum(runs[0]["rows"].values())
+            wall = median([r["wall_seconds"] for r in runs])
+            ways[way] = {
+                "runs": runs,
+                "n": len(runs),
+                "wall_seconds": wall,
+                "rows": rows,
+                "rows_per_second": rows / wall if wall else None,
+                "maxrss_mb": max(r["maxrss_mb"] for r in runs),
+                "tree_peak_mb": max(r["process"]["tree_peak_mb"] for r in runs),
+                "command": f"python -m bench.child landing {' '.join(extra)}".strip(),
+            }
+        remove_db(slot.warehouse)
+        self.save(key, {"ways": ways, "source_rows": source_rows(refreshed)})
 
 
 def summarize_batch_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -771,6 +851,14 @@ def summarize_batch_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def parse_was_warm(log: Path) -> bool:
     """dbt says so on its console when it cannot reuse its partial parse."""
     return "Unable to do partial parsing" not in log.read_text(errors="replace")
+
+
+def pinned_seconds(log: Path) -> float | None:
+    """How long the batch took to pin its snapshot (the `land` step's copy), as the flow's
+    own console line says: "batch N: pinned T tables, R rows in S s (...)"."""
+    text = log.read_text(errors="replace")
+    found = re.findall(r"pinned \d+ tables, [\d,]+ rows in ([\d.]+) s", text)
+    return float(found[-1]) if found else None
 
 
 def history_rows(warehouse: Path) -> dict[str, int]:
@@ -839,3 +927,5 @@ def run_all(bench: Bench) -> None:
             bench.measure_nochange(rows)
         bench.measure_layers(min(s.history_rows))
         bench.measure_initial_load()
+        bench.measure_landing()
+        bench.measure_initial_load("landed")

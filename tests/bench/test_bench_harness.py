@@ -272,24 +272,37 @@ def _fake_results(ws: Workspace, name: str) -> None:
         {"variants": {"the batch's build": variant, "staging alone, without tests": {
             **variant, "nodes": 14, "dbt_elapsed": 2.0}}},
     )  # fmt: skip
+    for key, pinned, peak in (("initial_load", 2.0, 800.0), ("initial_load_landed", 6.0, 5000.0)):
+        save(
+            f"{name}/{key}/c{label(sizes.initial_load_customers)}",
+            {
+                "runs": [
+                    {
+                        "maxrss_mb": 300.0,
+                        "history_rows": history,
+                        "warehouse_mb": 10.0,
+                        "dbt": _dbt(1.0),
+                        "pinned_seconds": pinned,
+                        **LOAD,
+                    }
+                ],
+                "n": 1,
+                "wall_seconds": 30.0,
+                "tree_peak_mb": peak,
+                "dbt_child_polled_mb": 400.0,
+                "source_rows": {"Orders": 5},
+                "command": "exigo-sync run",
+            },
+        )
+    way = {"n": 1, "rows": 1000, "maxrss_mb": 200.0, "runs": [LOAD]}
     save(
-        f"{name}/initial_load/c{label(sizes.initial_load_customers)}",
+        f"{name}/landing/c{label(sizes.initial_load_customers)}",
         {
-            "runs": [
-                {
-                    "maxrss_mb": 300.0,
-                    "history_rows": history,
-                    "warehouse_mb": 10.0,
-                    "dbt": _dbt(1.0),
-                    **LOAD,
-                }
-            ],
-            "n": 1,
-            "wall_seconds": 30.0,
-            "tree_peak_mb": 800.0,
-            "dbt_child_polled_mb": 400.0,
+            "ways": {
+                "arrow": {**way, "wall_seconds": 2.0, "rows_per_second": 500.0},
+                "rows": {**way, "wall_seconds": 10.0, "rows_per_second": 100.0},
+            },
             "source_rows": {"Orders": 5},
-            "command": "exigo-sync run",
         },
     )
     save(
@@ -356,6 +369,13 @@ def test_report_has_every_section(tmp_path: Path, name: str) -> None:
     assert "20.00 s, 12.00 s more" in cold
     # The no-change batch's build with fewer nodes, as measured.
     assert "| staging alone, without tests | 14 | 9.00 | 2.00 | 4.00 | 4.50 | 1 |" in bounds
+    # The initial load in both topologies, judged apart; the landed copy both ways.
+    loads = [x for x in text.splitlines() if "peak memory" in x and x.startswith("| ")]
+    assert [x.rsplit("|", 2)[-2].strip() for x in loads] == ["**met**", "**missed**"]
+    assert "| landed | 1 | 30.00 | 6.00 |" in text
+    assert "| Arrow record batches | 1 | 1,000 | 2.00 | 500 |" in text
+    assert "| row tuples | 1 | 1,000 | 10.00 | 100 |" in text
+    assert "Arrow record batches land the same rows 5.00x as fast" in text
     floor_line = next(x for x in bounds.splitlines() if "against the floor" in x)
     assert "10.00x, missed" in floor_line and "0.50 s of the 2.00 s" in floor_line
 
