@@ -9,10 +9,11 @@ this process's RUSAGE_CHILDREN high-water mark (dbt is its only child).
 
 `floor` runs the hand-written SCD2 statements (bench.floor) on a warehouse.
 
-`landing` runs the landed topology's copy step alone (exigo_sync.warehouse.landing.land_batch,
-as the flow's `land` step calls it) from a refreshed simulator into an empty DuckDB warehouse:
-the rows as Arrow record batches the source's driver builds, or (`--rows`) as row tuples, the
-way a driver without Arrow fetch (pyodbc) hands them over.
+`landing` runs the snapshot's copy step alone (exigo_sync.warehouse.landing, as the flow's `land`
+step calls it) from a refreshed simulator into an empty DuckDB warehouse: landed, the rows as
+Arrow record batches the source's driver builds, or (`--rows`) as row tuples, the way a driver
+without Arrow fetch (pyodbc) hands them over; or (`--colocated`) the warehouse's own copy from
+the attached file.
 """
 
 from __future__ import annotations
@@ -121,8 +122,9 @@ def run_flows(
     }
 
 
-def run_landing(source: Path, warehouse: Path, *, rows: bool) -> dict[str, Any]:
-    """One landing of every table a batch lands, timed; its rows per table."""
+def run_landing(source: Path, warehouse: Path, *, rows: bool, colocated: bool) -> dict[str, Any]:
+    """One landing of every table a batch lands, timed; its rows per table. `colocated`: the
+    warehouse copies them itself from the attached source file (`land_in_warehouse`)."""
     import logging
 
     from exigo_sync import paths
@@ -130,7 +132,12 @@ def run_landing(source: Path, warehouse: Path, *, rows: bool) -> dict[str, Any]:
     from exigo_sync.profiles import Target
     from exigo_sync.settings import Settings
     from exigo_sync.source.duckdb_client import DuckDbSourceClient
-    from exigo_sync.warehouse.landing import land_batch, tables_for_batch
+    from exigo_sync.warehouse.landing import (
+        SourceInWarehouse,
+        land_batch,
+        land_in_warehouse,
+        tables_for_batch,
+    )
 
     class RowsOnly(DuckDbSourceClient):
         """The simulator read as rows, as a driver without Arrow fetch (pyodbc) gives them."""
@@ -142,10 +149,15 @@ def run_landing(source: Path, warehouse: Path, *, rows: bool) -> dict[str, Any]:
     tables = tables_for_batch(Settings().sweep_entities)
     load_start = loadavg()
     started = time.perf_counter()
-    landing = land_batch(
-        client, "duckdb", target, 1, tables, logger=logging.getLogger("bench"),
-        policy=SensitivePolicy.load(paths.dbt_project_dir()),
-    )  # fmt: skip
+    policy = SensitivePolicy.load(paths.dbt_project_dir())
+    logger = logging.getLogger("bench")
+    if colocated:
+        landing = land_in_warehouse(
+            SourceInWarehouse("duckdb", str(source)), target, 1, tables, logger=logger,
+            policy=policy,
+        )  # fmt: skip
+    else:
+        landing = land_batch(client, "duckdb", target, 1, tables, logger=logger, policy=policy)
     return {
         "wall_seconds": round(time.perf_counter() - started, 3),
         "rows": landing.rows,
@@ -230,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     la.add_argument("--source", type=Path, required=True)
     la.add_argument("--warehouse", type=Path, required=True)
     la.add_argument("--rows", action="store_true")
+    la.add_argument("--colocated", action="store_true")
     la.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     os.environ.setdefault("BENCH_KEEP_RESULTS", str(args.out.with_suffix("")))
@@ -242,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             long_run_seconds=args.long_run_seconds, long_runs=args.long_runs,
         )  # fmt: skip
     elif args.command == "landing":
-        data = run_landing(args.source, args.warehouse, rows=args.rows)
+        data = run_landing(args.source, args.warehouse, rows=args.rows, colocated=args.colocated)
         data["maxrss_mb"] = self_maxrss_mb()
     else:
         data = floor.run_floor(args.warehouse, args.source)

@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from bench.run import LANDED_ENV, LAYERS_FULL, LAYERS_LEAN
+from bench.run import LANDED_ENV, LANDING_WAYS, LAYERS_FULL, LAYERS_LEAN
 from bench.sizes import Sizes, label
 from bench.workspace import REPO_ROOT, Workspace
 
@@ -675,31 +675,46 @@ def render(ws: Workspace, sizes: Sizes) -> str:
             + ", ".join(f"{n[1].split('.')[-1]} {_s(n[0])} s" for n in r0["dbt"]["slowest"][:6])
             + "\n"
         )
-    land = res.get("landing", f"c{label(sizes.initial_load_customers)}")
-    if land is not None:
+    c = f"c{label(sizes.initial_load_customers)}"
+    ways = {way: res.get("landing", c, way) for way in LANDING_WAYS}
+    if any(ways.values()):
         w(
-            "**The landed copy alone** (`python -m bench.child landing`: "
-            "`exigo_sync.warehouse.landing.land_batch`, as the flow's `land` step calls it), "
-            "from the same source refreshed from the start of time into an empty warehouse: "
-            "every table a batch lands. The two ways rows can reach a DuckDB warehouse: Arrow "
-            "record batches the source's driver builds (DuckDB here; `mssql-python` on SQL "
-            "Server), or row tuples converted column by column (a driver without Arrow "
-            "fetch: `pyodbc`).\n"
+            "**The snapshot's copy alone** (`python -m bench.child landing`: "
+            "`exigo_sync.warehouse.landing`, as the flow's `land` step calls it), from the same "
+            "source refreshed from the start of time into an empty warehouse: every table a "
+            "batch lands. Landed, rows reach a DuckDB warehouse one of two ways: as Arrow record "
+            "batches the source's driver builds (DuckDB here; `mssql-python` on SQL Server), or "
+            "as row tuples converted column by column (a driver without Arrow fetch: `pyodbc`). "
+            "Co-located, the warehouse copies the same tables itself from the attached file: "
+            "DuckDB writing them, with no transfer at all.\n"
         )
-        w(header("rows arrive as", "n", "rows", "wall s", "rows/s", "process MB", "load"))
-        for way, name in (("arrow", "Arrow record batches"), ("rows", "row tuples")):
-            d = land["ways"].get(way)
+        w(header("way", "n", "rows", "wall s", "rows/s", "process MB", "load"))
+        names = {
+            "arrow": "landed, Arrow record batches",
+            "rows": "landed, row tuples",
+            "colocated": "co-located copy",
+        }
+        for way, d in ways.items():
             if d is None:
+                w(f"| {names[way]} | not measured | | | | | |")
                 continue
             w(
-                f"| {name} | {d['n']} | {d['rows']:,} | {_s(d['wall_seconds'])} | "
+                f"| {names[way]} | {d['n']} | {d['rows']:,} | {_s(d['wall_seconds'])} | "
                 f"{d['rows_per_second']:,.0f} | {_mb(d['maxrss_mb'])} | {_loads(d['runs'])} |"
             )
-        arrow, tuples = land["ways"].get("arrow"), land["ways"].get("rows")
+        arrow, tuples, colocated = (ways[w_] for w_ in ("arrow", "rows", "colocated"))
         if arrow and tuples:
             w(
                 f"\nArrow record batches land the same rows "
-                f"{_r(_ratio(tuples['wall_seconds'], arrow['wall_seconds']))} as fast.\n"
+                f"{_r(_ratio(tuples['wall_seconds'], arrow['wall_seconds']))} as fast as row "
+                "tuples"
+                + (
+                    f", and take {_r(_ratio(arrow['wall_seconds'], colocated['wall_seconds']))} "
+                    "the time of the warehouse's own copy"
+                    if colocated
+                    else ""
+                )
+                + ".\n"
             )
 
     # --- 6. simulator ----------------------------------------------------------------------
@@ -795,7 +810,7 @@ def render(ws: Workspace, sizes: Sizes) -> str:
     figs += [
         f"profile/h{label(hmax)}/k{label(kmax)}",
         f"initial_load/c{label(sizes.initial_load_customers)}",
-        f"landing/c{label(sizes.initial_load_customers)}",
+        *(f"landing/c{label(sizes.initial_load_customers)}/{way}" for way in LANDING_WAYS),
         f"initial_load_landed/c{label(sizes.initial_load_customers)}",
         f"simulator/c{label(sizes.simulator_customers)}",
     ]
@@ -836,7 +851,8 @@ def render(ws: Workspace, sizes: Sizes) -> str:
         + "."
     )
     w(
-        "- `landing/…`: `python -m bench.child landing [--rows]` on a copy of that simulator "
+        "- `landing/…`: `python -m bench.child landing [--rows | --colocated]` on a copy of that "
+        "simulator "
         "refreshed from the start of time (`cache/sims/c*-refreshed.duckdb`)."
     )
     if sim:

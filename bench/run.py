@@ -5,6 +5,7 @@ resumes where it stopped.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -51,6 +52,11 @@ LANDED_ENV = {
     "EXIGO_SYNC_SOURCE_TARGET": "simulator",
     "EXIGO_SYNC_TOPOLOGY": "landed",
 }
+# How the snapshot reaches a DuckDB warehouse (`landing/...`): landed as Arrow record batches
+# the source's driver builds, landed as row tuples (a driver without Arrow fetch, pyodbc), and
+# co-located, the warehouse's own copy from the attached file (what the landed copy is measured
+# against: DuckDB writing the same tables). Arguments of `python -m bench.child landing`.
+LANDING_WAYS = {"arrow": [], "rows": ["--rows"], "colocated": ["--colocated"]}
 # A calibrated batch is accepted within this share of the asked number of changes.
 CALIBRATION_TOLERANCE = 0.15
 
@@ -772,13 +778,54 @@ class Bench:
         )
 
     def measure_landing(self) -> None:
-        """The landed copy step alone on the initial load's source, both ways rows can come:
-        Arrow record batches built by the driver, or row tuples (a driver without Arrow)."""
+        """The snapshot's copy alone on the initial load's source, each way it can reach a
+        DuckDB warehouse (LANDING_WAYS), each saved as a figure of its own."""
         customers = self.sizes.initial_load_customers
-        key = self.key("landing", f"c{label(customers)}")
-        if not self.wanted(key) or self.cached_result(key):
-            return
         slot = self.ws.slot
+        for way, extra in LANDING_WAYS.items():
+            key = self.key("landing", f"c{label(customers)}", way)
+            if not self.wanted(key) or self.cached_result(key):
+                continue
+            refreshed = self.refreshed_source(customers)
+            out = self.ws.logs / f"landing-{way}.json"
+            one = functools.partial(self.landing_run, key, refreshed, extra, out)
+            runs = self.repeat(one, lambda r: r["wall_seconds"])
+            remove_db(slot.warehouse)
+            rows = sum(runs[0]["rows"].values())
+            wall = median([r["wall_seconds"] for r in runs])
+            self.save(
+                key,
+                {
+                    "runs": runs,
+                    "n": len(runs),
+                    "wall_seconds": wall,
+                    "rows": rows,
+                    "rows_per_second": rows / wall if wall else None,
+                    "maxrss_mb": max(r["maxrss_mb"] for r in runs),
+                    "tree_peak_mb": max(r["process"]["tree_peak_mb"] for r in runs),
+                    "source_rows": source_rows(refreshed),
+                    "command": " ".join(["python -m bench.child landing", *extra]),
+                },
+            )
+
+    def landing_run(self, key: str, source: Path, extra: list[str], out: Path, i: int) -> dict:
+        """One `python -m bench.child landing` into an empty warehouse."""
+        slot = self.ws.slot
+        remove_db(slot.warehouse)
+        out.unlink(missing_ok=True)
+        log(f"{key}, run {i + 1}")
+        m = procs.run(
+            [
+                self.python(), "-m", "bench.child", "landing", "--source", str(source),
+                "--warehouse", str(slot.warehouse), *extra, "--out", str(out),
+            ],
+            env=self.env(), log=self.log_path(f"{key}/run{i + 1}"), cwd=REPO_ROOT,
+        ).check()  # fmt: skip
+        return {"process": m.__dict__, **json.loads(out.read_text())}
+
+    def refreshed_source(self, customers: int) -> Path:
+        """A copy of the initial load's source whose queue holds every row (refreshed from the
+        start of time, as the first batch's refresh)."""
         refreshed = self.ws.cache / "sims" / f"c{customers}-refreshed.duckdb"
         if not refreshed.exists():
             from exigo_sync.source.duckdb_client import DuckDbSourceClient
@@ -789,39 +836,7 @@ class Bench:
             copy_db(self.initial_load_source(), tmp)
             DuckDbSourceClient(tmp).refresh(FULL_LOAD_START)  # W1: the first batch, all rows
             tmp.replace(refreshed)
-        ways: dict[str, dict[str, Any]] = {}
-        for way, extra in (("arrow", []), ("rows", ["--rows"])):
-            out = self.ws.logs / f"landing-{way}.json"
-
-            def one(i: int, way: str = way, extra: list[str] = extra, out: Path = out) -> dict:
-                remove_db(slot.warehouse)
-                out.unlink(missing_ok=True)
-                log(f"landing {customers:,} customers as {way}, run {i + 1}")
-                m = procs.run(
-                    [
-                        self.python(), "-m", "bench.child", "landing", "--source",
-                        str(refreshed), "--warehouse", str(slot.warehouse), *extra,
-                        "--out", str(out),
-                    ],
-                    env=self.env(), log=self.log_path(f"{key}/{way}{i + 1}"), cwd=REPO_ROOT,
-                ).check()  # fmt: skip
-                return {"process": m.__dict__, **json.loads(out.read_text())}
-
-            runs = self.repeat(one, lambda r: r["wall_seconds"])
-            rows = sum(runs[0]["rows"].values())
-            wall = median([r["wall_seconds"] for r in runs])
-            ways[way] = {
-                "runs": runs,
-                "n": len(runs),
-                "wall_seconds": wall,
-                "rows": rows,
-                "rows_per_second": rows / wall if wall else None,
-                "maxrss_mb": max(r["maxrss_mb"] for r in runs),
-                "tree_peak_mb": max(r["process"]["tree_peak_mb"] for r in runs),
-                "command": f"python -m bench.child landing {' '.join(extra)}".strip(),
-            }
-        remove_db(slot.warehouse)
-        self.save(key, {"ways": ways, "source_rows": source_rows(refreshed)})
+        return refreshed
 
 
 def summarize_batch_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:

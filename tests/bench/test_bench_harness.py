@@ -294,17 +294,12 @@ def _fake_results(ws: Workspace, name: str) -> None:
                 "command": "exigo-sync run",
             },
         )
-    way = {"n": 1, "rows": 1000, "maxrss_mb": 200.0, "runs": [LOAD]}
-    save(
-        f"{name}/landing/c{label(sizes.initial_load_customers)}",
-        {
-            "ways": {
-                "arrow": {**way, "wall_seconds": 2.0, "rows_per_second": 500.0},
-                "rows": {**way, "wall_seconds": 10.0, "rows_per_second": 100.0},
-            },
-            "source_rows": {"Orders": 5},
-        },
-    )
+    for way, seconds in (("arrow", 2.0), ("rows", 10.0), ("colocated", 1.0)):
+        save(
+            f"{name}/landing/c{label(sizes.initial_load_customers)}/{way}",
+            {"n": 1, "rows": 1000, "maxrss_mb": 200.0, "runs": [LOAD], "wall_seconds": seconds,
+             "rows_per_second": 1000 / seconds},
+        )  # fmt: skip
     save(
         f"{name}/simulator/c{label(sizes.simulator_customers)}",
         {
@@ -373,9 +368,10 @@ def test_report_has_every_section(tmp_path: Path, name: str) -> None:
     loads = [x for x in text.splitlines() if "peak memory" in x and x.startswith("| ")]
     assert [x.rsplit("|", 2)[-2].strip() for x in loads] == ["**met**", "**missed**"]
     assert "| landed | 1 | 30.00 | 6.00 |" in text
-    assert "| Arrow record batches | 1 | 1,000 | 2.00 | 500 |" in text
-    assert "| row tuples | 1 | 1,000 | 10.00 | 100 |" in text
-    assert "Arrow record batches land the same rows 5.00x as fast" in text
+    assert "| landed, Arrow record batches | 1 | 1,000 | 2.00 | 500 |" in text
+    assert "| landed, row tuples | 1 | 1,000 | 10.00 | 100 |" in text
+    assert "| co-located copy | 1 | 1,000 | 1.00 | 1,000 |" in text
+    assert "land the same rows 5.00x as fast as row tuples, and take 2.00x the time" in text
     floor_line = next(x for x in bounds.splitlines() if "against the floor" in x)
     assert "10.00x, missed" in floor_line and "0.50 s of the 2.00 s" in floor_line
 
