@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -47,7 +48,7 @@ def open_duckdb(target: Target, *, read_only: bool = False) -> DuckDbWarehouse:
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return DuckDbWarehouse(duckdb.connect(str(path), read_only=read_only))
+        con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WarehouseBusy(f"warehouse file {path} is in use by another process") from None
@@ -58,3 +59,30 @@ def open_duckdb(target: Target, *, read_only: bool = False) -> DuckDbWarehouse:
         if "different configuration" in str(exc):
             raise WarehouseBusy(f"warehouse file {path} is open in another mode here") from None
         raise
+    try:
+        _apply_settings(con, target)
+    except BaseException:
+        con.close()
+        raise
+    return DuckDbWarehouse(con)
+
+
+_SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _apply_settings(con: duckdb.DuckDBPyConnection, target: Target) -> None:
+    """The output's `settings` (the profile's memory_limit, preserve_insertion_order, ...), set
+    as dbt-duckdb sets them on dbt's connections: the flow's own work in the warehouse (the
+    landing's copy above all) runs under the same bounds as dbt's models."""
+    for name, value in (target.config.get("settings") or {}).items():
+        if not _SETTING_NAME.fullmatch(str(name)):
+            raise WarehouseError(f"dbt target '{target.name}': {name!r} is not a DuckDB setting")
+        text = str(value).replace("'", "''")
+        try:
+            con.execute(f"SET {name} = '{text}'")
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise WarehouseError(
+                f"dbt target '{target.name}': DuckDB refused setting {name} = {value!r} "
+                f"({first}); fix `settings` in the profile"
+            ) from None

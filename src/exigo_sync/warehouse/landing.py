@@ -37,7 +37,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -156,11 +156,12 @@ def land_batch(
                 chunks = _record_batches(source, table, columns)
             else:
                 chunks = _chunks(source, table, columns)
-            for chunk in chunks:
-                writer.append(table, columns, chunk)
-                before, rows = rows, rows + len(chunk)
-                if rows // PROGRESS_EVERY_ROWS > before // PROGRESS_EVERY_ROWS:
-                    logger.info("landing %s: %s rows", table.label, f"{rows:,}")
+            with writer.appending():
+                for chunk in chunks:
+                    writer.append(table, columns, chunk)
+                    before, rows = rows, rows + len(chunk)
+                    if rows // PROGRESS_EVERY_ROWS > before // PROGRESS_EVERY_ROWS:
+                        logger.info("landing %s: %s rows", table.label, f"{rows:,}")
             landed[table.label] = rows
             fault("during_land")  # a copy that dies part-way (R1 tests)
             logger.info(
@@ -585,6 +586,10 @@ class _Writer(ABC):
     # Whether `append` takes Arrow record batches as well as rows.
     takes_arrow = False
 
+    def appending(self) -> AbstractContextManager[None]:
+        """Around one table's appends."""
+        return nullcontext()
+
     @abstractmethod
     def append(self, table: LandingTable, columns: Sequence[Column], rows: Any) -> None:
         """A chunk into the incoming table: a list of row tuples, or (when `takes_arrow`) an
@@ -656,6 +661,14 @@ class _DuckDbWriter(_Writer):
 
     quote = staticmethod(_quote)
     takes_arrow = True
+
+    def appending(self) -> AbstractContextManager[None]:
+        """One transaction per table: DuckDB checkpoints at a commit whose WAL outgrows its
+        threshold (16 MB), which a chunk of a wide table does, so committing each chunk wrote
+        the table out again and again (a 1M-row Orders: 16.6 s by the chunk, 5.4 s in one
+        transaction). The table is scratch until the swap: a landing that dies part-way
+        leaves it to the next landing's CREATE OR REPLACE."""
+        return self.con.transaction()
 
     def append(self, table: LandingTable, columns: Sequence[Column], rows: Any) -> None:
         """Rows (converted to Arrow column by column) or a record batch, inserted in one
