@@ -127,9 +127,10 @@ def run_landing(source: Path, warehouse: Path, *, rows: bool, colocated: bool) -
     warehouse copies them itself from the attached source file (`land_in_warehouse`)."""
     import logging
 
+    from bench.run import LANDED_ENV
     from exigo_sync import paths
     from exigo_sync.policy import SensitivePolicy
-    from exigo_sync.profiles import Target
+    from exigo_sync.profiles import Target, load_target
     from exigo_sync.settings import Settings
     from exigo_sync.source.duckdb_client import DuckDbSourceClient
     from exigo_sync.warehouse.landing import (
@@ -145,8 +146,12 @@ def run_landing(source: Path, warehouse: Path, *, rows: bool, colocated: bool) -
         reads_arrow = False
 
     client = (RowsOnly if rows else DuckDbSourceClient)(source)
-    target = Target("duckdb", "duckdb", {"path": str(warehouse)})
-    tables = tables_for_batch(Settings().sweep_entities)
+    # The example profile's landed warehouse output (its DuckDB settings: memory_limit, ...),
+    # writing the file given.
+    settings = Settings()
+    output = load_target(settings.profiles_dir, settings.profile, LANDED_ENV["EXIGO_SYNC_TARGET"])
+    target = Target(output.name, "duckdb", {**output.config, "path": str(warehouse)})
+    tables = tables_for_batch(settings.sweep_entities)
     load_start = loadavg()
     started = time.perf_counter()
     policy = SensitivePolicy.load(paths.dbt_project_dir())
