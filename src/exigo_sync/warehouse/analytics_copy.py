@@ -75,6 +75,7 @@ import duckdb
 
 from exigo_sync.catalog import ENTITIES
 from exigo_sync.profiles import Target
+from exigo_sync.quoting import literal, quote
 from exigo_sync.warehouse.connection import engine
 from exigo_sync.warehouse.duckdb_engine import open_duckdb
 
@@ -240,7 +241,7 @@ def _apply_changes(
     wh = _catalog(con)
     with _timed(seconds, "attach"):
         try:
-            con.execute(f"ATTACH '{_sql_text(str(path))}' AS {_STANDBY}")
+            con.execute(f"ATTACH {literal(path)} AS {_STANDBY}")
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise _Rebuild("a reader still has this slot open") from None
@@ -271,7 +272,7 @@ def _apply_changes(
         with _timed(seconds, "checkpoint"):
             con.execute(f"CHECKPOINT {_STANDBY}")
     finally:
-        con.execute(f"USE {_q(wh)}")
+        con.execute(f"USE {quote(wh)}")
         con.execute(f"DETACH {_STANDBY}")
     if Path(f"{path}.wal").exists() and Path(f"{path}.wal").stat().st_size > 0:
         raise AnalyticsCopyError(f"{path}.wal still holds changes after CHECKPOINT")
@@ -294,16 +295,17 @@ def _apply_table(
 ) -> int:
     """One table's changes into the standby (inside the caller's transaction); the rows written
     (0 for a table copied whole)."""
-    ours, theirs = f"{_q(wh)}.{_q(schema)}.{_q(table)}", f"{_STANDBY}.{_q(schema)}.{_q(table)}"
+    name = f"{quote(schema)}.{quote(table)}"
+    ours, theirs = f"{quote(wh)}.{name}", f"{_STANDBY}.{name}"
     kind, keys = _plan(table, columns)
     if kind == "whole":  # created again as the warehouse has it (a batch may drop or change it)
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_STANDBY}.{_q(schema)}")
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_STANDBY}.{quote(schema)}")
         con.execute(f"DROP TABLE IF EXISTS {theirs}")
         con.execute(f"USE {_STANDBY}")
         try:
             con.execute(ddl)
         finally:
-            con.execute(f"USE {_q(wh)}")
+            con.execute(f"USE {quote(wh)}")
         con.execute(f"INSERT INTO {theirs} SELECT * FROM {ours}")
         return 0
     if kind == "appended":
@@ -315,7 +317,7 @@ def _apply_table(
     # Literals, not parameters: DuckDB skips the row groups a constant filter excludes by their
     # min/max statistics (the incremental tables are appended batch after batch).
     newer = f"batch_id > {int(since)}"
-    key_match = " AND ".join(f"c.{_q(k)} = t.{_q(k)}" for k in keys)
+    key_match = " AND ".join(f"c.{quote(k)} = t.{quote(k)}" for k in keys)
     con.execute("DROP TABLE IF EXISTS temp.exigo_copy_changes")
     con.execute(f"CREATE TEMP TABLE exigo_copy_changes AS SELECT * FROM {ours} WHERE {newer}")
     row = (
@@ -380,7 +382,7 @@ def _drop_tables_gone(con: duckdb.DuckDBPyConnection, tables: Sequence[_Table]) 
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ?", [_STANDBY]
     ).fetchall():
         if (schema, table) not in present and not _kept_by_changes(table):
-            con.execute(f"DROP TABLE {_STANDBY}.{_q(schema)}.{_q(table)}")
+            con.execute(f"DROP TABLE {_STANDBY}.{quote(schema)}.{quote(table)}")
 
 
 def _verify_counts(con: duckdb.DuckDBPyConnection, wh: str, tables: Sequence[_Table]) -> None:
@@ -390,10 +392,10 @@ def _verify_counts(con: duckdb.DuckDBPyConnection, wh: str, tables: Sequence[_Ta
     for schema, table, columns, _ddl in tables:
         if _plan(table, columns)[0] == "whole":
             continue
-        name = f"{_q(schema)}.{_q(table)}"
+        name = f"{quote(schema)}.{quote(table)}"
         parts.append(
-            f"SELECT '{_sql_text(schema)}.{_sql_text(table)}', "
-            f"(SELECT count(*) FROM {_q(wh)}.{name}), (SELECT count(*) FROM {_STANDBY}.{name})"
+            f"SELECT {literal(f'{schema}.{table}')}, "
+            f"(SELECT count(*) FROM {quote(wh)}.{name}), (SELECT count(*) FROM {_STANDBY}.{name})"
         )
     if not parts:
         return
@@ -556,14 +558,6 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
         temp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _sql_text(text: str) -> str:
-    return text.replace("'", "''")
 
 
 @contextmanager

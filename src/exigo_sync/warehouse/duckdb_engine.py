@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 
 from exigo_sync.profiles import Target
+from exigo_sync.quoting import literal
 from exigo_sync.warehouse.errors import WarehouseBusy, WarehouseError
 
 
@@ -77,9 +78,8 @@ def _apply_settings(con: duckdb.DuckDBPyConnection, target: Target) -> None:
     for name, value in (target.config.get("settings") or {}).items():
         if not _SETTING_NAME.fullmatch(str(name)):
             raise WarehouseError(f"dbt target '{target.name}': {name!r} is not a DuckDB setting")
-        text = str(value).replace("'", "''")
         try:
-            con.execute(f"SET {name} = '{text}'")
+            con.execute(f"SET {name} = {literal(value)}")
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0]
             raise WarehouseError(

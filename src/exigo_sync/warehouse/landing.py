@@ -49,6 +49,7 @@ from exigo_sync.naming import column_name, entity_name
 from exigo_sync.policy import SensitivePolicy
 from exigo_sync.profiles import Target
 from exigo_sync.quoting import bracket as _bracket
+from exigo_sync.quoting import literal as _literal
 from exigo_sync.quoting import quote as _quote
 from exigo_sync.snapshot import TableFingerprint, fingerprint_sql, from_row
 from exigo_sync.source import FETCH_SIZE, SourceClient, TransientSourceError
@@ -271,9 +272,8 @@ def _attached(con: WarehouseConnection, source: SourceInWarehouse) -> Iterator[N
         return
     import duckdb
 
-    literal = "'" + source.location.replace("'", "''") + "'"
     try:
-        con.execute(f"ATTACH {literal} AS {ATTACHED_SOURCE} (READ_ONLY)")
+        con.execute(f"ATTACH {_literal(source.location)} AS {ATTACHED_SOURCE} (READ_ONLY)")
     except duckdb.Error as exc:
         text = str(exc).strip().splitlines()[0]
         raise TransientSourceError(
