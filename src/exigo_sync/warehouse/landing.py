@@ -16,7 +16,8 @@ Two ways in, one result:
   the first way lands a 1M-customer source several times faster (BENCHMARKS.md, section 5).
   Into SQL Server as rows, the way the driver in use takes many (`sqlserver.rows`: parameter
   arrays with Microsoft's drivers, multi-row INSERT ... VALUES with FreeTDS).
-Memory stays at one chunk whatever the table's size. Only when every table has arrived does one
+The flow's process holds one chunk at a time whatever the table's size (a DuckDB warehouse
+commits every COMMIT_EVERY_ROWS rows, under the profile's memory_limit). Only when every table has arrived does one
 transaction swap them all in and record the batch in the manifest, so dbt sees either the whole
 of this batch's snapshot or the whole of the previous one; a copy that dies part-way leaves
 the landing as it was, and the batch merges nothing.
