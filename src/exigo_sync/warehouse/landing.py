@@ -17,8 +17,8 @@ Two ways in, one result:
   Into SQL Server as rows, the way the driver in use takes many (`sqlserver.rows`: parameter
   arrays with Microsoft's drivers, multi-row INSERT ... VALUES with FreeTDS).
 The flow's process holds one chunk at a time whatever the table's size (a DuckDB warehouse
-commits every COMMIT_EVERY_ROWS rows, under the profile's memory_limit). Only when every table has arrived does one
-transaction swap them all in and record the batch in the manifest, so dbt sees either the whole
+commits every COMMIT_EVERY_BYTES of it). Only when every table has arrived does one transaction
+swap them all in and record the batch in the manifest, so dbt sees either the whole
 of this batch's snapshot or the whole of the previous one; a copy that dies part-way leaves
 the landing as it was, and the batch merges nothing.
 
@@ -63,10 +63,11 @@ DBO_SCHEMA = "exigo_landing_dbo"  # key sets (and lookups) of dbo tables, under 
 MANIFEST = f"{QUEUE_SCHEMA}.landed_tables"
 INCOMING = "__incoming"
 PROGRESS_EVERY_ROWS = 100_000
-# A DuckDB warehouse commits a landed table this many rows at a time (_DuckDbWriter.appending):
-# 200k customers landed in 28 s committing every 100k rows, 14.5 s every 1M (peak 1.9 GB), 14.3 s
-# in one transaction (2.5 GB, and 9.6 GB at 1M customers).
-COMMIT_EVERY_ROWS = 1_000_000
+# A DuckDB warehouse commits a landed table whenever this much Arrow data has gone in since the
+# last commit (_DuckDbWriter.appending). DuckDB keeps uncommitted rows in memory, past its
+# memory_limit (1M rows of Customers, 97 columns: 3.6 GB), and checkpoints at a commit whose WAL
+# outgrows 16 MB, so committing every 100k-row chunk rewrote wide tables again and again.
+COMMIT_EVERY_BYTES = 256 * 2**20
 
 
 class LandingError(RuntimeError):
@@ -669,13 +670,10 @@ class _DuckDbWriter(_Writer):
 
     @contextmanager
     def appending(self) -> Iterator[None]:
-        """A table's chunks committed COMMIT_EVERY_ROWS rows at a time. DuckDB checkpoints at a
-        commit whose WAL outgrows its threshold (16 MB), which one chunk of a wide table does:
-        committing every chunk wrote the table out again and again (1M Orders rows: 16.6 s).
-        One transaction for the whole table was fast (5.4 s) but DuckDB kept all of it in
-        memory until the commit, past its memory_limit (9.6 GB for a 1M-customer source). The
-        table is scratch until the swap: a landing that dies part-way leaves it to the next
-        landing's CREATE OR REPLACE."""
+        """A table's chunks committed COMMIT_EVERY_BYTES of Arrow data at a time, not chunk by
+        chunk (a 1M-row Orders took 16.6 s committed by the 100k-row chunk) nor in one
+        transaction (9.6 GB landing a 1M-customer source). The table is scratch until the swap:
+        a landing that dies part-way leaves it to the next landing's CREATE OR REPLACE."""
         raw = self.con.raw  # type: ignore[attr-defined]
         self._uncommitted = 0
         raw.begin()
@@ -688,14 +686,15 @@ class _DuckDbWriter(_Writer):
             self._uncommitted = None
         raw.commit()
 
-    # Rows appended since the last commit; None outside `appending` (every statement commits).
+    # Arrow bytes appended since the last commit; None outside `appending` (each statement
+    # commits).
     _uncommitted: int | None = None
 
-    def _committing(self, rows: int) -> None:
+    def _committing(self, nbytes: int) -> None:
         if self._uncommitted is None:
             return
-        self._uncommitted += rows
-        if self._uncommitted >= COMMIT_EVERY_ROWS:
+        self._uncommitted += nbytes
+        if self._uncommitted >= COMMIT_EVERY_BYTES:
             raw = self.con.raw  # type: ignore[attr-defined]
             raw.commit()
             raw.begin()
@@ -724,7 +723,7 @@ class _DuckDbWriter(_Writer):
             raise LandingError(_cast_failure(raw, table, columns, exc)) from None
         finally:
             raw.unregister(_CHUNK)
-        self._committing(chunk.num_rows)
+        self._committing(chunk.nbytes)
 
     def swap_in(
         self, tables: Sequence[LandingTable], batch_id: int, landed: dict[str, int],
