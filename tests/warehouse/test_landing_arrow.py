@@ -6,9 +6,11 @@ stops the landing naming its column, whichever way it came."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -88,6 +90,27 @@ def test_arrow_batches_and_rows_land_the_same_tables(refreshed_source: Path, tmp
     # Types are the source's own, whichever way the rows came (not Arrow's guesses).
     columns = dict(arrow_tables[f"{QUEUE_SCHEMA}.Orders"][0])
     assert columns["OrderID"] == "INTEGER" and columns["Total"].startswith("DECIMAL")
+
+
+def test_a_table_committed_part_by_part_lands_whole(
+    refreshed_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """DuckDB commits a landed table every COMMIT_EVERY_BYTES (here: after every chunk of 50
+    rows), and the table still lands whole."""
+    from exigo_sync.warehouse import landing
+
+    whole = _land(DuckDbSourceClient(refreshed_source), tmp_path / "whole.duckdb")
+    monkeypatch.setattr(landing, "COMMIT_EVERY_BYTES", 1)
+    in_parts = _land(_SmallBatches(refreshed_source), tmp_path / "parts.duckdb")
+    assert in_parts == whole
+    assert _contents(tmp_path / "parts.duckdb") == _contents(tmp_path / "whole.duckdb")
+
+
+class _SmallBatches(DuckDbSourceClient):
+    """The simulator read in Arrow batches of 50 rows."""
+
+    def record_batches(self, sql: str, params: Sequence[Any] = (), *, batch_size: int = 50) -> Any:
+        return super().record_batches(sql, params, batch_size=50)
 
 
 def test_arrow_batches_need_no_more_than_one_batch_in_memory(refreshed_source: Path):
