@@ -778,9 +778,9 @@ class Bench:
         )
 
     def measure_landing(self) -> None:
-        """The snapshot's copy alone on the initial load's source, each way it can reach a
-        DuckDB warehouse (LANDING_WAYS), each saved as a figure of its own."""
-        customers = self.sizes.initial_load_customers
+        """The snapshot's copy alone, each way it can reach a DuckDB warehouse (LANDING_WAYS),
+        each saved as a figure of its own, on a source of `landing_customers`."""
+        customers = self.sizes.landing_customers
         slot = self.ws.slot
         for way, extra in LANDING_WAYS.items():
             key = self.key("landing", f"c{label(customers)}", way)
@@ -824,7 +824,7 @@ class Bench:
         return {"process": m.__dict__, **json.loads(out.read_text())}
 
     def refreshed_source(self, customers: int) -> Path:
-        """A copy of the initial load's source whose queue holds every row (refreshed from the
+        """A copy of a source of `customers` whose queue holds every row (refreshed from the
         start of time, as the first batch's refresh)."""
         refreshed = self.ws.cache / "sims" / f"c{customers}-refreshed.duckdb"
         if not refreshed.exists():
@@ -833,7 +833,12 @@ class Bench:
 
             log(f"refreshing a copy of the {customers:,}-customer source from {FULL_LOAD_START}")
             tmp = refreshed.with_name(refreshed.stem + ".tmp.duckdb")
-            copy_db(self.initial_load_source(), tmp)
+            source = (
+                self.initial_load_source()
+                if customers == self.sizes.initial_load_customers
+                else self.sim_base(customers)
+            )
+            copy_db(source, tmp)
             DuckDbSourceClient(tmp).refresh(FULL_LOAD_START)  # W1: the first batch, all rows
             tmp.replace(refreshed)
         return refreshed
