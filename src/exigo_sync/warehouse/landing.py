@@ -680,7 +680,8 @@ class _DuckDbWriter(_Writer):
         try:
             yield
         except BaseException:
-            raw.rollback()
+            with suppress(Exception):  # a failed commit leaves no transaction: the error stays
+                raw.rollback()
             raise
         finally:
             self._uncommitted = None
