@@ -13,7 +13,7 @@ Two ways in, one result:
   built by the source's driver where it can (`SourceClient.record_batches`: DuckDB, and
   mssql-python in C++, ARROW_BATCH_ROWS rows at a time), else converted column by column from
   the row tuples of a DB-API cursor (`SourceClient.query`, FETCH_SIZE rows at a time: pyodbc);
-  the first way lands a 1M-customer source several times faster (BENCHMARKS.md, section 5).
+  the first way is 9x as fast on a 200k-customer source (BENCHMARKS.md, section 5).
   Into SQL Server as rows, the way the driver in use takes many (`sqlserver.rows`: parameter
   arrays with Microsoft's drivers, multi-row INSERT ... VALUES with FreeTDS).
 The flow's process holds one chunk at a time whatever the table's size (a DuckDB warehouse
