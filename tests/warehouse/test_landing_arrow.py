@@ -5,6 +5,7 @@ stops the landing naming its column, whichever way it came."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -121,8 +122,11 @@ def test_arrow_batches_need_no_more_than_one_batch_in_memory(refreshed_source: P
     assert len(sizes) > 1 and max(sizes) <= 100
 
 
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "appending"])
 @pytest.mark.parametrize("as_arrow", [True, False], ids=["arrow", "rows"])
-def test_value_the_warehouse_type_cannot_hold_names_its_column(tmp_path: Path, as_arrow: bool):
+def test_value_the_warehouse_type_cannot_hold_names_its_column(
+    tmp_path: Path, as_arrow: bool, in_transaction: bool
+):
     target = Target("duckdb", "duckdb", {"path": str(tmp_path / "w.duckdb")})
     table = LandingTable("queue", "Orders")
     columns = [Column("OrderID", "INTEGER"), Column("Total", "DECIMAL(5,2)")]
@@ -136,5 +140,11 @@ def test_value_the_warehouse_type_cannot_hold_names_its_column(tmp_path: Path, a
         writer = _DuckDbWriter(con)
         writer.ensure_schemas()
         writer.create_incoming(table, columns)
-        with pytest.raises(LandingError, match=r"queue\.Orders\.Total .*DECIMAL\(5,2\)"):
+        # Inside `appending` (as land_batch calls it) the failed insert aborts the transaction:
+        # the diagnosis must still blame Total, not the first column it tries.
+        appending = writer.appending() if in_transaction else contextlib.nullcontext()
+        with (
+            pytest.raises(LandingError, match=r"queue\.Orders\.Total .*DECIMAL\(5,2\)"),
+            appending,
+        ):
             writer.append(table, columns, chunk)

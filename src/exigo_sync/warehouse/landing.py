@@ -150,6 +150,7 @@ def land_batch(
         _check_columns(table, [(c.name, c.source_type) for c in read[table.label]], policy)
     with connected(warehouse) as con:
         writer = _WRITERS[target_engine](con)
+        as_arrow = writer.takes_arrow and source.reads_arrow  # asked once: it reads the profile
         writer.ensure_schemas()
         for table in tables:
             kept = set(policy.copied(table.name, [c.name for c in read[table.label]]))
@@ -159,7 +160,7 @@ def land_batch(
             rows = 0
             if table.reopen:
                 chunks = _reopened_chunks(source, con, table, columns, find_missing)
-            elif writer.takes_arrow and source.reads_arrow:
+            elif as_arrow:
                 chunks = _record_batches(source, table, columns)
             else:
                 chunks = _chunks(source, table, columns)
@@ -712,7 +713,7 @@ class _DuckDbWriter(_Writer):
             chunk = rows
         else:
             arrays = [
-                _arrow_array(values, c.warehouse_type, f"{table.label}.{c.name}")
+                _arrow_array(values, c.warehouse_type, _column_label(table, c))
                 for values, c in zip(zip(*rows, strict=True), columns, strict=True)
             ]
             chunk = pa.RecordBatch.from_arrays(arrays, names=[c.name for c in columns])
@@ -721,6 +722,11 @@ class _DuckDbWriter(_Writer):
         try:
             raw.execute(f"INSERT INTO {self._name(table, INCOMING)} SELECT * FROM {_CHUNK}")
         except duckdb.Error as exc:
+            if self._uncommitted is not None:
+                # The failed insert aborted the transaction, and the chunk's registration with
+                # it: diagnose outside any (the landing fails whatever the diagnosis finds).
+                raw.rollback()
+                raw.register(_CHUNK, chunk)
             raise LandingError(_cast_failure(raw, table, columns, exc)) from None
         finally:
             raw.unregister(_CHUNK)
@@ -753,10 +759,14 @@ def _cast_failure(raw: Any, table: LandingTable, columns: Sequence[Column], exc:
         except Exception as column_exc:
             text = str(column_exc).strip().splitlines()[0]
             return (
-                f"source column {table.source_schema}.{table.name}.{c.name} has a value that "
-                f"does not fit {c.warehouse_type} ({text}); nothing of this batch was landed"
+                f"source column {_column_label(table, c)} has a value that does not fit "
+                f"{c.warehouse_type} ({text}); nothing of this batch was landed"
             )
     return f"landing {table.label} failed ({text}); nothing of this batch was landed"
+
+
+def _column_label(table: LandingTable, column: Column) -> str:
+    return f"{table.source_schema}.{table.name}.{column.name}"
 
 
 def _arrow_array(values: Sequence[Any], duckdb_type_name: str, column: str) -> Any:
