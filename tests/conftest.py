@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import parse_cache
+from tests.run_folder import built_once, run_folder
+
 # The example profile runs dbt on two threads on DuckDB. Here pytest-xdist already runs two test
 # files at once on a two-core machine, and a second dbt thread in every build only adds
 # contention (the whole suite took 19 min instead of 16). The tests that prove the shipped
@@ -21,6 +24,11 @@ os.environ.setdefault("EXIGO_SYNC_DBT_THREADS", "1")
 # it so, and every process the tests start would inherit it too and never see its Ctrl-C.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dbt_parses_shared_by_the_run(tmp_path_factory: pytest.TempPathFactory) -> None:
+    parse_cache.share(run_folder(tmp_path_factory) / "dbt-parses")
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +44,10 @@ def prefect_api() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def two_batch_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Warehouse + source files after batches 1 and 2 of tests.dbt.scenario, built once per test
-    process and copied by the dbt tests (`merged_env`) and the docs-site test."""
+    run and copied by the dbt tests (`merged_env`) and the docs-site test."""
     from tests.dbt.scenario import two_batch_warehouse
 
-    return two_batch_warehouse(tmp_path_factory.mktemp("two_batches"))
+    return built_once(tmp_path_factory, "two_batches", two_batch_warehouse)
 
 
 # The longest files (measured with `--durations`; each runs many dbt builds or flow batches),

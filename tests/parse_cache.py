@@ -4,7 +4,8 @@ Every test gives dbt a target folder of its own, so every test's first dbt invoc
 the project from scratch (about 10 s of CPU here), which a batch does once per target folder
 (in production a warehouse's target folder keeps its parse from batch to batch).
 Before a test runs dbt, its target folder gets the parse the last invocation with the same
-inputs left; afterwards that parse is kept for the next test.
+inputs left; afterwards that parse is kept for the next test, in memory and in the test run's
+shared folder (`share`), where the other pytest-xdist workers of the same run find it.
 
 What dbt checks itself before it accepts a saved parse: the project's files, the --vars, the
 profile and target names, the profile's rendered connection settings, the env vars the project
@@ -27,6 +28,15 @@ PARSE_FILE = "partial_parse.msgpack"
 # them only while executing, behind `execute`).
 RUNTIME_ONLY = ("EXIGO_SYNC_LOCK_", "EXIGO_SYNC_FAULT")
 _parses: dict[str, bytes] = {}
+_shared: Path | None = None
+
+
+def share(folder: Path) -> None:
+    """Keep parses in `folder` too, for the other test processes of this run (never across
+    runs: a run's folder is new, and a parse of other project files would only be parsed again)."""
+    global _shared
+    folder.mkdir(parents=True, exist_ok=True)
+    _shared = folder
 
 
 def key(profiles_dir: Path, *inputs: object, environ: Mapping[str, str] | None = None) -> str:
@@ -44,6 +54,8 @@ def key(profiles_dir: Path, *inputs: object, environ: Mapping[str, str] | None =
 def seed(target_path: Path, cache_key: str) -> None:
     """Put the parse kept under `cache_key` (if any) in `target_path` for dbt to find."""
     parse = _parses.get(cache_key)
+    if parse is None and _shared is not None and (_shared / cache_key).is_file():
+        parse = _parses[cache_key] = (_shared / cache_key).read_bytes()
     if parse is not None:
         Path(target_path).mkdir(parents=True, exist_ok=True)
         (Path(target_path) / PARSE_FILE).write_bytes(parse)
@@ -53,7 +65,12 @@ def keep(target_path: Path, cache_key: str) -> None:
     """Keep the parse dbt left in `target_path` for the next invocation with `cache_key`."""
     path = Path(target_path) / PARSE_FILE
     if path.is_file():
-        _parses[cache_key] = path.read_bytes()
+        parse = _parses[cache_key] = path.read_bytes()
+        if _shared is not None:
+            # Written aside and renamed: another process reads a whole parse or none.
+            aside = _shared / f".{cache_key}.{os.getpid()}"
+            aside.write_bytes(parse)
+            aside.replace(_shared / cache_key)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ the same env vars an operator would set; the dbt profile is the repository's exa
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,16 @@ from typing import Any
 import pytest
 
 from tests.flow.cli_processes import kill_started
-from tests.flow.helpers import CLOCK_START, CUSTOMERS, SyncEnv, advance, copy_files, make_env
+from tests.flow.helpers import (
+    CLOCK_START,
+    CUSTOMERS,
+    SyncEnv,
+    advance,
+    copy_files,
+    env_at,
+    make_env,
+)
+from tests.run_folder import built_once
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,12 +40,17 @@ def _no_cli_run_left_behind() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def sim_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A freshly created simulator file, copied by every test (creation is the slow part)."""
+    """A freshly created simulator file, copied by every test (creation is the slow part), made
+    once per test run."""
     from exigo_sync.simulator import SyncSimulator
 
-    path = tmp_path_factory.mktemp("template") / "exigo_source.duckdb"
-    SyncSimulator.create(path, seed=42, customers=CUSTOMERS, clock_start=CLOCK_START)
-    return path
+    def create(folder: Path) -> Path:
+        path = folder / "exigo_source.duckdb"
+        folder.mkdir(parents=True)
+        SyncSimulator.create(path, seed=42, customers=CUSTOMERS, clock_start=CLOCK_START)
+        return path
+
+    return built_once(tmp_path_factory, "simulator", create)
 
 
 @pytest.fixture
@@ -53,14 +68,18 @@ def landed_env_factory(tmp_path: Path, sim_template: Path, monkeypatch: pytest.M
 @pytest.fixture(scope="session")
 def first_batch(tmp_path_factory: pytest.TempPathFactory, sim_template: Path) -> SyncEnv:
     """Batch 1, the full load, merged with make_env's settings (co-located): built once per
-    test process, copied by the tests that start after it (`merged_env`, `r1_start`)."""
-    mp = pytest.MonkeyPatch()
-    try:
-        env = make_env(tmp_path_factory.mktemp("first") / "env", sim_template, mp)
-        env.run_ok()
-        return env
-    finally:
-        mp.undo()
+    test run, copied by the tests that start after it (`merged_env`, `r1_start`)."""
+
+    def merge_the_full_load(folder: Path) -> Path:
+        mp = pytest.MonkeyPatch()
+        try:
+            env = make_env(folder / "env", sim_template, mp)
+            env.run_ok()
+            return env.root
+        finally:
+            mp.undo()
+
+    return env_at(built_once(tmp_path_factory, "first_batch", merge_the_full_load))
 
 
 @pytest.fixture
@@ -75,19 +94,26 @@ def merged_env(first_batch: SyncEnv, tmp_path: Path, monkeypatch: pytest.MonkeyP
 @pytest.fixture(scope="session")
 def r1_start(tmp_path_factory: pytest.TempPathFactory, first_batch: SyncEnv) -> dict[str, Any]:
     """Batch 1 merged, then 4 hours of activity: the state every crash scenario starts from,
-    and the tables an uninterrupted batch 2 leaves (the expected result, R1)."""
-    mp = pytest.MonkeyPatch()
-    try:
-        root = tmp_path_factory.mktemp("r1")
-        start = make_env(root / "start", first_batch.source, mp)
-        copy_files(first_batch, start)
-        advance(start, 4)
-        baseline = make_env(root / "baseline", start.source, mp)
-        copy_files(start, baseline)
-        baseline.run_ok()
-        return {"start": start, "expected": baseline.snapshot()}
-    finally:
-        mp.undo()
+    and the tables an uninterrupted batch 2 leaves (the expected result, R1). Built once per
+    test run."""
+
+    def merge_batch_two(folder: Path) -> Path:
+        mp = pytest.MonkeyPatch()
+        try:
+            start = make_env(folder / "start", first_batch.source, mp)
+            copy_files(first_batch, start)
+            advance(start, 4)
+            baseline = make_env(folder / "baseline", start.source, mp)
+            copy_files(start, baseline)
+            baseline.run_ok()
+            (folder / "expected.pickle").write_bytes(pickle.dumps(baseline.snapshot()))
+            return folder
+        finally:
+            mp.undo()
+
+    folder = built_once(tmp_path_factory, "r1_start", merge_batch_two)
+    expected = pickle.loads((folder / "expected.pickle").read_bytes())
+    return {"start": env_at(folder / "start"), "expected": expected}
 
 
 @pytest.fixture

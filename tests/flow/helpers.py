@@ -115,6 +115,12 @@ LANDED_SOURCE_OUTPUT = """
 """
 
 
+def env_at(root: Path) -> SyncEnv:
+    """The files of the env `make_env(root, ...)` made (its settings are the caller's)."""
+    profiles = root / "profiles"
+    return SyncEnv(root, profiles / SOURCE_FILE, profiles / WAREHOUSE_FILE, profiles)
+
+
 def make_env(
     root: Path, template: Path, monkeypatch: pytest.MonkeyPatch, *, landed: bool = False
 ) -> SyncEnv:
@@ -131,7 +137,7 @@ def make_env(
     # The files sit in the profile's folder, named relative to it as the example profile's own
     # defaults are: the profile renders the same in every test, so dbt accepts the parse of an
     # earlier test (tests/parse_cache.py; dbt compares the rendered connection settings).
-    env = SyncEnv(root, profiles / SOURCE_FILE, profiles / WAREHOUSE_FILE, profiles)
+    env = env_at(root)
     if template is not None:
         shutil.copyfile(template, env.source)
     for key, value in {
