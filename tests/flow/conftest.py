@@ -14,7 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.flow.cli_processes import kill_started
+from tests.flow.cli_processes import (
+    kill_started,
+    migrated_prefect_database,
+    seed_prefect_homes_with,
+)
 from tests.flow.helpers import (
     CLOCK_START,
     CUSTOMERS,
@@ -30,6 +34,11 @@ from tests.run_folder import built_once
 @pytest.fixture(scope="session", autouse=True)
 def _flows_report_to_the_test_api(prefect_api: str) -> str:
     return prefect_api
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_runs_find_a_migrated_prefect_database(tmp_path_factory: pytest.TempPathFactory) -> None:
+    seed_prefect_homes_with(built_once(tmp_path_factory, "prefect_home", migrated_prefect_database))
 
 
 @pytest.fixture(autouse=True)
