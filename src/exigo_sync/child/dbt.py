@@ -38,6 +38,7 @@ def main(argv: list[str]) -> int:
     assert result is not None
     if "--no-write-json" in argv:
         _write_run_results(result, argv)
+    _release_adapters()
     if result.success:
         return 0
     # dbt's own convention: 1 = a node failed, 2 = dbt could not run at all.
@@ -71,6 +72,19 @@ def _write_run_results(result: Any, argv: list[str]) -> None:
     target = Path(argv[argv.index("--target-path") + 1])
     target.mkdir(parents=True, exist_ok=True)
     executed.write(str(target / "run_results.json"))
+
+
+def _release_adapters() -> None:
+    """Close dbt's adapters and let go of them. Each holds a multiprocessing lock, a named
+    semaphore: a child forked by the fork server ends with os._exit, which runs no finalizer,
+    and multiprocessing's resource tracker would print "leaked semaphore objects" into every
+    batch's log."""
+    import gc
+
+    from dbt.adapters.factory import reset_adapters
+
+    reset_adapters()
+    gc.collect()  # the adapters sit in reference cycles
 
 
 def _exit(code: int) -> None:
