@@ -5,26 +5,15 @@ tracker printed "leaked semaphore objects" into every batch's log: dbt's adapter
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 
-from exigo_sync.processes import ForkServer, stop_child
-
-
-@pytest.fixture
-def fork_server() -> Iterator[ForkServer]:
-    """A fork server of this test's own, as a run starts one (exigo_sync.dbt_runner)."""
-    server = ForkServer.start(["dbt.cli.main", "exigo_sync.child.dbt", "dbt.adapters.duckdb"])
-    yield server
-    server.close()
-    stop_child(server.process, grace_seconds=2)
+from exigo_sync.processes import ForkServer
 
 
 def test_a_forked_dbt_process_leaves_no_warning_about_what_it_held(
-    fork_server: ForkServer, tmp_path: Path
+    dbt_fork_server: ForkServer, tmp_path: Path
 ) -> None:
     project, profiles = tmp_path / "project", tmp_path / "profiles"
     (project / "models").mkdir(parents=True)
@@ -36,7 +25,7 @@ def test_a_forked_dbt_process_leaves_no_warning_about_what_it_held(
     profile = {"quiet": {"target": "dev", "outputs": {"dev": output}}}
     (profiles / "profiles.yml").write_text(yaml.safe_dump(profile))
 
-    child = fork_server.fork(
+    child = dbt_fork_server.fork(
         "exigo-sync-dbt", "exigo_sync.child.dbt",
         ["build", "--project-dir", str(project), "--profiles-dir", str(profiles),
          "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,15 +45,6 @@ def _project(tmp: Path) -> tuple[Path, Path, Path]:
     profile = {"r4_stop": {"target": "dev", "outputs": {"dev": output}}}
     (profiles / "profiles.yml").write_text(yaml.safe_dump(profile))
     return project, profiles, marker
-
-
-@pytest.fixture
-def fork_server() -> Iterator[ForkServer]:
-    """A fork server of this test's own, as a run starts one (exigo_sync.dbt_runner)."""
-    server = ForkServer.start(["dbt.cli.main", "exigo_sync.child.dbt", "dbt.adapters.duckdb"])
-    yield server
-    server.close()
-    stop_child(server.process, grace_seconds=2)
 
 
 def _start(
@@ -108,7 +98,7 @@ def _events(out: Path) -> list[dict]:
 def test_r4_a_stopped_dbt_child_cancels_its_query_and_exits_within_the_grace(
     tmp_path: Path, sig: signal.Signals, forked: bool, request: pytest.FixtureRequest
 ) -> None:
-    server = request.getfixturevalue("fork_server") if forked else None
+    server = request.getfixturevalue("dbt_fork_server") if forked else None
     proc, out, dbt_log = _start(tmp_path, server)
     started = time.monotonic()
     proc.send_signal(sig)
