@@ -34,5 +34,5 @@ def test_a_forked_dbt_process_leaves_no_warning_about_what_it_held(
     # which comes when the tracker (holding the pipe too) has ended.
     output_text = child.stdout.read().decode()
     assert child.wait(timeout=60) == 0, output_text[-3000:]
-    assert '"name": "LogModelResult"' in output_text or "OK created" in output_text
+    assert "OK created" in output_text  # the model was built
     assert "leaked" not in output_text and "resource_tracker" not in output_text, output_text
