@@ -14,7 +14,7 @@ import pytest
 from exigo_sync.simulator import SyncSimulator
 from exigo_sync.source import SourceClient, SourceError, TransientSourceError
 from exigo_sync.source.duckdb_client import DuckDbSourceClient
-from tests.simulator.helpers import BUSY, CLOCK_START
+from tests.simulator.helpers import BUSY, CLOCK_START, SEED
 
 
 def test_client_refresh_is_the_vendor_procedure(sim: SyncSimulator) -> None:
@@ -36,6 +36,19 @@ def test_client_holds_no_connection_between_calls(sim: SyncSimulator) -> None:
     client.refresh(None)
     con = duckdb.connect(str(sim.path), read_only=True)  # what dbt does right after
     con.close()
+
+
+@pytest.mark.parametrize("stem", ["sim", "queue", "dbo"])
+def test_a_file_named_like_one_of_its_schemas_works(stem: str, tmp_path: Path) -> None:
+    # Opened directly, DuckDB names a file's catalog after it: `sim.Clock` in sim.duckdb was
+    # ambiguous, and `simulate create` stopped with a Binder Error.
+    path = tmp_path / f"{stem}.duckdb"
+    sim = SyncSimulator.create(path, seed=SEED, customers=60, clock_start=CLOCK_START)
+    sim.advance(timedelta(hours=2), BUSY)
+    batch = DuckDbSourceClient(path).refresh(CLOCK_START - timedelta(days=1))
+    assert batch.row_counts == sim.row_counts("queue")
+    assert batch.row_counts["Orders"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{stem}.duckdb"]
 
 
 def test_client_missing_file_is_a_source_error_and_creates_nothing(tmp_path: Path) -> None:

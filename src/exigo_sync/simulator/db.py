@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 
 from exigo_sync.catalog import REPLICATED_TABLES, Column, duckdb_type
+from exigo_sync.quoting import literal
 
 # 2**64: hash() returns a UBIGINT, so this maps it onto [0, 1).
 _HASH_RANGE = 18446744073709551616.0
@@ -52,12 +53,24 @@ _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 MEMORY_LIMIT = "1536MB"
 
 
+# The catalog the simulator file is attached as. Opened directly, DuckDB would name the catalog
+# after the file, and a file called sim.duckdb, queue.duckdb or dbo.duckdb would make every
+# `sim.Clock` ambiguous (that catalog, or the schema?).
+CATALOG = "exigo_simulator"
+
+
 @contextmanager
 def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the simulator file for one operation and always close it: DuckDB holds a file lock
     while a connection is open, and dbt attaches the file right after a refresh."""
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect()
     try:
+        # An in-memory database would spill to `.tmp` in the working directory; beside the file,
+        # as a directly opened file does.
+        con.execute(f"SET temp_directory = {literal(f'{path}.tmp')}")
+        mode = " (READ_ONLY)" if read_only else ""
+        con.execute(f"ATTACH {literal(str(path))} AS {CATALOG}{mode}")
+        con.execute(f"USE {CATALOG}")
         # Bulk statements run long enough to trigger DuckDB's progress bar on the terminal.
         con.execute("SET enable_progress_bar = false")
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
@@ -66,6 +79,14 @@ def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.Duc
         yield con
     finally:
         con.close()
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of a `connect()` connection, reading the simulator file too: a DuckDB cursor is
+    a connection of its own, and starts in the in-memory catalog."""
+    cur = con.cursor()
+    cur.execute(f"USE {CATALOG}")
+    return cur
 
 
 def execute(

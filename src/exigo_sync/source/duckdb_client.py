@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 
 from exigo_sync.simulator.clocks import sim_utc_clock
-from exigo_sync.simulator.db import connect
+from exigo_sync.simulator.db import connect, cursor
 from exigo_sync.simulator.refresh import run_refresh, sim_clock
 from exigo_sync.source import (
     ARROW_BATCH_ROWS,
@@ -71,7 +71,7 @@ class DuckDbSourceClient:
         with self._guard("read the source"):
             self._check_file()
             with connect(self.path, read_only=True) as con:
-                cur = con.cursor()
+                cur = cursor(con)
                 try:
                     yield cur.execute(sql, list(params))
                 finally:
