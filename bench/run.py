@@ -138,10 +138,14 @@ class Bench:
     def dbt_command(self, args: list[str]) -> list[str]:
         return [str(VENV_BIN / "dbt"), *args]
 
-    def dbt(self, args: list[str], name: str) -> procs.Measured:
+    def dbt(
+        self, args: list[str], name: str, batch: dict[str, Any] | None = None
+    ) -> procs.Measured:
+        """`dbt args`; on a batch `ledger_batch` prepared, handed to dbt as the flow hands it."""
         return procs.run(
-            self.dbt_command(args), env=self.env(), log=self.log_path(name), cwd=REPO_ROOT
-        ).check()
+            self.dbt_command(args), env={**self.env(), **(batch or {}).get("dbt_env", {})},
+            log=self.log_path(name), cwd=REPO_ROOT,
+        ).check()  # fmt: skip
 
     def flow_child(
         self,
@@ -181,9 +185,11 @@ class Bench:
     def ledger_batch(self, start: datetime) -> dict[str, Any]:
         """What the flow does before dbt, outside the flow: a ledger batch `refreshing`, the
         queue refreshed from `start`, the batch `refreshed`, the snapshot pinned in the
-        warehouse's landing (where dbt reads it)."""
+        warehouse's landing (where dbt reads it). `dbt_env`: the batch as the flow hands it to
+        dbt's process."""
         import logging
 
+        from exigo_sync.dbt_runner import batch_env
         from exigo_sync.profiles import Target
         from exigo_sync.source.duckdb_client import DuckDbSourceClient
         from exigo_sync.warehouse import landing
@@ -207,7 +213,11 @@ class Bench:
             logger=logging.getLogger("bench"),
             policy=SensitivePolicy.load(self.settings().dbt_project_dir),
         )  # fmt: skip
-        return {"batch_id": batch_id, "queue_rows": dict(result.row_counts)}
+        return {
+            "batch_id": batch_id,
+            "queue_rows": dict(result.row_counts),
+            "dbt_env": batch_env(batch_id, result.refresh_started_at),
+        }
 
     def save(self, key: str, data: dict[str, Any]) -> None:
         self.ws.save_result(key, {**data, "key": key, "saved_at": datetime.now().isoformat()})
@@ -360,10 +370,10 @@ class Bench:
         copy_db(self.loaded(rows) / "wh_loaded.duckdb", slot.warehouse)
         copy_db(d / "sim_advanced.duckdb", slot.source)
         start = datetime.fromisoformat(self.loaded_meta(rows)["watermark"])
-        self.ledger_batch(start - timedelta(minutes=BATCH_OVERLAP_MINUTES))
+        batch = self.ledger_batch(start - timedelta(minutes=BATCH_OVERLAP_MINUTES))
         args = self.flow_dbt_args()
         args[args.index("--select") + 1] = "tag:exigo_staging"
-        self.dbt(args, f"prepare/h{label(rows)}/k{label(changes)}/staging")
+        self.dbt(args, f"prepare/h{label(rows)}/k{label(changes)}/staging", batch)
         save_db(slot.warehouse, d / "wh_staged.duckdb")
         return d
 
@@ -592,7 +602,7 @@ class Bench:
         bare = []
         for i in range(runs):
             log(f"no-change h{label(rows)}: bare dbt build {i + 1}")
-            b = self.dbt(args, f"{key}/dbt{i + 1}")
+            b = self.dbt(args, f"{key}/dbt{i + 1}", prepared)
             # No run_results.json: the flow's command has --no-write-json (its dbt child writes
             # the file; a bare `dbt` does not), so only the wall time is the bare build's.
             bare.append({**b.__dict__, "partial_parse_warm": parse_was_warm(Path(b.log))})
@@ -642,7 +652,7 @@ class Bench:
             return
         slot = self.ws.slot
         self.start_from_load(rows)
-        self.ledger_batch(watermark(slot.warehouse) - self.settings().overlap)
+        batch = self.ledger_batch(watermark(slot.warehouse) - self.settings().overlap)
         args = self.flow_dbt_args()
         no_tests = [*args, "--exclude-resource-type", "test"]
         at = args.index("--select") + 1
@@ -663,7 +673,8 @@ class Bench:
                 slot.run_results.unlink(missing_ok=True)
                 log(f"layers h{label(rows)}: variant {n + 1} run {i + 1}")
                 m = procs.run(
-                    [self.python(), "-m", "exigo_sync.child.dbt", *variant], env=self.env(),
+                    [self.python(), "-m", "exigo_sync.child.dbt", *variant],
+                    env={**self.env(), **batch["dbt_env"]},
                     log=self.log_path(f"{key}/v{n + 1}-{i + 1}"), cwd=REPO_ROOT,
                 ).check()  # fmt: skip
                 return {**m.__dict__, "dbt": dbt_results.summarize(slot.run_results)}

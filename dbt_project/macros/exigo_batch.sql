@@ -1,17 +1,37 @@
 {#- The batch being merged: its id (monotonic, from the ledger) and the source-clock time its
-    queue.Refresh began. The flow passes neither: dbt reads the one batch the ledger has in flight
-    (status `refreshed`: the flow holds the run lock, so there is exactly one), at execution time,
-    so the dbt vars stay the same from batch to batch and partial parsing stays warm. Vars
-    exigo_batch_id / exigo_batch_refreshed_at override it (tests, a hand-run `dbt build`).
-    At parse time, and for commands that only read (compile, docs generate, show, list), a
-    placeholder is returned; when models are built a missing batch is an error, never a silent
-    default: a wrong batch id would corrupt history_version_id. -#}
+    queue.Refresh began. Neither is a dbt var, so the vars stay the same from batch to batch and
+    partial parsing stays warm. A flow run hands them to dbt's process in its environment
+    (EXIGO_SYNC_BATCH_ID, EXIGO_SYNC_BATCH_REFRESHED_AT), read only at execution time; the run's
+    on-run-start hook checks once that they name the batch the ledger has in flight. Without
+    them dbt reads that batch from the ledger (status `refreshed`: the flow holds the run lock,
+    so there is exactly one). Vars exigo_batch_id / exigo_batch_refreshed_at override both
+    (tests, a hand-run `dbt build`). At parse time, and for commands that only read (compile,
+    docs generate, show, list), a placeholder is returned; when models are built a missing
+    batch is an error, never a silent default: a wrong batch id would corrupt
+    history_version_id. -#}
 {% macro exigo_batch_vars_required() -%}
     {{ return(execute and flags.WHICH not in ('compile', 'generate', 'docs', 'show', 'list', 'ls', 'parse')) }}
 {%- endmacro %}
 
-{#- [batch_id, refresh_started_at ISO] of the ledger's in-flight batch; raises unless exactly one. -#}
+{#- [batch_id, refresh_started_at ISO] of the batch being merged: the flow's, else the ledger's. -#}
 {% macro exigo_in_flight_batch() -%}
+    {%- if env_var('EXIGO_SYNC_BATCH_ID', '') -%}
+        {{ return(exigo_handed_batch()) }}
+    {%- endif -%}
+    {{ return(exigo_ledger_batch()) }}
+{%- endmacro %}
+
+{#- [batch_id, refresh_started_at ISO] as the flow handed them to dbt's process. -#}
+{% macro exigo_handed_batch() -%}
+    {%- set batch_id = env_var('EXIGO_SYNC_BATCH_ID', '') | trim -%}
+    {%- if not modules.re.match('^[0-9]+$', batch_id) -%}
+        {{ exceptions.raise_compiler_error("exigo_sync: EXIGO_SYNC_BATCH_ID must be a batch id (a non-negative integer), got " ~ batch_id) }}
+    {%- endif -%}
+    {{ return([batch_id | int, env_var('EXIGO_SYNC_BATCH_REFRESHED_AT', '') | trim]) }}
+{%- endmacro %}
+
+{#- [batch_id, refresh_started_at ISO] of the ledger's in-flight batch; raises unless exactly one. -#}
+{% macro exigo_ledger_batch() -%}
     {%- set ledger = adapter.get_relation(database=target.database, schema='exigo_sync', identifier='batches') -%}
     {%- set rows = [] -%}
     {%- if ledger is not none -%}
@@ -22,6 +42,19 @@
         {{ exceptions.raise_compiler_error("exigo_sync: no batch to merge: the ledger (exigo_sync.batches) has " ~ (rows | length) ~ " batch(es) in status 'refreshed', exigo-sync run leaves exactly one; to run dbt by hand pass --vars '{exigo_batch_id: N, exigo_batch_refreshed_at: ...}'") }}
     {%- endif -%}
     {{ return([rows[0][0] | int, rows[0][1].isoformat()]) }}
+{%- endmacro %}
+
+{#- on-run-start: the batch the flow handed over is the one the ledger has in flight (same id,
+    same refresh time), checked once before any node runs, so no node merges under another
+    batch's id. -#}
+{% macro exigo_check_batch_in_flight() -%}
+    {%- if exigo_batch_vars_required() and env_var('EXIGO_SYNC_BATCH_ID', '') -%}
+        {%- set handed = exigo_handed_batch() -%}
+        {%- set in_flight = exigo_ledger_batch() -%}
+        {%- if handed != in_flight -%}
+            {{ exceptions.raise_compiler_error("exigo_sync: dbt was handed batch " ~ handed[0] ~ " (refresh began " ~ handed[1] ~ "), but the ledger's batch in flight is batch " ~ in_flight[0] ~ " (refresh began " ~ in_flight[1] ~ "); nothing was merged") }}
+        {%- endif -%}
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro exigo_batch_id() -%}

@@ -21,6 +21,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,18 @@ class BatchBuild:
         )  # fmt: skip
 
 
+def batch_env(batch_id: int, refresh_started_at: datetime) -> dict[str, str]:
+    """The batch dbt merges, handed to dbt's process by the flow that started it. Every node
+    needs it (its id, the time its refresh began); asking the ledger from each node was about
+    160 queries a batch. The run's on-run-start hook checks once that it is the ledger's batch
+    in flight (macro exigo_check_batch_in_flight). dbt reads it only when it executes, never
+    when it parses, so partial parsing stays warm from batch to batch."""
+    return {
+        "EXIGO_SYNC_BATCH_ID": str(batch_id),
+        "EXIGO_SYNC_BATCH_REFRESHED_AT": refresh_started_at.isoformat(),
+    }
+
+
 def build_args(
     *,
     batch_vars: Mapping[str, Any],
@@ -152,8 +165,9 @@ def build_args(
     full_checks: bool = False,
     threads: int | None = None,
 ) -> list[str]:
-    """`dbt build` of a batch. The vars stay the same from batch to batch (dbt reads the batch
-    id from the ledger), so dbt's partial parsing stays warm. threads: None = the profile's."""
+    """`dbt build` of a batch. The vars stay the same from batch to batch (the batch id comes
+    in dbt's environment, `batch_env`), so dbt's partial parsing stays warm. threads: None = the
+    profile's."""
     dbt_vars = {**batch_vars, "exigo_full_checks": full_checks}
     excluded = (exclude or "").split()
     if not full_checks:

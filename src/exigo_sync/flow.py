@@ -183,8 +183,9 @@ def pin_snapshot(
 def merge(
     build: dbt_runner.BatchBuild, queue_rows: int, batch_id: int | None = None
 ) -> dbt_runner.DbtOutcome:
-    """`dbt build` of staging and everything downstream. dbt takes the batch id from the
-    ledger; a reconciliation run also runs every data test on whole tables."""
+    """`dbt build` of staging and everything downstream, of the batch the ledger has in flight
+    (its id in dbt's environment); a reconciliation run also runs every data test on whole
+    tables."""
     logger = get_run_logger()
     if build.threads is not None:
         logger.info("%d queue rows: dbt runs on %d thread(s)", queue_rows, build.threads)
@@ -314,7 +315,10 @@ def exigo_sync(
                 build = settings.batch_build(
                     topology, swept=swept, confirm_deletions=confirm_deletions or [],
                     reconcile=reconcile, select=dbt_select, queue_rows=queue_rows,
-                    env=lock.fence.dbt_env(),
+                    env={
+                        **lock.fence.dbt_env(),
+                        **dbt_runner.batch_env(batch.id, result.refresh_started_at),
+                    },
                 )  # fmt: skip
                 with hash_keys.provided(topology.warehouse, bool(hashed)):
                     outcome = merge(build, queue_rows, batch.id)

@@ -21,6 +21,7 @@ import yaml
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
 from exigo_sync.catalog import LOOKUP_TABLES, REPLICATED_ENTITIES, REPLICATED_TABLES, duckdb_type
+from exigo_sync.dbt_runner import batch_env
 from exigo_sync.naming import column_name
 from tests import parse_cache
 
@@ -161,14 +162,18 @@ class DbtEnv:
         return self.build(batch_id, refreshed_at, *FAST_SELECTION, **kw)
 
     def build(
-        self, batch_id: int, refreshed_at: datetime, *extra: str, find_missing: bool = False, **kw
-    ) -> dbtRunnerResult:
+        self, batch_id: int, refreshed_at: datetime, *extra: str, find_missing: bool = False,
+        handed: bool = True, **kw: Any,
+    ) -> dbtRunnerResult:  # fmt: skip
         """The batch build the flow runs: everything but unit tests (they need built tables).
-        As in the flow, dbt reads the batch from the ledger (one batch `refreshed`), not from
+        As in the flow, the batch is the ledger's one batch `refreshed`, handed to dbt in its
+        environment (`handed=False`: dbt reads it from the ledger, as a hand run does), not in
         vars: the vars stay the same from batch to batch, so dbt's partial parse is reused; and
-        it reads the snapshot the flow pinned in the landing schemas (R3), pinned here from the
+        dbt reads the snapshot the flow pinned in the landing schemas (R3), pinned here from the
         simulator file's queue as the flow's co-located copy does."""
         self.record_refreshed_batch(batch_id, refreshed_at)
+        if handed:
+            kw["env"] = {**batch_env(batch_id, refreshed_at), **(kw.get("env") or {})}
         extra_vars = kw.get("extra_vars") or {}
         swept = extra_vars.get("exigo_deletion_sweep_entities", ["payments"])
         self.pin(

@@ -64,6 +64,33 @@ def test_batch_vars_are_required(dbt_env):
         assert message in " ".join(failures(res)), vars_
 
 
+def test_a_handed_batch_must_be_the_ledgers_batch_in_flight(dbt_env):
+    # The flow hands dbt its batch in the environment. One that is not the batch the ledger has
+    # in flight (another id, or another refresh time) stops the run before any node merges.
+    load_batch_one(dbt_env)
+    refreshed_at = T0 + timedelta(hours=1)
+    began, later = refreshed_at.isoformat(), (refreshed_at + timedelta(seconds=1)).isoformat()
+    for wrong, handed in (
+        ({"EXIGO_SYNC_BATCH_ID": "2"}, f"handed batch 2 (refresh began {began})"),
+        ({"EXIGO_SYNC_BATCH_REFRESHED_AT": later}, f"handed batch 1 (refresh began {later})"),
+    ):
+        res = dbt_env.fast_build(1, refreshed_at, env=wrong)
+        assert not res.success, wrong
+        message = " ".join(failures(res))
+        assert handed in message, message
+        assert "the ledger's batch in flight is batch 1" in message, message
+        assert not dbt_env.table_exists("exigo_history", "customers_history"), wrong
+
+
+def test_a_batch_not_handed_is_read_from_the_ledger(dbt_env):
+    # A hand-run `dbt build` gets no batch in its environment: it merges the ledger's batch.
+    load_batch_one(dbt_env)
+    res = dbt_env.fast_build(7, T0 + timedelta(hours=1), handed=False)
+    assert res.success, failures(res)
+    rows = dbt_env.query("select distinct batch_id from exigo_history.customers_history")
+    assert rows == [{"batch_id": 7}]
+
+
 def test_r1_fault_before_current_heals_on_next_batch(dbt_env):
     load_batch_one(dbt_env)
     res = dbt_env.fast_build(1, T0 + timedelta(hours=1))
