@@ -139,11 +139,11 @@ class Bench:
         return [str(VENV_BIN / "dbt"), *args]
 
     def dbt(
-        self, args: list[str], name: str, batch: dict[str, Any] | None = None
+        self, args: list[str], name: str, batch_env: dict[str, str] | None = None
     ) -> procs.Measured:
-        """`dbt args`; on a batch `ledger_batch` prepared, handed to dbt as the flow hands it."""
+        """`dbt args`; `batch_env`: a batch `ledger_batch` prepared, handed as the flow hands it."""
         return procs.run(
-            self.dbt_command(args), env={**self.env(), **(batch or {}).get("dbt_env", {})},
+            self.dbt_command(args), env={**self.env(), **(batch_env or {})},
             log=self.log_path(name), cwd=REPO_ROOT,
         ).check()  # fmt: skip
 
@@ -373,7 +373,7 @@ class Bench:
         batch = self.ledger_batch(start - timedelta(minutes=BATCH_OVERLAP_MINUTES))
         args = self.flow_dbt_args()
         args[args.index("--select") + 1] = "tag:exigo_staging"
-        self.dbt(args, f"prepare/h{label(rows)}/k{label(changes)}/staging", batch)
+        self.dbt(args, f"prepare/h{label(rows)}/k{label(changes)}/staging", batch["dbt_env"])
         save_db(slot.warehouse, d / "wh_staged.duckdb")
         return d
 
@@ -602,7 +602,7 @@ class Bench:
         bare = []
         for i in range(runs):
             log(f"no-change h{label(rows)}: bare dbt build {i + 1}")
-            b = self.dbt(args, f"{key}/dbt{i + 1}", prepared)
+            b = self.dbt(args, f"{key}/dbt{i + 1}", prepared["dbt_env"])
             # No run_results.json: the flow's command has --no-write-json (its dbt child writes
             # the file; a bare `dbt` does not), so only the wall time is the bare build's.
             bare.append({**b.__dict__, "partial_parse_warm": parse_was_warm(Path(b.log))})

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from exigo_sync.dbt_runner import preloaded_modules
 from exigo_sync.processes import ForkServer, stop_child
 from tests import parse_cache
 from tests.run_folder import built_once, run_folder
@@ -46,7 +47,7 @@ def prefect_api() -> Iterator[str]:
 def dbt_fork_server() -> Iterator[ForkServer]:
     """A fork server of the test's own that imported dbt, as a run starts one
     (exigo_sync.dbt_runner), for a dbt process forked as a batch's is."""
-    server = ForkServer.start(["dbt.cli.main", "exigo_sync.child.dbt", "dbt.adapters.duckdb"])
+    server = ForkServer.start(preloaded_modules("duckdb"))
     yield server
     server.close()
     stop_child(server.process, grace_seconds=2)

@@ -182,7 +182,7 @@ def build_args(
     return args + (["--threads", str(threads)] if threads else [])
 
 
-def _preload(adapter_type: str | None) -> list[str]:
+def preloaded_modules(adapter_type: str | None) -> list[str]:
     """What the fork server imports: dbt, and the warehouse's adapter when it is known (only
     that one: the SQL Server adapter imports pyodbc, which needs the ODBC libraries)."""
     adapter = [f"dbt.adapters.{adapter_type}"] if adapter_type else []
@@ -194,7 +194,7 @@ def warm_up(adapter_type: str | None = None, *, share: bool = False) -> None:
     the run does other work; the batch's dbt process is forked from it. `share`: the processes
     this one starts (serve's flow runs) fork theirs from it too."""
     if FORK_SERVER_SUPPORTED:
-        fork_server(_preload(adapter_type), share=share)
+        fork_server(preloaded_modules(adapter_type), share=share)
 
 
 def run_dbt(
@@ -220,8 +220,8 @@ def run_dbt(
     proc: ForkedChild | subprocess.Popen[bytes]
     if FORK_SERVER_SUPPORTED:
         proc = fork_child(
-            "exigo-sync-dbt", "exigo_sync.child.dbt", args, preload=_preload(None), env=env,
-            cwd=cwd,
+            "exigo-sync-dbt", "exigo_sync.child.dbt", args, preload=preloaded_modules(None),
+            env=env, cwd=cwd,
         )  # fmt: skip
     else:
         proc = spawn_child(
