@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ from exigo_sync.processes import (
     stop_fork_server,
 )
 from tests.flow.cli_processes import assert_all_gone, running
-from tests.fork_targets import GROWN_KB
+from tests.fork_targets import GROWN_KB, PREPARE_FROM_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,6 +102,67 @@ def test_the_runs_fork_server_is_started_again_when_it_has_ended(
     assert json.loads(child.stdout.readline())["name"] == "exigo-sync-test"
     assert child.wait(timeout=10) == 0
     assert fork_server(["fractions"]) is not first
+
+
+def _prepared_by(server: ForkServer) -> list[str]:
+    """What `server` prepared (tests.fork_targets.prepare_fork_server), as a forked process
+    finds it."""
+    child = server.fork("exigo-sync-test", "tests.fork_targets", ["prepared"])
+    seen = json.loads(child.stdout.readline())
+    assert child.wait(timeout=10) == 0
+    return seen
+
+
+@pytest.fixture
+def preparing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str | None], ForkServer]]:
+    """Start a server that preloads tests.fork_targets, which prepares from a file holding the
+    text given (None: no file yet)."""
+    monkeypatch.chdir(REPO)
+    started: list[ForkServer] = []
+
+    def start(text: str | None) -> ForkServer:
+        source = tmp_path / "prepare"
+        if text is not None:
+            source.write_text(text)
+        started.append(
+            ForkServer.start(["tests.fork_targets"], env={PREPARE_FROM_ENV: str(source)})
+        )
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+        stop_child(server.process, grace_seconds=2)
+
+
+def test_what_a_server_prepared_before_forking_is_in_every_process_it_forks(
+    preparing: Callable[[str | None], ForkServer],
+) -> None:
+    server = preparing("compiled ahead")
+    assert _prepared_by(server) == ["compiled ahead"]
+    assert _prepared_by(server) == ["compiled ahead"]  # once, for all of them
+
+
+def test_a_server_with_nothing_to_prepare_from_yet_prepares_once_idle(
+    preparing: Callable[[str | None], ForkServer], tmp_path: Path
+) -> None:
+    server = preparing(None)
+    first = server.fork("exigo-sync-test", "tests.fork_targets", ["sleep"])
+    assert first.stdout.readline().strip() == b"sleeping"  # forked: the server tried already
+    (tmp_path / "prepare").write_text("compiled after the first batch")
+    stop_child(first)  # the server is idle again
+    assert _prepared_by(server) == ["nothing to prepare from", "compiled after the first batch"]
+
+
+def test_a_request_stops_a_preparation_and_it_goes_on_when_idle(
+    preparing: Callable[[str | None], ForkServer],
+) -> None:
+    """A batch waits for no preparation: its request ends it (tried again when idle)."""
+    server = preparing("until interrupted")
+    assert _prepared_by(server) == ["interrupted by a request"]
+    assert _prepared_by(server) == ["interrupted by a request"] * 2
 
 
 RUN = textwrap.dedent(

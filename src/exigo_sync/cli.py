@@ -129,7 +129,8 @@ def run(
         from exigo_sync.dbt_runner import warm_up
 
         # dbt imports in the fork server while the private Prefect API starts.
-        warm_up(settings.topology_for(target).warehouse.type)
+        warehouse = settings.topology_for(target).warehouse
+        warm_up(warehouse.type, target_path=settings.dbt_invocation(warehouse.name).target_path)
         out = run_flow(
             announce=_announce, since=since, target=target, allow_gap=allow_gap,
             overlap_minutes=overlap_minutes, dbt_select=select, reconcile=reconcile,
@@ -228,7 +229,11 @@ def serve(
         settings = _preflight(None)
         # One fork server for every flow run this serve starts (each a process of its own):
         # their dbt processes are forked from it, dbt imported once for all of them.
-        warm_up(settings.topology_for(None).warehouse.type, share=True)
+        warehouse = settings.topology_for(None).warehouse
+        warm_up(
+            warehouse.type, share=True,
+            target_path=settings.dbt_invocation(warehouse.name).target_path,
+        )  # fmt: skip
         with prefect_api(services=True, port=port, announce=_announce) as url:
             from prefect import serve as prefect_serve
 

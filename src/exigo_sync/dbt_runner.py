@@ -189,12 +189,21 @@ def preloaded_modules(adapter_type: str | None) -> list[str]:
     return ["dbt.cli.main", "exigo_sync.child.dbt", *adapter]
 
 
-def warm_up(adapter_type: str | None = None, *, share: bool = False) -> None:
+def warm_up(
+    adapter_type: str | None = None, *, share: bool = False, target_path: Path | None = None
+) -> None:
     """Start importing dbt (and the `adapter_type` adapter) in the run's fork server now, while
-    the run does other work; the batch's dbt process is forked from it. `share`: the processes
-    this one starts (serve's flow runs) fork theirs from it too."""
+    the run does other work; the batch's dbt process is forked from it. `target_path`: dbt's,
+    where the server finds the last parse and compiles the project's macro templates ahead
+    (exigo_sync.child.dbt.prepare_fork_server). `share`: the processes this one starts
+    (serve's flow runs) fork theirs from it too."""
     if FORK_SERVER_SUPPORTED:
-        fork_server(preloaded_modules(adapter_type), share=share)
+        from exigo_sync.child.dbt import WARM_MANIFEST_ENV
+
+        manifest = {} if target_path is None else {
+            WARM_MANIFEST_ENV: str(Path(target_path).resolve() / "partial_parse.msgpack")
+        }  # fmt: skip
+        fork_server(preloaded_modules(adapter_type), share=share, env=manifest)
 
 
 def run_dbt(

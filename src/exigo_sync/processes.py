@@ -221,9 +221,12 @@ class ForkServer:
         self.ended = False
 
     @classmethod
-    def start(cls, modules: Sequence[str], *, share: bool = False) -> ForkServer:
+    def start(
+        cls, modules: Sequence[str], *, share: bool = False, env: Mapping[str, str] | None = None
+    ) -> ForkServer:
         """A server of this process's own with `modules` imported; `share`: others of this
-        user connect at `.address` (a socket in a directory only this user can enter)."""
+        user connect at `.address` (a socket in a directory only this user can enter); `env`:
+        added to the server's own environment (what its modules prepare from)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         listener, address = None, None
         if share:
@@ -236,6 +239,7 @@ class ForkServer:
             process = spawn_child(
                 "exigo_sync.child.fork_server",
                 [str(theirs.fileno()), str(listener.fileno()) if listener else "-", *modules],
+                env={**os.environ, **(env or {})},
                 pass_fds=fds,
             )
         finally:
@@ -342,11 +346,13 @@ _fork_server_lock = threading.Lock()
 _refused_by: set[str] = set()  # shared servers that run other code than this process
 
 
-def fork_server(modules: Sequence[str], *, share: bool = False) -> ForkServer:
+def fork_server(
+    modules: Sequence[str], *, share: bool = False, env: Mapping[str, str] | None = None
+) -> ForkServer:
     """This process's fork server: the one shared at FORK_SERVER_ENV if it answers, else one
-    of its own, started with `modules` imported (one that ended is replaced). `share`: start
-    it (if none runs yet) so that this process's children connect to it, via FORK_SERVER_ENV
-    in this process's environment, which they inherit."""
+    of its own, started with `modules` imported and `env` added to its environment (one that
+    ended is replaced). `share`: start it (if none runs yet) so that this process's children
+    connect to it, via FORK_SERVER_ENV in this process's environment, which they inherit."""
     global _fork_server
     with _fork_server_lock:
         server = _fork_server
@@ -357,7 +363,7 @@ def fork_server(modules: Sequence[str], *, share: bool = False) -> ForkServer:
                     stop_child(server.process, grace_seconds=1.0)
             server = _fork_server = None if share else _connect_shared()
             if server is None:
-                server = _fork_server = ForkServer.start(modules, share=share)
+                server = _fork_server = ForkServer.start(modules, share=share, env=env)
         if share and server.address is not None:
             os.environ[FORK_SERVER_ENV] = server.address
         return server

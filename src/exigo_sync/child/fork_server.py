@@ -8,6 +8,10 @@ runs (`<module>.main(args)`), its environment, working directory and name, and t
 of the pipe that becomes its stdout and stderr. The server answers with the new pid, and with
 its exit code once it has ended.
 
+Before its first fork, a module may also prepare work ahead for the processes (its
+`prepare_fork_server`): dbt's compiles the Jinja templates of the project's macros, which
+every batch's dbt otherwise compiles again. It stops as soon as a request arrives.
+
 `exigo-sync serve` starts its server with a listening socket too (a path in a directory only
 its user can enter), where the flow runs it starts, each a process of its own, connect: every
 served batch's dbt process is forked warm. Connections from another user are refused (the
@@ -51,11 +55,10 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     owner = socket.socket(fileno=int(argv[0]))
     listener = None if argv[1] == "-" else socket.socket(fileno=int(argv[1]))
-    _import(argv[2:], owner)
-    # What the imports made is shared by every forked process: kept out of the collector's
-    # reach, it is neither scanned again nor copied page by page by each process's collections.
-    gc.freeze()
-    return _serve(owner, listener, code_version())
+    modules = argv[2:]
+    _import(modules, owner)
+    unprepared = _prepare(modules, [owner, *([listener] if listener else [])])
+    return _serve(owner, listener, code_version(), unprepared)
 
 
 def _import(modules: list[str], channel: socket.socket) -> None:
@@ -86,7 +89,39 @@ def _import(modules: list[str], channel: socket.socket) -> None:
         watcher.join()
 
 
-def _serve(owner: socket.socket, listener: socket.socket | None, version: str) -> int:
+def _prepare(modules: list[str], channels: list[socket.socket]) -> list[str]:
+    """Let each of `modules` that prepares work ahead for the processes forked from here (a
+    `prepare_fork_server(waiting)` function) do it now; `waiting()` turns true as soon as a
+    request (or the end of the run) arrives on one of `channels`, and the module then stops.
+    Returns those that did not finish (interrupted, or nothing to prepare from yet). What the
+    imports and the preparation made is then shared by every forked process: kept out of the
+    collector's reach, it is neither scanned again nor copied page by page by each process's
+    collections."""
+
+    def waiting() -> bool:
+        return bool(select.select(channels, [], [], 0)[0])
+
+    unfinished = []
+    for module in modules:
+        prepare = getattr(sys.modules.get(module), "prepare_fork_server", None)
+        if callable(prepare):
+            finished = False
+            # Ahead-of-time work only: whatever goes wrong, each process does it itself.
+            with contextlib.suppress(Exception):
+                finished = bool(prepare(waiting))
+            if not finished:
+                unfinished.append(module)
+    gc.collect()
+    gc.freeze()
+    return unfinished
+
+
+def _serve(
+    owner: socket.socket, listener: socket.socket | None, version: str, unprepared: list[str]
+) -> int:
+    """Fork on request until the owner ends. `unprepared`: modules whose preparation did not
+    finish (a request came first, or no dbt parse yet on a new machine): they try again when
+    the server is next idle, after a forked process ends."""
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
@@ -99,6 +134,10 @@ def _serve(owner: socket.socket, listener: socket.socket | None, version: str) -
         selector.register(listener, selectors.EVENT_READ)
     channels = [owner]
     requested_by: dict[int, socket.socket] = {}  # pid -> the channel that asked for it
+
+    def _inputs() -> list[socket.socket]:  # where requests (and new connections) arrive
+        return [*channels, *([listener] if listener is not None else [])]
+
     while True:
         for key, _ in selector.select():
             if key.fileobj is listener:
@@ -107,6 +146,8 @@ def _serve(owner: socket.socket, listener: socket.socket | None, version: str) -
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_read, 4096)
                 _report_ended(requested_by)
+                if unprepared and not requested_by:
+                    unprepared = _prepare(unprepared, _inputs())
             else:
                 channel: socket.socket = key.fileobj  # type: ignore[assignment]
                 message, fds, _, _ = socket.recv_fds(channel, MAX_REQUEST_BYTES, 1)
