@@ -1,13 +1,16 @@
 """`exigo-sync demo` as a new user meets it (a real process, real DuckDB files): it says which
 files it replaces, shows a full load as "full load", uses one vocabulary in its two tables, and
 every command it suggests runs as printed, from a shell whose PATH has neither `exigo-sync` (a
-venv not activated) nor DuckDB's own shell."""
+venv not activated) nor DuckDB's own shell. Its flow runs send their private Prefect API no
+heartbeats: nobody could read them, and each run waited up to 1 s at its end for Prefect's
+heartbeat thread."""
 
 from __future__ import annotations
 
 import os
 import re
 import shlex
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +59,9 @@ def test_the_demo_names_what_it_replaces_says_full_load_and_prints_runnable_comm
         )  # fmt: skip
         assert ran.returncode == 0, f"{command}\n{ran.stdout}{ran.stderr}"
         assert "merged" in ran.stdout, ran.stdout
+
+    # The private API's own record of the demo's flow runs (its database, in PREFECT_HOME).
+    with sqlite3.connect(tmp_path / "prefect" / "prefect.db") as api_db:
+        events = dict(api_db.execute("select event, count(*) from events group by event"))
+    assert events.get("prefect.flow-run.Completed", 0) >= 2, events
+    assert "prefect.flow-run.heartbeat" not in events, events

@@ -64,6 +64,7 @@ def prefect_api(
     import httpx
     from prefect.settings import (
         PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_UI_URL,
         get_current_settings,
         temporary_settings,
@@ -123,6 +124,11 @@ def prefect_api(
                 updates: dict[Any, Any] = {PREFECT_API_URL: url}
                 if not services:
                     updates[PREFECT_UI_URL] = ""  # no "View at <a server about to end>"
+                    # Heartbeats let a server's zombie-flow automation find a run whose
+                    # process died; this server dies with the process, and nobody reads
+                    # them. Prefect's heartbeat thread sleeps in 1 s steps, and each flow run
+                    # waits for it to end: up to 1 s a run, half a second on average.
+                    updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
                 with temporary_settings(updates=updates):
                     yield url
             finally:
