@@ -35,11 +35,21 @@ def _dbt_parses_shared_by_the_run(tmp_path_factory: pytest.TempPathFactory) -> N
 
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
-    """ONE Prefect test API per test process (a fresh one takes ~10 s to start)."""
-    from prefect.settings import PREFECT_API_URL
+    """ONE Prefect test API per test process (a fresh one takes ~10 s to start). Its flow
+    runs send no heartbeats, as a CLI run's (exigo_sync.prefect_api): nothing here watches
+    for zombie runs, and Prefect's heartbeat thread holds each flow run's end up to 1 s.
+    `serve`'s flow runs in tests/flow/test_serve.py send them."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=90):
+    with (
+        prefect_test_harness(server_startup_timeout=90),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
         yield str(PREFECT_API_URL.value())
 
 
