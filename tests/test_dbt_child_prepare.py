@@ -2,8 +2,8 @@
 batch's dbt process (exigo_sync.child.dbt.prepare_fork_server), from the last parse's manifest:
 each batch's dbt used to spend about 1.4 s of CPU compiling the same ~220 templates again. A
 macro edited since that parse must still run as edited: the cache is keyed by the macro's text.
-How a server prepares, and stops preparing when a request comes, is proven in
-tests/test_fork_server.py."""
+The run names the manifest to its server (exigo_sync.dbt_runner.warm_up). How a server prepares,
+and stops preparing when a request comes, is proven in tests/test_fork_server.py."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from exigo_sync.child.dbt import WARM_MANIFEST_ENV
+from exigo_sync import processes
 from exigo_sync.dbt_runner import preloaded_modules, warm_up
-from exigo_sync.processes import ForkServer, stop_child, stop_fork_server
+from exigo_sync.processes import ForkServer, stop_fork_server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,8 +62,11 @@ def test_a_batch_forked_after_a_parse_finds_every_macro_compiled_and_an_edited_o
     monkeypatch.chdir(REPO)  # where the probe, tests.fork_targets, is imported from
     project, profiles = _project(tmp_path, "hello")
     manifest = tmp_path / "target" / "partial_parse.msgpack"
-    server = ForkServer.start(preloaded_modules("duckdb"), env={WARM_MANIFEST_ENV: str(manifest)})
+    stop_fork_server()
     try:
+        # As a run starts its fork server: told where dbt parses (the run's target path).
+        warm_up("duckdb", target_path=tmp_path / "target")
+        server = processes.fork_server(preloaded_modules("duckdb"))
         # A new machine: nothing parsed yet, so nothing compiled ahead.
         assert _build(server, tmp_path, project, profiles) == "hello"
         assert manifest.exists()
@@ -78,21 +81,5 @@ def test_a_batch_forked_after_a_parse_finds_every_macro_compiled_and_an_edited_o
             "{% macro greeting() %}'edited'{% endmacro %}\n"
         )
         assert _build(server, tmp_path, project, profiles) == "edited"
-    finally:
-        server.close()
-        stop_child(server.process, grace_seconds=2)
-
-
-def test_a_run_tells_its_fork_server_where_dbt_parses(tmp_path: Path) -> None:
-    """The manifest the server prepares from is the run's dbt target's (Settings)."""
-    stop_fork_server()
-    try:
-        warm_up("duckdb", target_path=tmp_path / "target")
-        from exigo_sync import processes
-
-        server = processes.fork_server(preloaded_modules("duckdb"))
-        environ = Path(f"/proc/{server.process.pid}/environ").read_bytes().split(b"\0")
-        expected = f"{WARM_MANIFEST_ENV}={tmp_path / 'target' / 'partial_parse.msgpack'}"
-        assert expected.encode() in environ
     finally:
         stop_fork_server()
