@@ -12,40 +12,26 @@ import time
 from pathlib import Path
 
 import duckdb
-import yaml
 
 from exigo_sync import processes
 from exigo_sync.dbt_runner import preloaded_modules, warm_up
 from exigo_sync.processes import ForkServer, stop_fork_server
+from tests.tiny_dbt_project import forked_build, write_project
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _project(tmp_path: Path, greeting: str) -> tuple[Path, Path]:
-    project, profiles = tmp_path / "project", tmp_path / "profiles"
-    for folder in (project / "models", project / "macros", profiles):
-        folder.mkdir(parents=True, exist_ok=True)
-    config = {"name": "warm", "version": "1.0", "profile": "warm", "config-version": 2}
-    (project / "dbt_project.yml").write_text(yaml.safe_dump(config))
-    (project / "macros" / "greeting.sql").write_text(
-        f"{{% macro greeting() %}}'{greeting}'{{% endmacro %}}\n"
-    )
-    (project / "models" / "hello.sql").write_text("select {{ greeting() }} as greeting\n")
-    output = {"type": "duckdb", "path": str(tmp_path / "wh.duckdb"), "threads": 1}
-    profile = {"warm": {"target": "dev", "outputs": {"dev": output}}}
-    (profiles / "profiles.yml").write_text(yaml.safe_dump(profile))
-    return project, profiles
-
-
-def _build(server: ForkServer, tmp_path: Path, project: Path, profiles: Path) -> str:
-    child = server.fork(
-        "exigo-sync-dbt", "exigo_sync.child.dbt",
-        ["build", "--project-dir", str(project), "--profiles-dir", str(profiles),
-         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
+def _project(folder: Path, greeting: str) -> tuple[Path, Path]:
+    return write_project(
+        folder, "warm", {"hello": "select {{ greeting() }} as greeting\n"},
+        {"greeting": f"{{% macro greeting() %}}'{greeting}'{{% endmacro %}}\n"},
     )  # fmt: skip
-    output = child.stdout.read().decode()
-    assert child.wait(timeout=60) == 0, output[-3000:]
-    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+
+
+def _build(server: ForkServer, folder: Path, project: Path, profiles: Path) -> str:
+    """What the built model holds."""
+    forked_build(server, folder, project, profiles)
+    with duckdb.connect(str(folder / "wh.duckdb"), read_only=True) as con:
         return con.execute("select greeting from hello").fetchall()[0][0]
 
 
