@@ -104,7 +104,7 @@ def prepare_fork_server(waiting: Callable[[], bool]) -> bool:
     process then finds filled. A batch's dbt calls about 220 macros, and compiling their
     templates was about 1.4 s of its CPU, every batch. The cache is keyed by the macro's text:
     one edited since the last parse is compiled afresh by the batch, as it would be anyway.
-    The project's own macros first. Stops when `waiting()` (a batch waits to be forked).
+    Stops when `waiting()` (a batch waits to be forked).
     True when every macro was compiled; False when stopped, or when there is no manifest yet
     (nothing parsed the project on this machine)."""
     path = os.environ.get(WARM_MANIFEST_ENV)
@@ -117,8 +117,8 @@ def prepare_fork_server(waiting: Callable[[], bool]) -> bool:
     manifest = Manifest.from_msgpack(
         Path(path).read_bytes(), decoder=extended_mashumuro_decoder
     )  # as dbt reads it for partial parsing
-    core = ("dbt", "dbt_postgres")
-    macros = sorted(manifest.macros.values(), key=lambda m: (m.package_name in core, m.unique_id))
+    # dbt's own last: a batch calls the project's and the adapter's macros first.
+    macros = sorted(manifest.macros.values(), key=lambda m: (m.package_name == "dbt", m.unique_id))
     for macro in macros:
         if waiting():
             return False
