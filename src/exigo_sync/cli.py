@@ -129,8 +129,7 @@ def run(
         from exigo_sync.dbt_runner import warm_up
 
         # dbt imports in the fork server while the private Prefect API starts.
-        warehouse = settings.topology_for(target).warehouse
-        warm_up(warehouse.type, target_path=settings.dbt_invocation(warehouse.name).target_path)
+        warm_up(settings.topology_for(target).warehouse.type, target_path=settings.dbt_target_dir)
         out = run_flow(
             announce=_announce, since=since, target=target, allow_gap=allow_gap,
             overlap_minutes=overlap_minutes, dbt_select=select, reconcile=reconcile,
@@ -229,10 +228,9 @@ def serve(
         settings = _preflight(None)
         # One fork server for every flow run this serve starts (each a process of its own):
         # their dbt processes are forked from it, dbt imported once for all of them.
-        warehouse = settings.topology_for(None).warehouse
         warm_up(
-            warehouse.type, share=True,
-            target_path=settings.dbt_invocation(warehouse.name).target_path,
+            settings.topology_for(None).warehouse.type, share=True,
+            target_path=settings.dbt_target_dir,
         )  # fmt: skip
         with prefect_api(services=True, port=port, announce=_announce) as url:
             from prefect import serve as prefect_serve

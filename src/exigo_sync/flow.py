@@ -282,10 +282,7 @@ def exigo_sync(
     hash_key.provide(hashed, settings.hash_key_block)
     topology = settings.topology_for(target)
     # dbt imports while the run takes the lock.
-    dbt_runner.warm_up(
-        topology.warehouse.type,
-        target_path=settings.dbt_invocation(topology.warehouse.name).target_path,
-    )
+    dbt_runner.warm_up(topology.warehouse.type, target_path=settings.dbt_target_dir)
     swept = list(REPLICATED_ENTITY_NAMES) if reconcile else settings.sweep_entities
     batch = Batch(topology, get_run_logger(), flow_run_id=_flow_run_id(), reconcile=reconcile)
     lock_name = topology.lock_name(settings.source_name)

@@ -201,6 +201,12 @@ class Settings(BaseSettings):
             return 1
         return None
 
+    @property
+    def dbt_target_dir(self) -> Path:
+        """Where dbt writes its target (its parse, run_results.json): the setting, else the
+        default under the data directory."""
+        return self.dbt_target_path or paths.dbt_target_dir()
+
     def dbt_invocation(self, target: str) -> DbtInvocation:
         from exigo_sync.dbt_runner import DbtInvocation
 
@@ -208,7 +214,7 @@ class Settings(BaseSettings):
             project_dir=self.dbt_project_dir,
             profiles_dir=self.profiles_dir,
             target=target,
-            target_path=self.dbt_target_path or paths.dbt_target_dir(),
+            target_path=self.dbt_target_dir,
             log_path=self.dbt_log_path or paths.dbt_log_dir(),
             log_level_file=self.dbt_log_level_file,
         )

@@ -57,8 +57,7 @@ def main(argv: list[str]) -> int:
     listener = None if argv[1] == "-" else socket.socket(fileno=int(argv[1]))
     modules = argv[2:]
     _import(modules, owner)
-    unprepared = _prepare(modules, [owner, *([listener] if listener else [])])
-    return _serve(owner, listener, code_version(), unprepared)
+    return _serve(owner, listener, code_version(), modules)
 
 
 def _import(modules: list[str], channel: socket.socket) -> None:
@@ -117,11 +116,11 @@ def _prepare(modules: list[str], channels: list[socket.socket]) -> list[str]:
 
 
 def _serve(
-    owner: socket.socket, listener: socket.socket | None, version: str, unprepared: list[str]
+    owner: socket.socket, listener: socket.socket | None, version: str, modules: list[str]
 ) -> int:
-    """Fork on request until the owner ends. `unprepared`: modules whose preparation did not
-    finish (a request came first, or no dbt parse yet on a new machine): they try again when
-    the server is next idle, after a forked process ends."""
+    """Let `modules` prepare, then fork on request until the owner ends. A module whose
+    preparation did not finish (a request came first, or no dbt parse yet on a new machine)
+    tries again when the server is next idle, after a forked process ends."""
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
@@ -138,6 +137,7 @@ def _serve(
     def _inputs() -> list[socket.socket]:  # where requests (and new connections) arrive
         return [*channels, *([listener] if listener is not None else [])]
 
+    unprepared = _prepare(modules, _inputs())
     while True:
         for key, _ in selector.select():
             if key.fileobj is listener:
