@@ -35,7 +35,7 @@ bootstrap: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/exigo-sync demo
 
-# `make test`: everything but the tests marked slow (13–17 minutes on 2 cores in the last runs,
+# `make test`: everything but the tests marked slow (13–18 minutes on 2 cores in the last runs,
 # as fast as the machine was; the target is 15: see the slowest tests it prints; longest files first, in the order
 # tests/conftest.py sets, hence --no-loadscope-reorder);
 # `make test-slow`: those (the long T1 oracles, both topologies); `make test-all`: both.
