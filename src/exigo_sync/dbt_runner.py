@@ -138,6 +138,9 @@ class BatchBuild:
     threads: int | None = None  # None: the profile's
     env: Mapping[str, str] = field(default_factory=dict)  # added to dbt's environment
 
+    def dbt_vars(self) -> dict[str, Any]:
+        return dbt_vars(self.batch_vars, full_checks=self.full_checks)
+
     def args(self) -> list[str]:
         return build_args(
             batch_vars=self.batch_vars, select=self.select, exclude=self.exclude,
@@ -157,6 +160,11 @@ def batch_env(batch_id: int, refresh_started_at: datetime) -> dict[str, str]:
     }
 
 
+def dbt_vars(batch_vars: Mapping[str, Any], *, full_checks: bool) -> dict[str, Any]:
+    """The vars dbt gets: the batch's, and whether every data test runs."""
+    return {**batch_vars, "exigo_full_checks": full_checks}
+
+
 def build_args(
     *,
     batch_vars: Mapping[str, Any],
@@ -168,13 +176,13 @@ def build_args(
     """`dbt build` of a batch. The vars stay the same from batch to batch (the batch id comes
     in dbt's environment, `batch_env`), so dbt's partial parsing stays warm. threads: None = the
     profile's."""
-    dbt_vars = {**batch_vars, "exigo_full_checks": full_checks}
     excluded = (exclude or "").split()
     if not full_checks:
         excluded += [f"test_name:{name}" for name in FULL_CHECK_ONLY_TESTS] + [
             f"tag:{FULL_CHECK_ONLY_TAG}"
         ]
-    args = ["build", "--select", select or DEFAULT_SELECT, "--vars", json.dumps(dbt_vars)]
+    dbt_vars_json = json.dumps(dbt_vars(batch_vars, full_checks=full_checks))
+    args = ["build", "--select", select or DEFAULT_SELECT, "--vars", dbt_vars_json]
     # No manifest.json (twice) nor semantic_manifest.json per batch: ~1 s of JSON nobody reads.
     # The child still writes run_results.json, which judges the batch (exigo_sync.child.dbt).
     args += ["--no-write-json"]

@@ -20,7 +20,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from exigo_sync import dbt_runner, docs_site, hash_key
+from exigo_sync import dbt_runner, docs_site, hash_key, view_definitions
 from exigo_sync.batch import Batch
 from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 from exigo_sync.console import hide_detail
@@ -29,6 +29,7 @@ from exigo_sync.settings import Settings, SettingsError
 from exigo_sync.snapshot import differences
 from exigo_sync.source import RefreshResult, TransientSourceError
 from exigo_sync.topology import Topology
+from exigo_sync.view_definitions import ViewsPlan
 from exigo_sync.warehouse import analytics_copy, hash_keys, landing
 from exigo_sync.warehouse.ledger import Completeness, EntityStats, Fence, Ledger
 from exigo_sync.warehouse.lock import LockOptions, run_lock
@@ -194,14 +195,29 @@ def merge(
     return outcome
 
 
+def plan_views(
+    topology: Topology, fence: Fence, batch_id: int, build: dbt_runner.BatchBuild
+) -> ViewsPlan:
+    """The views (marts) are recreated only when their definition changed (view_definitions)."""
+    with Ledger.open(topology.warehouse, fence=fence) as ledger:
+        views = view_definitions.plan_for_batch(ledger, batch_id, build)
+    get_run_logger().info("batch %d: the views are %s", batch_id, views.describe())
+    return views
+
+
 @task(name="record merged batch", cache_policy=NO_CACHE)
 def record_merged(
-    topology: Topology, fence: Fence, batch_id: int, invocation_id: str | None
+    topology: Topology,
+    fence: Fence,
+    batch_id: int,
+    invocation_id: str | None,
+    views: ViewsPlan,
 ) -> list[EntityStats]:
     """Ledger: per-entity statistics and `merged`, together; the watermark moves (L2)."""
     with Ledger.open(topology.warehouse, fence=fence) as ledger:
         stats = ledger.compute_stats(batch_id)
-        ledger.mark_merged(batch_id, invocation_id, stats)
+        views_fingerprint = view_definitions.fingerprint_after_merge(ledger, views)
+        ledger.mark_merged(batch_id, invocation_id, stats, views_fingerprint)
     get_run_logger().info("batch %d merged: %s", batch_id, describe_stats(stats))
     return stats
 
@@ -321,10 +337,11 @@ def exigo_sync(
                         **dbt_runner.batch_env(batch.id, result.refresh_started_at),
                     },
                 )  # fmt: skip
+                views = plan_views(topology, lock.fence, batch.id, build)
                 with hash_keys.provided(topology.warehouse, bool(hashed)):
-                    outcome = merge(build, queue_rows, batch.id)
+                    outcome = merge(views.build, queue_rows, batch.id)
             with batch.step("ledger"):
-                stats = record_merged(topology, lock.fence, batch.id, outcome.invocation_id)
+                stats = record_merged(topology, lock.fence, batch.id, outcome.invocation_id, views)
             with batch.step("analytics copy"):
                 analytics = publish_analytics_copy(topology, settings)
 

@@ -80,6 +80,9 @@ ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("utc_offset_seconds", "big"),
         ("data_high_water", "ts"),
         ("resume_at", "ts"),
+        # The views (marts) a batch recreated: `pending` from before its dbt build until it is
+        # merged, then the fingerprint of their definitions (exigo_sync.view_definitions).
+        ("views_fingerprint", "txt"),
     ),
     "batch_entity_stats": (
         ("reopened", "int"),  # keys back at the source after a deletion version (H7)
@@ -176,6 +179,21 @@ WHERE batch_id = ? AND status IN ('refreshing', 'refreshed')"""
 MARK_MERGED = f"""UPDATE {BATCHES} SET status = 'merged', dbt_invocation_id = ?, finished_at = ?
 WHERE batch_id = ? AND status = 'refreshed'"""
 
+VIEWS_PENDING = "pending"
+MARK_VIEWS = f"""UPDATE {BATCHES} SET views_fingerprint = ? WHERE batch_id = ?"""
+
+# The views as the last batch that recreated them left them (`pending`: it was not merged).
+LAST_VIEWS_FINGERPRINT = f"""SELECT views_fingerprint FROM {BATCHES}
+WHERE batch_id = (SELECT max(batch_id) FROM {BATCHES} WHERE views_fingerprint IS NOT NULL)"""
+
+PRESENT_VIEWS = """SELECT table_catalog, table_schema, table_name FROM information_schema.tables
+WHERE table_type = 'VIEW' AND table_schema IN ({schemas})"""
+
+
+def present_views(schema_count: int) -> str:
+    return PRESENT_VIEWS.format(schemas=", ".join("?" * schema_count))
+
+
 MARK_FAILED = f"""UPDATE {BATCHES}
 SET status = 'failed', error = ?, finished_at = ?,
     dbt_invocation_id = COALESCE(?, dbt_invocation_id)
@@ -212,7 +230,7 @@ BATCH_COLUMNS = (
     "batch_id", "flow_run_id", "target", "window_kind", "requested_start",
     "refresh_started_at", "refresh_finished_at", *ROW_COLUMNS.values(),
     "status", "dbt_invocation_id", "error", "started_at", "finished_at", "reconciled",
-    "utc_offset_seconds", "data_high_water", "resume_at",
+    "utc_offset_seconds", "data_high_water", "resume_at", "views_fingerprint",
 )  # fmt: skip
 
 # The last N batches, newest first (no LIMIT/TOP: both dialects differ there).
