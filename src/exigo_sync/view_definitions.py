@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from importlib import metadata
@@ -45,16 +46,14 @@ _SKIPPED_FILES = (".pyc", ".DS_Store")
 
 
 def _project_files(project_dir: Path, skipped_dirs: Iterable[Path]) -> list[Path]:
-    skipped = {d.resolve() for d in skipped_dirs}
+    skipped = {Path(d).resolve() for d in skipped_dirs}
     skipped |= {project_dir / "target", project_dir / "logs"}
     files = []
-    for path in sorted(project_dir.rglob("*")):
-        if not path.is_file() or path.name.endswith(_SKIPPED_FILES) or path.name == ".user.yml":
-            continue
-        if any(parent in skipped for parent in path.resolve().parents):
-            continue
-        files.append(path)
-    return files
+    for folder, subfolders, names in os.walk(project_dir):
+        here = Path(folder)
+        subfolders[:] = sorted(d for d in subfolders if here / d not in skipped)
+        files += [here / n for n in names if not n.endswith(_SKIPPED_FILES) and n != ".user.yml"]
+    return sorted(files)
 
 
 def _version(distribution: str) -> str:
