@@ -137,15 +137,21 @@ class BatchBuild:
     full_checks: bool = False
     threads: int | None = None  # None: the profile's
     env: Mapping[str, str] = field(default_factory=dict)  # added to dbt's environment
+    # dbt's --indirect-selection (None: dbt's own, eager): how far a selector reaches the data
+    # tests of the nodes it names, in --select and --exclude alike.
+    indirect_selection: str | None = None
 
     def dbt_vars(self) -> dict[str, Any]:
         return dbt_vars(self.batch_vars, full_checks=self.full_checks)
 
     def args(self) -> list[str]:
-        return build_args(
+        args = build_args(
             batch_vars=self.batch_vars, select=self.select, exclude=self.exclude,
             full_checks=self.full_checks, threads=self.threads,
         )  # fmt: skip
+        if self.indirect_selection:
+            args += ["--indirect-selection", self.indirect_selection]
+        return args
 
 
 def batch_env(batch_id: int, refresh_started_at: datetime) -> dict[str, str]:

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 # The schemas dbt puts view models in (dbt_project.yml: marts).
 VIEW_SCHEMAS = ("exigo_marts",)
-# What a batch excludes from its dbt build to leave the views alone: every view model, and only
-# models (the data tests on the views still run, against the views as they are).
+# What a batch excludes from its dbt build to leave the views alone: every view model (their data
+# tests still run, against the views as they are).
 LEAVE_VIEWS_ALONE = "config.materialized:view"
 
 _SKIPPED_FILES = (".pyc", ".DS_Store")
@@ -135,7 +135,15 @@ def plan_for_batch(ledger: Ledger, batch_id: int, build: BatchBuild) -> ViewsPla
         ledger.last_views_fingerprint()
     )
     if default and unchanged:
-        leave_alone = replace(build, exclude=f"{build.exclude or ''} {LEAVE_VIEWS_ALONE}".strip())
+        # Indirect selection `empty`: the exclusion drops the views and not their data tests
+        # (dbt's default drops a test with any parent excluded). The selection loses nothing:
+        # `<tag>+` reaches every test below staging as a child, and every other exclusion a
+        # batch that leaves the views alone may have names data tests themselves.
+        leave_alone = replace(
+            build,
+            exclude=f"{build.exclude or ''} {LEAVE_VIEWS_ALONE}".strip(),
+            indirect_selection="empty",
+        )
         return ViewsPlan(leave_alone, definitions, recreate=False, records=False)
     if not unchanged:
         ledger.mark_views_pending(batch_id)
