@@ -157,6 +157,36 @@ def test_l2_a_failed_batch_leaves_the_watermark(warehouse: Target) -> None:
         assert led.watermark() == REFRESHED
 
 
+def test_views_record_pending_until_merged_and_the_views_present(warehouse: Target) -> None:
+    """What view_definitions reads and writes: the last record wins (a `pending` mark of a batch
+    not merged included), a merged batch that left the views alone records nothing, and the
+    views the warehouse holds are listed by schema."""
+    with Ledger.open(warehouse) as led:
+        assert led.last_views_fingerprint() is None
+        first = _start(led)
+        led.mark_views_pending(first)
+        led.mark_refreshed(first, _refresh(REFRESHED))
+        assert led.last_views_fingerprint() == q.VIEWS_PENDING
+        led.mark_merged(first, "inv-1", [], views_fingerprint="f" * 64)
+        assert led.last_views_fingerprint() == "f" * 64
+        assert _merged(led, REFRESHED + timedelta(hours=1)) > first  # left the views alone
+        assert led.last_views_fingerprint() == "f" * 64
+        failed = _start(led, start=REFRESHED)
+        led.mark_views_pending(failed)
+        led.mark_failed(failed, "died after recreating the views")
+        assert led.last_views_fingerprint() == q.VIEWS_PENDING
+
+        assert led.present_views(["exigo_sync"]) == []
+        led.con.execute(
+            "CREATE VIEW exigo_sync.last_batch AS SELECT batch_id FROM exigo_sync.batches"
+        )
+        try:
+            [(database, schema, name)] = led.present_views(["exigo_sync", "exigo_marts"])
+            assert (schema.lower(), name.lower()) == ("exigo_sync", "last_batch") and database
+        finally:
+            led.con.execute("DROP VIEW exigo_sync.last_batch")
+
+
 def test_l2_statistics_and_merged_status_commit_together(
     warehouse: Target, request: pytest.FixtureRequest
 ) -> None:

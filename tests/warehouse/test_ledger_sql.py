@@ -37,6 +37,7 @@ def ledger_statements() -> dict[str, str]:
         out[f"version_stats({entity.name})"] = ledger_sql.version_stats(entity)
         out[f"tie_stats({entity.name})"] = ledger_sql.tie_stats(entity)
     out["reject_stats"] = ledger_sql.reject_stats("exigo_staging")
+    out["present_views"] = ledger_sql.present_views(2)
     return out
 
 

@@ -186,12 +186,13 @@ MARK_VIEWS = f"""UPDATE {BATCHES} SET views_fingerprint = ? WHERE batch_id = ?""
 LAST_VIEWS_FINGERPRINT = f"""SELECT views_fingerprint FROM {BATCHES}
 WHERE batch_id = (SELECT max(batch_id) FROM {BATCHES} WHERE views_fingerprint IS NOT NULL)"""
 
-PRESENT_VIEWS = """SELECT table_catalog, table_schema, table_name FROM information_schema.tables
+_PRESENT_VIEWS = """SELECT table_catalog, table_schema, table_name FROM information_schema.tables
 WHERE table_type = 'VIEW' AND table_schema IN ({schemas})"""
 
 
 def present_views(schema_count: int) -> str:
-    return PRESENT_VIEWS.format(schemas=", ".join("?" * schema_count))
+    """The views in `schema_count` schemas (bound parameters): (database, schema, name)."""
+    return _PRESENT_VIEWS.format(schemas=", ".join("?" * schema_count))
 
 
 MARK_FAILED = f"""UPDATE {BATCHES}
