@@ -946,7 +946,9 @@ def views_recorded(warehouse: Path) -> bool:
         columns = {
             c
             for (c,) in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'batches'"
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = ? AND table_name = 'batches'",
+                [q.SCHEMA],
             ).fetchall()
         }
         if "views_fingerprint" not in columns:

@@ -2,8 +2,9 @@
 
 A view holds no data: recreating it with the same definition changes nothing, yet each of the
 nine mart views cost a batch a dbt node (its compile, its lock check, create, rename, drop,
-commit): about 0.7 s of a no-change batch. So a routine batch leaves them alone when their
-definition cannot have changed since a batch last created them, and recreates them otherwise.
+commit): 0.94x of a no-change batch's dbt step without them (BENCHMARKS.md). So a routine batch
+leaves them alone when their definition cannot have changed since a batch last created them, and
+recreates them otherwise.
 
 "Cannot have changed" is decided on what produces a view's SQL, compared with what the ledger
 recorded when the views were last created by a merged batch:
@@ -108,7 +109,11 @@ class ViewsPlan:
     records: bool
 
     def describe(self) -> str:
-        return "recreated (their definition changed)" if self.recreate else "left as they are"
+        if not self.recreate:
+            return "left as they are (as a merged batch created them)"
+        if self.records:
+            return "recreated (their definition may have changed)"
+        return "recreated if this batch's dbt selection reaches them"
 
 
 def _creates_every_view(build: BatchBuild) -> bool:
