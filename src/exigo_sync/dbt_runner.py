@@ -145,13 +145,11 @@ class BatchBuild:
         return dbt_vars(self.batch_vars, full_checks=self.full_checks)
 
     def args(self) -> list[str]:
-        args = build_args(
+        return build_args(
             batch_vars=self.batch_vars, select=self.select, exclude=self.exclude,
             full_checks=self.full_checks, threads=self.threads,
+            indirect_selection=self.indirect_selection,
         )  # fmt: skip
-        if self.indirect_selection:
-            args += ["--indirect-selection", self.indirect_selection]
-        return args
 
 
 def batch_env(batch_id: int, refresh_started_at: datetime) -> dict[str, str]:
@@ -178,6 +176,7 @@ def build_args(
     exclude: str | None = None,
     full_checks: bool = False,
     threads: int | None = None,
+    indirect_selection: str | None = None,
 ) -> list[str]:
     """`dbt build` of a batch. The vars stay the same from batch to batch (the batch id comes
     in dbt's environment, `batch_env`), so dbt's partial parsing stays warm. threads: None = the
@@ -193,6 +192,7 @@ def build_args(
     # The child still writes run_results.json, which judges the batch (exigo_sync.child.dbt).
     args += ["--no-write-json"]
     args += ["--exclude", *excluded] if excluded else []
+    args += ["--indirect-selection", indirect_selection] if indirect_selection else []
     return args + (["--threads", str(threads)] if threads else [])
 
 
