@@ -260,7 +260,7 @@ class Bench:
         d = self.history_dir(rows)
         meta = d / "loaded.json"
         if meta.exists():
-            self.record_views(rows, d)
+            self.record_fingerprints(rows, d)
             return d
         customers = self.sizes.customers_for(rows)
         base = self.sim_base(customers)
@@ -288,24 +288,25 @@ class Bench:
         )
         return d
 
-    def record_views(self, rows: int, d: Path) -> None:
-        """A load cached before the ledger recorded the views (exigo_sync.view_definitions)
-        gets one real no-change batch, which records them as any merged batch that creates
-        them does: every measured batch then finds them as production's batches do."""
-        if views_recorded(d / "wh_loaded.duckdb"):
+    def record_fingerprints(self, rows: int, d: Path) -> None:
+        """A load cached before the ledger recorded the views (exigo_sync.view_definitions) and
+        the lookups (exigo_sync.lookup_contents) gets one real no-change batch, which records
+        them as any routine merged batch that builds them does: every measured batch then finds
+        them as production's batches do."""
+        if fingerprints_recorded(d / "wh_loaded.duckdb"):
             return
         slot = self.ws.slot
         copy_db(d / "wh_loaded.duckdb", slot.warehouse)
         copy_db(d / "sim_loaded.duckdb", slot.source)
-        log(f"history {label(rows)}: a no-change batch records the views")
-        m, data = self.flow_child(f"prepare/h{label(rows)}/record-views")
-        if not views_recorded(slot.warehouse):
-            raise RuntimeError("the no-change batch recorded no views in the ledger")
+        log(f"history {label(rows)}: a no-change batch records the views and the lookups")
+        m, data = self.flow_child(f"prepare/h{label(rows)}/record-fingerprints")
+        if not fingerprints_recorded(slot.warehouse):
+            raise RuntimeError("the no-change batch recorded no views or lookups in the ledger")
         save_db(slot.warehouse, d / "wh_loaded.duckdb")
         save_db(slot.source, d / "sim_loaded.duckdb")
         shutil.rmtree(d / "analytics_loaded", ignore_errors=True)  # a copy of the old file
         info = json.loads((d / "loaded.json").read_text())
-        info["views_recorded_by"] = {"process": m.__dict__, **data}
+        info["fingerprints_recorded_by"] = {"process": m.__dict__, **data}
         info["watermark"] = watermark(d / "wh_loaded.duckdb").isoformat()
         (d / "loaded.json").write_text(json.dumps(info, indent=1, default=str))
 
@@ -935,8 +936,8 @@ def source_rows(source: Path) -> dict[str, int]:
     return SyncSimulator(source).row_counts()
 
 
-def views_recorded(warehouse: Path) -> bool:
-    """The ledger holds the fingerprint of the views a merged batch created."""
+def fingerprints_recorded(warehouse: Path) -> bool:
+    """The ledger holds the fingerprints of the views and the lookups a merged batch built."""
     import duckdb
 
     from exigo_sync.warehouse import ledger_sql as q
@@ -951,10 +952,10 @@ def views_recorded(warehouse: Path) -> bool:
                 [q.SCHEMA],
             ).fetchall()
         }
-        if "views_fingerprint" not in columns:
+        if not set(q.FINGERPRINTS.values()) <= columns:
             return False
-        (value,) = con.execute(q.LAST_VIEWS_FINGERPRINT).fetchone() or (None,)
-        return value not in (None, q.VIEWS_PENDING)
+        recorded = [con.execute(q.last_fingerprint(part)).fetchone() for part in q.FINGERPRINTS]
+        return all(row is not None and row[0] not in (None, q.PENDING) for row in recorded)
     finally:
         con.close()
 

@@ -20,7 +20,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-from exigo_sync.catalog import ENTITIES, LOOKUP_TABLES, REPLICATED_TABLES  # noqa: E402
+from exigo_sync.catalog import (  # noqa: E402
+    ENTITIES,
+    LOOKUP_TABLES,
+    LOOKUPS_TAG,
+    REPLICATED_TABLES,
+)
 from exigo_sync.naming import RESERVED_COLUMNS, column_name, entity_name  # noqa: E402
 
 PROJECT = ROOT / "dbt_project"
@@ -173,6 +178,32 @@ def _is_lookup(t) -> bool:
     return t.name in LOOKUP_TABLES
 
 
+def _tagged(t, model: dict[str, Any]) -> dict[str, Any]:
+    """A lookup's model and every data test on it carry LOOKUPS_TAG: a batch whose lookups are
+    unchanged leaves all of them out by that one selector (exigo_sync.lookup_contents). Tests
+    take no tags from their model, so each test names it."""
+    if not _is_lookup(t):
+        return model
+
+    def tag(tests: list) -> list:
+        out = []
+        for test in tests:
+            name, spec = (test, {}) if isinstance(test, str) else next(iter(test.items()))
+            out.append({name: {**spec, "config": {"tags": [LOOKUPS_TAG]}}})
+        return out
+
+    columns = [
+        {**c, "data_tests": tag(c["data_tests"])} if "data_tests" in c else c
+        for c in model["columns"]
+    ]
+    return {
+        **model,
+        "config": {"tags": [LOOKUPS_TAG]},
+        "data_tests": tag(model.get("data_tests", [])),
+        "columns": columns,
+    }
+
+
 def staging_models() -> dict[str, Any]:
     models = []
     for t in TABLES:
@@ -199,7 +230,7 @@ def staging_models() -> dict[str, Any]:
             ],
         }
         model["data_tests"] = [{"exigo_unique_key": {"arguments": {"key_columns": keys}}}]
-        models.append(model)
+        models.append(_tagged(t, model))
     models.append(
         {
             "name": "exigo_rejected_rows",
@@ -244,26 +275,29 @@ def history_models() -> dict[str, Any]:
             else ""
         )
         models.append(
-            {
-                "name": f"{ENTITY[t.name]}_history",
-                "description": f"SCD type 2 history of {ABOUT[t.name]}: one row per version. "
-                "Incremental (delete+insert on history_version_id), never rebuilt "
-                "(full_refresh: false)." + lookup_note,
-                "data_tests": [
-                    {"exigo_contiguous_intervals": {"arguments": {"key_columns": keys}}},
-                ],
-                "columns": [
-                    *data_columns(t),
-                    doc_col("valid_from", ["not_null"]),
-                    doc_col("valid_to"),
-                    doc_col("is_current", ["not_null"]),
-                    doc_col("is_deleted", ["not_null"]),
-                    doc_col("deleted_at"),
-                    doc_col("row_hash", ["not_null"]),
-                    doc_col("batch_id", ["not_null"]),
-                    doc_col("history_version_id", ["not_null", "unique"]),
-                ],
-            }
+            _tagged(
+                t,
+                {
+                    "name": f"{ENTITY[t.name]}_history",
+                    "description": f"SCD type 2 history of {ABOUT[t.name]}: one row per version. "
+                    "Incremental (delete+insert on history_version_id), never rebuilt "
+                    "(full_refresh: false)." + lookup_note,
+                    "data_tests": [
+                        {"exigo_contiguous_intervals": {"arguments": {"key_columns": keys}}},
+                    ],
+                    "columns": [
+                        *data_columns(t),
+                        doc_col("valid_from", ["not_null"]),
+                        doc_col("valid_to"),
+                        doc_col("is_current", ["not_null"]),
+                        doc_col("is_deleted", ["not_null"]),
+                        doc_col("deleted_at"),
+                        doc_col("row_hash", ["not_null"]),
+                        doc_col("batch_id", ["not_null"]),
+                        doc_col("history_version_id", ["not_null", "unique"]),
+                    ],
+                },
+            )
         )
     return {"version": 2, "models": models}
 
@@ -274,34 +308,37 @@ def current_models() -> dict[str, Any]:
         keys = [column_name(k) for k in t.key]
         e = ENTITY[t.name]
         models.append(
-            {
-                "name": f"{e}_current",
-                "description": f"Current state of {ABOUT[t.name]}: one row per key ever seen = its "
-                "current history version; deleted keys stay, flagged.",
-                "data_tests": [
-                    {
-                        "exigo_current_matches_history": {
-                            "arguments": {
-                                "history_model": f"ref('{e}_history')",
-                                "key_columns": keys,
+            _tagged(
+                t,
+                {
+                    "name": f"{e}_current",
+                    "description": f"Current state of {ABOUT[t.name]}: one row per key ever "
+                    "seen = its current history version; deleted keys stay, flagged.",
+                    "data_tests": [
+                        {
+                            "exigo_current_matches_history": {
+                                "arguments": {
+                                    "history_model": f"ref('{e}_history')",
+                                    "key_columns": keys,
+                                }
                             }
-                        }
-                    },
-                ],
-                "columns": [
-                    *data_columns(t),
-                    {
-                        "name": "valid_from",
-                        "description": "Since when this version is the current one. "
-                        "{{ doc('exigo_valid_from') }}",
-                    },
-                    doc_col("is_deleted", ["not_null"]),
-                    doc_col("deleted_at"),
-                    doc_col("row_hash"),
-                    doc_col("batch_id"),
-                    doc_col("history_version_id"),
-                ],
-            }
+                        },
+                    ],
+                    "columns": [
+                        *data_columns(t),
+                        {
+                            "name": "valid_from",
+                            "description": "Since when this version is the current one. "
+                            "{{ doc('exigo_valid_from') }}",
+                        },
+                        doc_col("is_deleted", ["not_null"]),
+                        doc_col("deleted_at"),
+                        doc_col("row_hash"),
+                        doc_col("batch_id"),
+                        doc_col("history_version_id"),
+                    ],
+                },
+            )
         )
     return {"version": 2, "models": models}
 

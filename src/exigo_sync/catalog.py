@@ -498,6 +498,11 @@ REPLICATED_ENTITIES: tuple[Entity, ...] = tuple(
     e for e in ENTITIES.values() if e.kind == "replicated"
 )
 REPLICATED_ENTITY_NAMES: tuple[str, ...] = tuple(e.name for e in REPLICATED_ENTITIES)
+LOOKUP_ENTITY_NAMES: tuple[str, ...] = tuple(
+    e.name for e in ENTITIES.values() if e.kind == "lookup"
+)
+# The dbt tag of the lookups' models and of every data test on them (the generated YAML).
+LOOKUPS_TAG = "exigo_lookups"
 
 
 _NVARCHAR = re.compile(r"^n?(var)?char(\((\d+|max)\))?$|^n?text$|^sysname$")

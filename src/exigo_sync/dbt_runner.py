@@ -20,7 +20,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -140,9 +140,35 @@ class BatchBuild:
     # dbt's --indirect-selection (None: dbt's own, eager): how far a selector reaches the data
     # tests of the nodes it names, in --select and --exclude alike.
     indirect_selection: str | None = None
+    # Entities whose merge models the build leaves out because they cannot change anything
+    # (exigo_sync.lookup_contents); the batch is merged without them (L2).
+    unchanged_entities: tuple[str, ...] = ()
 
     def dbt_vars(self) -> dict[str, Any]:
         return dbt_vars(self.batch_vars, full_checks=self.full_checks)
+
+    @property
+    def routine(self) -> bool:
+        """The default selection, less data tests at most: a build of every model (a batch
+        that may leave the views or the lookups out decides so on this build, before either)."""
+        excluded = (self.exclude or "").split()
+        return self.select in (None, DEFAULT_SELECT) and all(
+            selector == "resource_type:test" or selector.startswith("test_name:")
+            for selector in excluded
+        )
+
+    def leaving_out(self, selector: str, unchanged_entities: Sequence[str] = ()) -> BatchBuild:
+        """This build without the nodes `selector` names, which cannot change anything. Indirect
+        selection `empty`: the exclusion drops only what the selector names, not every data test
+        with a parent among them (dbt's default drops those too: the views' tests must still
+        run). The selection loses nothing: `<tag>+` reaches every test below staging as a child,
+        and every other exclusion of a routine build names data tests itself."""
+        return replace(
+            self,
+            exclude=f"{self.exclude or ''} {selector}".strip(),
+            indirect_selection="empty",
+            unchanged_entities=(*self.unchanged_entities, *unchanged_entities),
+        )
 
     def args(self) -> list[str]:
         return build_args(
@@ -309,9 +335,8 @@ def run_build(
     env = {**os.environ, **build.env} if build.env else None
     code = run_dbt(build.invocation, build.args(), logger=logger, env=env)
     results = read_results(build.invocation.target_path / "run_results.json")
-    return judge(
-        results, exit_code=code, required=merge_models(), log_file=build.invocation.log_file
-    )
+    required = merge_models(unchanged=build.unchanged_entities)
+    return judge(results, exit_code=code, required=required, log_file=build.invocation.log_file)
 
 
 def read_results(path: Path) -> dict[str, Any] | None:
@@ -321,12 +346,18 @@ def read_results(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def merge_models() -> tuple[str, ...]:
+def merge_models(unchanged: Sequence[str] = ()) -> tuple[str, ...]:
     """The models a batch must run for the watermark to move (L2): every entity's history and
-    current state. Lookups included: they too are merged by every batch."""
+    current state, less the `unchanged` entities' (lookups whose every row is as the last
+    batch that merged them left them: exigo_sync.lookup_contents)."""
     from exigo_sync.catalog import ENTITIES
 
-    return tuple(f"{name}_{layer}" for name in ENTITIES for layer in ("history", "current"))
+    return tuple(
+        f"{name}_{layer}"
+        for name in ENTITIES
+        if name not in unchanged
+        for layer in ("history", "current")
+    )
 
 
 def judge(

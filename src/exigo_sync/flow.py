@@ -20,10 +20,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from exigo_sync import dbt_runner, docs_site, hash_key, view_definitions
+from exigo_sync import dbt_runner, docs_site, hash_key, lookup_contents, view_definitions
 from exigo_sync.batch import Batch
 from exigo_sync.catalog import REPLICATED_ENTITY_NAMES
 from exigo_sync.console import hide_detail
+from exigo_sync.lookup_contents import LookupsPlan
 from exigo_sync.report import BatchSummary, describe_sweep
 from exigo_sync.settings import Settings, SettingsError
 from exigo_sync.snapshot import differences
@@ -195,14 +196,22 @@ def merge(
     return outcome
 
 
-def plan_views(
+def plan_build(
     topology: Topology, fence: Fence, batch_id: int, build: dbt_runner.BatchBuild
-) -> ViewsPlan:
-    """The views (marts) are recreated only when their definition changed (view_definitions)."""
+) -> tuple[ViewsPlan, LookupsPlan]:
+    """The views (marts) are recreated only when their definition may have changed
+    (view_definitions); the lookups are merged only when they may have (lookup_contents)."""
+    landed_lookups = landing.lookups_digest(topology.warehouse)
     with Ledger.open(topology.warehouse, fence=fence) as ledger:
         views = view_definitions.plan_for_batch(ledger, batch_id, build)
-    get_run_logger().info("batch %d: the views are %s", batch_id, views.describe())
-    return views
+        lookups = lookup_contents.plan_for_batch(
+            ledger, batch_id, build, landed_lookups, views.definitions
+        )
+    get_run_logger().info(
+        "batch %d: the views are %s; the lookups are %s",
+        batch_id, views.describe(), lookups.describe(),
+    )  # fmt: skip
+    return views, lookups
 
 
 @task(name="record merged batch", cache_policy=NO_CACHE)
@@ -212,12 +221,17 @@ def record_merged(
     batch_id: int,
     invocation_id: str | None,
     views: ViewsPlan,
+    lookups: LookupsPlan,
 ) -> list[EntityStats]:
     """Ledger: per-entity statistics and `merged`, together; the watermark moves (L2)."""
     with Ledger.open(topology.warehouse, fence=fence) as ledger:
         stats = ledger.compute_stats(batch_id)
-        views_fingerprint = view_definitions.fingerprint_after_merge(ledger, views)
-        ledger.mark_merged(batch_id, invocation_id, stats, views_fingerprint)
+        built = {
+            "views": view_definitions.fingerprint_after_merge(ledger, views),
+            "lookups": lookup_contents.fingerprint_after_merge(lookups),
+        }
+        fingerprints = {part: value for part, value in built.items() if value is not None}
+        ledger.mark_merged(batch_id, invocation_id, stats, fingerprints)
     get_run_logger().info("batch %d merged: %s", batch_id, describe_stats(stats))
     return stats
 
@@ -337,11 +351,13 @@ def exigo_sync(
                         **dbt_runner.batch_env(batch.id, result.refresh_started_at),
                     },
                 )  # fmt: skip
-                views = plan_views(topology, lock.fence, batch.id, build)
+                views, lookups = plan_build(topology, lock.fence, batch.id, build)
                 with hash_keys.provided(topology.warehouse, bool(hashed)):
-                    outcome = merge(views.build, queue_rows, batch.id)
+                    outcome = merge(lookups.apply(views.build), queue_rows, batch.id)
             with batch.step("ledger"):
-                stats = record_merged(topology, lock.fence, batch.id, outcome.invocation_id, views)
+                stats = record_merged(
+                    topology, lock.fence, batch.id, outcome.invocation_id, views, lookups
+                )
             with batch.step("analytics copy"):
                 analytics = publish_analytics_copy(topology, settings)
 

@@ -26,12 +26,10 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from exigo_sync.dbt_runner import DEFAULT_SELECT
 
 if TYPE_CHECKING:
     from exigo_sync.dbt_runner import BatchBuild
@@ -116,15 +114,6 @@ class ViewsPlan:
         return "recreated if this batch's dbt selection reaches them"
 
 
-def _creates_every_view(build: BatchBuild) -> bool:
-    """The default selection, less data tests at most: a build that creates every view."""
-    excluded = (build.exclude or "").split()
-    return build.select in (None, DEFAULT_SELECT) and all(
-        selector == "resource_type:test" or selector.startswith("test_name:")
-        for selector in excluded
-    )
-
-
 def plan_for_batch(ledger: Ledger, batch_id: int, build: BatchBuild) -> ViewsPlan:
     """Leave the views alone when nothing that makes them changed since the last batch that
     created them was merged; otherwise mark them pending in the ledger before dbt runs."""
@@ -135,23 +124,16 @@ def plan_for_batch(ledger: Ledger, batch_id: int, build: BatchBuild) -> ViewsPla
         dbt_vars=build.dbt_vars(),
         skipped_dirs=(invocation.target_path, invocation.log_path),
     )
-    default = _creates_every_view(build)
+    default = build.routine
     unchanged = definitions.fingerprint(ledger.present_views(VIEW_SCHEMAS)) == (
-        ledger.last_views_fingerprint()
+        ledger.last_fingerprint("views")
     )
     if default and unchanged:
-        # Indirect selection `empty`: the exclusion drops the views and not their data tests
-        # (dbt's default drops a test with any parent excluded). The selection loses nothing:
-        # `<tag>+` reaches every test below staging as a child, and every other exclusion a
-        # batch that leaves the views alone may have names data tests themselves.
-        leave_alone = replace(
-            build,
-            exclude=f"{build.exclude or ''} {LEAVE_VIEWS_ALONE}".strip(),
-            indirect_selection="empty",
-        )
+        # Their data tests still run, against the views as they are (BatchBuild.leaving_out).
+        leave_alone = build.leaving_out(LEAVE_VIEWS_ALONE)
         return ViewsPlan(leave_alone, definitions, recreate=False, records=False)
     if not unchanged:
-        ledger.mark_views_pending(batch_id)
+        ledger.mark_pending(batch_id, "views")
     return ViewsPlan(build, definitions, recreate=True, records=default)
 
 

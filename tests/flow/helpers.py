@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Mapping
@@ -204,6 +205,20 @@ def copy_files(src: SyncEnv, dst: SyncEnv) -> None:
             shutil.copytree(path, copied, symlinks=True)
         else:
             shutil.copyfile(path, copied)
+
+
+def nodes_run(env: SyncEnv, resource_type: str) -> set[str]:
+    """The nodes of a type (model, test) the last batch's dbt build ran, by name."""
+    results = json.loads((env.root / "dbt-target" / "run_results.json").read_text())["results"]
+    return {
+        r["unique_id"].split(".")[2]
+        for r in results
+        if r["unique_id"].startswith(f"{resource_type}.")
+    }
+
+
+def models_run(env: SyncEnv) -> set[str]:
+    return nodes_run(env, "model")
 
 
 def advance(env: SyncEnv, hours: float) -> None:

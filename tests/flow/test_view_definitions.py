@@ -4,32 +4,17 @@ warehouse's own views."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import duckdb
 import pytest
 
 from exigo_sync.settings import REPO_ROOT
-from tests.flow.helpers import SyncEnv, advance, with_marts
+from tests.flow.helpers import SyncEnv, advance, models_run, nodes_run, with_marts
 
 MART_VIEWS = {p.stem for p in (REPO_ROOT / "dbt_project" / "models" / "marts").glob("*.sql")}
 # fct_payments with one more column: another definition of the same view.
 PROBE = "p.batch_id,\n    1 as exigo_probe"
-
-
-def nodes_run(env: SyncEnv, resource_type: str) -> set[str]:
-    """The nodes of a type (model, test) the last batch's dbt build ran, by name."""
-    results = json.loads((env.root / "dbt-target" / "run_results.json").read_text())["results"]
-    return {
-        r["unique_id"].split(".")[2]
-        for r in results
-        if r["unique_id"].startswith(f"{resource_type}.")
-    }
-
-
-def models_run(env: SyncEnv) -> set[str]:
-    return nodes_run(env, "model")
 
 
 def fct_payments_columns(env: SyncEnv) -> set[str]:

@@ -157,25 +157,33 @@ def test_l2_a_failed_batch_leaves_the_watermark(warehouse: Target) -> None:
         assert led.watermark() == REFRESHED
 
 
-def test_views_record_pending_until_merged_and_the_views_present(warehouse: Target) -> None:
-    """What view_definitions reads and writes: the last record wins (a `pending` mark of a batch
-    not merged included), a merged batch that left the views alone records nothing, and the
-    views the warehouse holds are listed by schema."""
+@pytest.mark.parametrize("part", sorted(q.FINGERPRINTS))
+def test_fingerprints_record_pending_until_merged(warehouse: Target, part: str) -> None:
+    """What view_definitions and lookup_contents read and write, for each part: the last record
+    wins (a `pending` mark of a batch not merged included), a merged batch that left the part
+    alone records nothing, and each part's record is its own."""
+    other = next(p for p in q.FINGERPRINTS if p != part)
     with Ledger.open(warehouse) as led:
-        assert led.last_views_fingerprint() is None
+        assert led.last_fingerprint(part) is None
         first = _start(led)
-        led.mark_views_pending(first)
+        led.mark_pending(first, part)
         led.mark_refreshed(first, _refresh(REFRESHED))
-        assert led.last_views_fingerprint() == q.VIEWS_PENDING
-        led.mark_merged(first, "inv-1", [], views_fingerprint="f" * 64)
-        assert led.last_views_fingerprint() == "f" * 64
-        assert _merged(led, REFRESHED + timedelta(hours=1)) > first  # left the views alone
-        assert led.last_views_fingerprint() == "f" * 64
+        assert led.last_fingerprint(part) == q.PENDING
+        assert led.last_fingerprint(other) is None
+        led.mark_merged(first, "inv-1", [], {part: "f" * 64})
+        assert led.last_fingerprint(part) == "f" * 64
+        assert _merged(led, REFRESHED + timedelta(hours=1)) > first  # left the part alone
+        assert led.last_fingerprint(part) == "f" * 64
         failed = _start(led, start=REFRESHED)
-        led.mark_views_pending(failed)
-        led.mark_failed(failed, "died after recreating the views")
-        assert led.last_views_fingerprint() == q.VIEWS_PENDING
+        led.mark_pending(failed, part)
+        led.mark_failed(failed, f"died after building the {part}")
+        assert led.last_fingerprint(part) == q.PENDING
+        assert led.last_fingerprint(other) is None
 
+
+def test_present_views(warehouse: Target) -> None:
+    """The views the warehouse holds, listed by schema (view_definitions' fingerprint)."""
+    with Ledger.open(warehouse) as led:
         assert led.present_views(["exigo_sync"]) == []
         led.con.execute(
             "CREATE VIEW exigo_sync.last_batch AS SELECT batch_id FROM exigo_sync.batches"

@@ -38,6 +38,9 @@ def ledger_statements() -> dict[str, str]:
         out[f"tie_stats({entity.name})"] = ledger_sql.tie_stats(entity)
     out["reject_stats"] = ledger_sql.reject_stats("exigo_staging")
     out["present_views"] = ledger_sql.present_views(2)
+    for part in ledger_sql.FINGERPRINTS:
+        out[f"mark_fingerprint({part})"] = ledger_sql.mark_fingerprint(part)
+        out[f"last_fingerprint({part})"] = ledger_sql.last_fingerprint(part)
     return out
 
 

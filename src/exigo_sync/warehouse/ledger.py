@@ -13,7 +13,7 @@ process per file, and dbt must be able to open the warehouse between the flow's 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -319,29 +319,30 @@ class Ledger:
         batch_id: int,
         invocation_id: str | None,
         stats: list[EntityStats],
-        views_fingerprint: str | None = None,
+        fingerprints: Mapping[str, str] | None = None,
     ) -> None:
         """Statistics and the `merged` status in one transaction: the watermark moves only
-        here (L2). `views_fingerprint`: the views the batch recreated (view_definitions)."""
+        here (L2). `fingerprints`: per part of the build (q.FINGERPRINTS), what the batch built
+        it from (view_definitions, lookup_contents)."""
         with self.con.transaction():
             # The status first: a run that lost its lock writes nothing, statistics included.
             self._write(q.MARK_MERGED, [invocation_id, utcnow(), batch_id], what="mark merged")
-            if views_fingerprint is not None:
-                self.con.execute(q.MARK_VIEWS, [views_fingerprint, batch_id])
+            for part, value in (fingerprints or {}).items():
+                self.con.execute(q.mark_fingerprint(part), [value, batch_id])
             self.con.execute(q.DELETE_STATS, [batch_id])
             for s in stats:
                 self.con.execute(
                     q.INSERT_STATS, [batch_id, *(getattr(s, c) for c in q.STATS_COLUMNS)]
                 )
 
-    def mark_views_pending(self, batch_id: int) -> None:
-        """The batch is about to recreate the views: until it is merged, the next batch cannot
-        know what they hold (view_definitions)."""
-        self._write(q.MARK_VIEWS, [q.VIEWS_PENDING, batch_id], what="mark views pending")
+    def mark_pending(self, batch_id: int, part: str) -> None:
+        """The batch is about to build `part` (q.FINGERPRINTS): until it is merged, the next
+        batch cannot know what that part holds, and builds it again."""
+        self._write(q.mark_fingerprint(part), [q.PENDING, batch_id], what=f"mark {part} pending")
 
-    def last_views_fingerprint(self) -> str | None:
-        """What the last batch that recreated the views recorded (`pending`: not merged)."""
-        row = self.con.execute(q.LAST_VIEWS_FINGERPRINT).fetchone()
+    def last_fingerprint(self, part: str) -> str | None:
+        """What the last batch that built `part` recorded (`pending`: it was not merged)."""
+        row = self.con.execute(q.last_fingerprint(part)).fetchone()
         return row[0] if row else None
 
     def present_views(self, schemas: Sequence[str]) -> list[tuple[str, str, str]]:

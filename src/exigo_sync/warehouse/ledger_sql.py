@@ -80,9 +80,11 @@ ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("utc_offset_seconds", "big"),
         ("data_high_water", "ts"),
         ("resume_at", "ts"),
-        # The views (marts) a batch recreated: `pending` from before its dbt build until it is
-        # merged, then the fingerprint of their definitions (exigo_sync.view_definitions).
+        # The parts of a batch's build that the next batch may leave out (FINGERPRINTS): the
+        # views it recreated, the lookups it merged. `pending` from before its dbt build until it
+        # is merged, then the fingerprint of what it built them from.
         ("views_fingerprint", "txt"),
+        ("lookups_fingerprint", "txt"),
     ),
     "batch_entity_stats": (
         ("reopened", "int"),  # keys back at the source after a deletion version (H7)
@@ -179,12 +181,23 @@ WHERE batch_id = ? AND status IN ('refreshing', 'refreshed')"""
 MARK_MERGED = f"""UPDATE {BATCHES} SET status = 'merged', dbt_invocation_id = ?, finished_at = ?
 WHERE batch_id = ? AND status = 'refreshed'"""
 
-VIEWS_PENDING = "pending"
-MARK_VIEWS = f"""UPDATE {BATCHES} SET views_fingerprint = ? WHERE batch_id = ?"""
+# What a batch records of the parts of its build the next batch may leave out, by part: the
+# views (exigo_sync.view_definitions) and the lookups (exigo_sync.lookup_contents).
+FINGERPRINTS = {"views": "views_fingerprint", "lookups": "lookups_fingerprint"}
+PENDING = "pending"
 
-# The views as the last batch that recreated them left them (`pending`: it was not merged).
-LAST_VIEWS_FINGERPRINT = f"""SELECT views_fingerprint FROM {BATCHES}
-WHERE batch_id = (SELECT max(batch_id) FROM {BATCHES} WHERE views_fingerprint IS NOT NULL)"""
+
+def mark_fingerprint(part: str) -> str:
+    """Record a batch's fingerprint of `part`. Parameters: fingerprint, batch_id."""
+    return f"UPDATE {BATCHES} SET {FINGERPRINTS[part]} = ? WHERE batch_id = ?"
+
+
+def last_fingerprint(part: str) -> str:
+    """`part` as the last batch that built it left it (`pending`: it was not merged)."""
+    column = FINGERPRINTS[part]
+    return f"""SELECT {column} FROM {BATCHES}
+WHERE batch_id = (SELECT max(batch_id) FROM {BATCHES} WHERE {column} IS NOT NULL)"""
+
 
 _PRESENT_VIEWS = """SELECT table_catalog, table_schema, table_name FROM information_schema.tables
 WHERE table_type = 'VIEW' AND table_schema IN ({schemas})"""
@@ -231,7 +244,7 @@ BATCH_COLUMNS = (
     "batch_id", "flow_run_id", "target", "window_kind", "requested_start",
     "refresh_started_at", "refresh_finished_at", *ROW_COLUMNS.values(),
     "status", "dbt_invocation_id", "error", "started_at", "finished_at", "reconciled",
-    "utc_offset_seconds", "data_high_water", "resume_at", "views_fingerprint",
+    "utc_offset_seconds", "data_high_water", "resume_at", *FINGERPRINTS.values(),
 )  # fmt: skip
 
 # The last N batches, newest first (no LIMIT/TOP: both dialects differ there).
