@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from exigo_sync.dbt_runner import DbtBuildFailed, build_args, judge
+from exigo_sync.dbt_runner import (
+    BatchBuild,
+    DbtBuildFailed,
+    DbtInvocation,
+    build_args,
+    judge,
+    merge_models,
+)
 from exigo_sync.settings import Settings
 
 
@@ -54,6 +61,37 @@ def test_l2_dbt_success_judged_from_results() -> None:
         judge(_results(), exit_code=0)
     with pytest.raises(DbtBuildFailed, match=r"no run_results\.json"):
         judge(None, exit_code=2)
+
+
+def test_l2_a_build_leaving_unchanged_lookups_out_needs_every_other_merge_model(tmp_path) -> None:
+    """Only a routine build (the default selection, data tests excluded at most) may leave
+    parts out; each part it leaves out adds its selector, with indirect selection `empty`
+    (the views' data tests still run), and its entities' merge models are no longer required."""
+    where = DbtInvocation(tmp_path, tmp_path, "duckdb", tmp_path / "t", tmp_path / "l")
+    routine = BatchBuild(where, {}, exclude="resource_type:test test_name:unique")
+    assert routine.routine and BatchBuild(where, {}).routine
+    assert not BatchBuild(where, {}, select="tag:exigo_history+").routine
+    assert not BatchBuild(where, {}, exclude="tag:exigo_marts").routine
+    lean = routine.leaving_out("config.materialized:view").leaving_out(
+        "tag:exigo_lookups", unchanged_entities=("order_statuses",)
+    )
+    args = lean.args()
+    excluded = args[args.index("--exclude") + 1 : args.index("--indirect-selection")]
+    assert excluded[:4] == [
+        "resource_type:test", "test_name:unique", "config.materialized:view", "tag:exigo_lookups"
+    ]  # fmt: skip
+    assert args[args.index("--indirect-selection") + 1] == "empty"
+    assert args.count("--indirect-selection") == 1
+    required = merge_models(unchanged=lean.unchanged_entities)
+    assert "order_statuses_history" not in required and "orders_current" in required
+    assert set(merge_models()) - set(required) == {
+        "order_statuses_history",
+        "order_statuses_current",
+    }
+    results = _results(*((f"model.exigo_sync.{name}", "success") for name in required))
+    assert judge(results, exit_code=0, required=required).invocation_id == "inv-1"
+    with pytest.raises(DbtBuildFailed, match="order_statuses_history"):
+        judge(results, exit_code=0, required=merge_models())
 
 
 def test_a_large_duckdb_batch_runs_dbt_on_one_thread() -> None:

@@ -9,7 +9,7 @@ import json
 
 import yaml
 
-from exigo_sync.catalog import REPLICATED_TABLES
+from exigo_sync.catalog import LOOKUP_ENTITY_NAMES, LOOKUPS_TAG, REPLICATED_TABLES
 from exigo_sync.naming import column_name
 from tests.dbt.helpers import PROJECT_DIR, failures
 
@@ -197,3 +197,29 @@ def test_every_dispatched_macro_has_a_sqlserver_implementation(dbt_env):
     )
     missing = sorted(n for n in dispatched if f"sqlserver__{n}" not in ours)
     assert not missing, f"no sqlserver__ implementation for {missing}"
+
+
+def test_lookups_tag_names_their_models_and_every_test_on_them_alone(dbt_env):
+    """A batch leaves the lookups out by one tag (exigo_sync.lookup_contents): it must name each
+    lookup's models and every data test whose parents are all lookup models (a test takes no
+    tags from its model, so the generated YAML tags each), and nothing else."""
+    res = dbt_env.invoke("parse")
+    assert res.success, failures(res)
+    manifest = json.loads((dbt_env.target_path / "manifest.json").read_text())
+    lookup_models = {
+        f"model.exigo_sync.{name}"
+        for entity in LOOKUP_ENTITY_NAMES
+        for name in (f"stg_exigo__{entity}", f"{entity}_history", f"{entity}_current")
+    }
+    tagged, on_lookups = set(), set()
+    for uid, node in manifest["nodes"].items():
+        if LOOKUPS_TAG in node["tags"]:
+            tagged.add(uid)
+        parents = set(node.get("depends_on", {}).get("nodes", []))
+        if uid in lookup_models or (
+            node["resource_type"] == "test" and parents and parents <= lookup_models
+        ):
+            on_lookups.add(uid)
+    assert lookup_models <= manifest["nodes"].keys()
+    assert sum(uid.startswith("test.") for uid in on_lookups) >= 3 * len(LOOKUP_ENTITY_NAMES)
+    assert tagged == on_lookups
