@@ -7,7 +7,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from exigo_sync.catalog import LOOKUP_ENTITY_NAMES
+from exigo_sync.catalog import LOOKUP_ENTITY_NAMES, LOOKUP_TABLES
+from exigo_sync.naming import column_name, entity_name
 from tests.flow.helpers import SyncEnv, advance, models_run, nodes_run, with_marts
 
 LOOKUP_MODELS = {
@@ -44,6 +45,19 @@ def shipped_in_warehouse(env: SyncEnv) -> tuple[str, str]:
     return current, history
 
 
+def assert_t1_lookups_are_the_sources(env: SyncEnv) -> None:
+    """T1 for the lookups: each one's live current state is, row for row, the source's."""
+    for table, spec in LOOKUP_TABLES.items():
+        names = [c.name for c in spec.columns]
+        source = env.query(env.source, f'SELECT {", ".join(names)} FROM dbo."{table}"')
+        current = env.query(
+            env.warehouse,
+            f"SELECT {', '.join(column_name(n) for n in names)} "
+            f"FROM exigo_current.{entity_name(table)}_current WHERE NOT is_deleted",
+        )
+        assert sorted(current) == sorted(source), table
+
+
 def test_lookups_are_merged_only_when_they_may_have_changed(
     merged_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -56,6 +70,7 @@ def test_lookups_are_merged_only_when_they_may_have_changed(
     env.run_ok()
     assert models_run(env) >= LOOKUP_MODELS
     assert len(env.batches()[-1]["lookups_fingerprint"]) == 64
+    assert_t1_lookups_are_the_sources(env)
 
     # Nothing changed in them: the next batch leaves their models and their tests out, and is
     # merged. Its build is the default one, data tests too: the others' tests still run.
@@ -70,6 +85,7 @@ def test_lookups_are_merged_only_when_they_may_have_changed(
     assert not any(entity in t for t in tests for entity in LOOKUP_ENTITY_NAMES), tests
     last = env.batches()[-1]
     assert (last["status"], last["lookups_fingerprint"]) == ("merged", None)
+    assert_t1_lookups_are_the_sources(env)
 
     # A status renamed at the source: the next batch merges the lookups again.
     rename_shipped(env, "Shipped to the customer")
@@ -96,3 +112,20 @@ def test_lookups_are_merged_only_when_they_may_have_changed(
     assert models_run(env) >= LOOKUP_MODELS
     assert shipped_in_warehouse(env) == ("Shipped to the customer",) * 2
     assert len(env.batches()[-1]["lookups_fingerprint"]) == 64
+    assert_t1_lookups_are_the_sources(env)
+
+    # A payment type added and a customer type removed at the source: merged, the removed one
+    # flagged deleted in current state.
+    with duckdb.connect(str(env.source)) as con:
+        con.execute("INSERT INTO dbo.PaymentTypes VALUES (99, 'Store credit')")
+        [(removed,)] = con.execute("SELECT max(CustomerTypeID) FROM dbo.CustomerTypes").fetchall()
+        con.execute("DELETE FROM dbo.CustomerTypes WHERE CustomerTypeID = ?", [removed])
+    advance(env, 1)
+    env.run_ok()
+    assert models_run(env) >= LOOKUP_MODELS
+    assert_t1_lookups_are_the_sources(env)
+    assert env.query(
+        env.warehouse,
+        "SELECT is_deleted FROM exigo_current.customer_types_current WHERE customer_type_id = ?",
+        [removed],
+    ) == [(True,)]
