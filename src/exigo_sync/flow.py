@@ -201,9 +201,9 @@ def plan_build(
 ) -> tuple[ViewsPlan, LookupsPlan]:
     """The views (marts) are recreated only when their definition may have changed
     (view_definitions); the lookups are merged only when they may have (lookup_contents)."""
-    landed_lookups = landing.lookups_digest(topology.warehouse)
     with Ledger.open(topology.warehouse, fence=fence) as ledger:
         views = view_definitions.plan_for_batch(ledger, batch_id, build)
+        landed_lookups = landing.lookups_digest(ledger.con)
         lookups = lookup_contents.plan_for_batch(
             ledger, batch_id, build, landed_lookups, views.definitions
         )

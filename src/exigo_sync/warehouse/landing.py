@@ -400,19 +400,18 @@ def data_high_water(warehouse: Target, not_after: datetime) -> datetime | None:
     return max(latest) if latest else None
 
 
-def lookups_digest(warehouse: Target) -> str:
+def lookups_digest(con: WarehouseConnection) -> str:
     """A digest of the lookups the landing holds now: each one's columns (names and types, in
     order) and every row, in key order. Equal digests: the same lookups, value for value."""
     digest = hashlib.sha256()
-    with connected(warehouse) as con:
-        writer = _WRITERS[engine(warehouse)](con)
-        for name, table in LOOKUP_TABLES.items():
-            keys = ", ".join(writer.quote(k) for k in table.key)
-            cursor = con.execute(f"SELECT * FROM {DBO_SCHEMA}.{writer.quote(name)} ORDER BY {keys}")
-            columns = [(d[0], str(d[1])) for d in cursor.description]
-            digest.update(repr((name, columns)).encode())
-            for row in cursor.fetchall():
-                digest.update(repr(tuple(row)).encode())
+    writer = _WRITERS[con.engine](con)
+    for name, table in LOOKUP_TABLES.items():
+        keys = ", ".join(writer.quote(k) for k in table.key)
+        cursor = con.execute(f"SELECT * FROM {DBO_SCHEMA}.{writer.quote(name)} ORDER BY {keys}")
+        columns = [(d[0], str(d[1])) for d in cursor.description]
+        digest.update(repr((name, columns)).encode())
+        for row in cursor.fetchall():
+            digest.update(repr(tuple(row)).encode())
     return digest.hexdigest()
 
 
