@@ -87,12 +87,23 @@ def test_lookups_are_merged_only_when_they_may_have_changed(
     assert (last["status"], last["lookups_fingerprint"]) == ("merged", None)
     assert_t1_lookups_are_the_sources(env)
 
-    # A status renamed at the source: the next batch merges the lookups again.
+    # A status renamed, a payment type added and a customer type removed at the source: the
+    # next batch merges the lookups again, the removed one flagged deleted in current state.
     rename_shipped(env, "Shipped to the customer")
+    with duckdb.connect(str(env.source)) as con:
+        con.execute("INSERT INTO dbo.PaymentTypes VALUES (99, 'Store credit')")
+        [(removed,)] = con.execute("SELECT max(CustomerTypeID) FROM dbo.CustomerTypes").fetchall()
+        con.execute("DELETE FROM dbo.CustomerTypes WHERE CustomerTypeID = ?", [removed])
     advance(env, 1)
     env.run_ok()
     assert models_run(env) >= LOOKUP_MODELS
     assert shipped_in_warehouse(env) == ("Shipped to the customer",) * 2
+    assert_t1_lookups_are_the_sources(env)
+    assert env.query(
+        env.warehouse,
+        "SELECT is_deleted FROM exigo_current.customer_types_current WHERE customer_type_id = ?",
+        [removed],
+    ) == [(True,)]
 
     # Renamed again, in a batch that dies between history and current state: history holds
     # the new name, current state the old one, and the ledger `pending`.
@@ -113,19 +124,3 @@ def test_lookups_are_merged_only_when_they_may_have_changed(
     assert shipped_in_warehouse(env) == ("Shipped to the customer",) * 2
     assert len(env.batches()[-1]["lookups_fingerprint"]) == 64
     assert_t1_lookups_are_the_sources(env)
-
-    # A payment type added and a customer type removed at the source: merged, the removed one
-    # flagged deleted in current state.
-    with duckdb.connect(str(env.source)) as con:
-        con.execute("INSERT INTO dbo.PaymentTypes VALUES (99, 'Store credit')")
-        [(removed,)] = con.execute("SELECT max(CustomerTypeID) FROM dbo.CustomerTypes").fetchall()
-        con.execute("DELETE FROM dbo.CustomerTypes WHERE CustomerTypeID = ?", [removed])
-    advance(env, 1)
-    env.run_ok()
-    assert models_run(env) >= LOOKUP_MODELS
-    assert_t1_lookups_are_the_sources(env)
-    assert env.query(
-        env.warehouse,
-        "SELECT is_deleted FROM exigo_current.customer_types_current WHERE customer_type_id = ?",
-        [removed],
-    ) == [(True,)]
