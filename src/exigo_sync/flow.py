@@ -203,10 +203,7 @@ def plan_build(
     (view_definitions); the lookups are merged only when they may have (lookup_contents)."""
     with Ledger.open(topology.warehouse, fence=fence) as ledger:
         views = view_definitions.plan_for_batch(ledger, batch_id, build)
-        landed_lookups = landing.lookups_digest(ledger.con)
-        lookups = lookup_contents.plan_for_batch(
-            ledger, batch_id, build, landed_lookups, views.definitions
-        )
+        lookups = lookup_contents.plan_for_batch(ledger, batch_id, build, views.definitions)
     get_run_logger().info(
         "batch %d: the views are %s; the lookups are %s",
         batch_id, views.describe(), lookups.describe(),
@@ -353,7 +350,7 @@ def exigo_sync(
                 )  # fmt: skip
                 views, lookups = plan_build(topology, lock.fence, batch.id, build)
                 with hash_keys.provided(topology.warehouse, bool(hashed)):
-                    outcome = merge(lookups.apply(views.build), queue_rows, batch.id)
+                    outcome = merge(lookups.apply(views.apply(build)), queue_rows, batch.id)
             with batch.step("ledger"):
                 stats = record_merged(
                     topology, lock.fence, batch.id, outcome.invocation_id, views, lookups

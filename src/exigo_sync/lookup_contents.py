@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from exigo_sync.catalog import LOOKUP_ENTITY_NAMES, LOOKUPS_TAG
+from exigo_sync.warehouse import landing
 
 if TYPE_CHECKING:
     from exigo_sync.dbt_runner import BatchBuild
@@ -43,7 +44,9 @@ LEAVE_LOOKUPS_OUT = f"tag:{LOOKUPS_TAG}"
 class LookupsPlan:
     """Whether a batch merges the lookups, and what it records once merged."""
 
-    fingerprint: str  # of the landed lookups with the definitions that merge them
+    # Of the landed lookups with the definitions that merge them (None: not read, the build is
+    # not routine).
+    fingerprint: str | None
     merge: bool
     # Only a routine build (which merges every lookup) records its fingerprint once merged.
     records: bool
@@ -68,16 +71,19 @@ def fingerprint(landed_digest: str, definitions: Definitions) -> str:
 
 
 def plan_for_batch(
-    ledger: Ledger, batch_id: int, build: BatchBuild, landed_digest: str, definitions: Definitions
+    ledger: Ledger, batch_id: int, build: BatchBuild, definitions: Definitions
 ) -> LookupsPlan:
     """Leave the lookups out when they and what merges them are as the last batch that merged
-    them had them; otherwise mark them pending in the ledger before dbt runs."""
-    found = fingerprint(landed_digest, definitions)
-    routine = build.routine
-    if routine and found == ledger.last_fingerprint("lookups"):
+    them had them; otherwise mark them pending in the ledger before dbt runs. Only a routine
+    build reads the landed lookups: any other merges them and records nothing."""
+    if not build.routine:
+        ledger.mark_pending(batch_id, "lookups")
+        return LookupsPlan(None, merge=True, records=False)
+    found = fingerprint(landing.lookups_digest(ledger.con), definitions)
+    if found == ledger.last_fingerprint("lookups"):
         return LookupsPlan(found, merge=False, records=False)
     ledger.mark_pending(batch_id, "lookups")
-    return LookupsPlan(found, merge=True, records=routine)
+    return LookupsPlan(found, merge=True, records=True)
 
 
 def fingerprint_after_merge(plan: LookupsPlan) -> str | None:

@@ -99,12 +99,16 @@ class Definitions:
 class ViewsPlan:
     """What a batch's dbt build does with the views, and what the batch records once merged."""
 
-    build: BatchBuild  # the batch's build, leaving the views alone or not
     definitions: Definitions
     recreate: bool
     # A merged batch records the fingerprint of the views it created: only a build of the
     # default selection, which creates every view.
     records: bool
+
+    def apply(self, build: BatchBuild) -> BatchBuild:
+        """`build`, leaving the views alone unless this batch recreates them. Their data tests
+        still run, against the views as they are (BatchBuild.leaving_out)."""
+        return build if self.recreate else build.leaving_out(LEAVE_VIEWS_ALONE)
 
     def describe(self) -> str:
         if not self.recreate:
@@ -129,12 +133,10 @@ def plan_for_batch(ledger: Ledger, batch_id: int, build: BatchBuild) -> ViewsPla
         ledger.last_fingerprint("views")
     )
     if default and unchanged:
-        # Their data tests still run, against the views as they are (BatchBuild.leaving_out).
-        leave_alone = build.leaving_out(LEAVE_VIEWS_ALONE)
-        return ViewsPlan(leave_alone, definitions, recreate=False, records=False)
+        return ViewsPlan(definitions, recreate=False, records=False)
     if not unchanged:
         ledger.mark_pending(batch_id, "views")
-    return ViewsPlan(build, definitions, recreate=True, records=default)
+    return ViewsPlan(definitions, recreate=True, records=default)
 
 
 def fingerprint_after_merge(ledger: Ledger, plan: ViewsPlan) -> str | None:
